@@ -1,0 +1,104 @@
+"""The ``arbstream`` command line (contracts.md §7, §8)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from arbstream import __version__
+from arbstream.replay import replay as run_replay
+from streams.config import Config, load_config
+from streams.engine import Engine
+from streams.errors import ArbstreamError
+
+#: Exit status for a config that cannot be used.
+EXIT_CONFIG = 2
+
+
+def _load_config_or_exit(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ArbstreamError as exc:
+        click.echo(f"arbstream: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="arbstream")
+def main() -> None:
+    """Cross-venue spread and arbitrage monitor on Kafka."""
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--output", "-o", "output_path", type=click.Path(dir_okay=False, writable=True), default=None
+)
+def replay(input_path: str, config_path: str, output_path: str | None) -> None:
+    """Replay INPUT (JSONL, '-' for stdin) through the engine; write outputs as JSONL."""
+    config = _load_config_or_exit(config_path)  # before any input is read
+    engine = Engine(config)
+    with ExitStack() as stack:
+        if input_path == "-":
+            lines: BinaryIO = sys.stdin.buffer
+            total = None
+        else:
+            try:
+                lines = stack.enter_context(open(input_path, "rb"))  # noqa: SIM115
+            except OSError as exc:
+                raise click.FileError(input_path, exc.strerror) from None
+            total = os.fstat(lines.fileno()).st_size if Path(input_path).is_file() else None
+        if output_path is None or output_path == "-":
+            out: BinaryIO = sys.stdout.buffer
+        else:
+            out = stack.enter_context(open(output_path, "wb"))  # noqa: SIM115
+        progress = None
+        if total is not None and sys.stderr.isatty():
+            progress = stack.enter_context(_progress_bar(total, input_path))
+        summary = run_replay(lines, engine, out, progress)
+    click.echo(summary.line(), err=True)
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function
+    """A rich progress bar over the input's bytes, on stderr."""
+
+    def __init__(self, total: int, name: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(f"replay {Path(name).name}", total=total)
+
+    def __enter__(self) -> _progress_bar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+
+if __name__ == "__main__":
+    main()

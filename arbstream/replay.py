@@ -1,0 +1,88 @@
+"""``arbstream replay``: run the engine over a JSONL file (contracts.md §7).
+
+A thin shell: read lines, hand each to :class:`streams.Engine`, write every output
+record as one JSON line. Progress and the summary go to stderr, records to stdout or
+the output file, so the output stays a clean JSONL stream.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import orjson
+
+from streams.engine import Engine
+
+#: Output records are written in chunks of this many bytes.
+WRITE_CHUNK = 1 << 16
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay read and wrote."""
+
+    records_in: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    spreads: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        rejected = sum(self.rejected.values())
+        by_reason = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()))
+        signals = sum(self.signals.values())
+        by_kind = ", ".join(f"{k} {n}" for k, n in sorted(self.signals.items()))
+        return (
+            f"replay: {self.records_in} records in; {rejected} rejected"
+            + (f" ({by_reason})" if by_reason else "")
+            + f"; {self.spreads} spreads; {signals} signals"
+            + (f" ({by_kind})" if by_kind else "")
+        )
+
+
+def replay(
+    lines: Iterable[bytes],
+    engine: Engine,
+    out: BinaryIO,
+    progress: Callable[[int], None] | None = None,
+) -> ReplaySummary:
+    """Feed ``lines`` (with their line terminators) to ``engine``; write outputs to ``out``.
+
+    ``progress`` is called with the number of bytes consumed since the last call.
+    """
+    summary = ReplaySummary()
+    dumps = orjson.dumps
+    buf: list[bytes] = []
+    size = 0
+    pending_progress = 0
+    for lineno, line in enumerate(lines, start=1):
+        pending_progress += len(line)
+        record = line.rstrip(b"\r\n")
+        if not record.strip():
+            continue  # blank lines are skipped but still counted as lines
+        summary.records_in += 1
+        for stream, _key, rec in engine.process(record, {"line": lineno}):
+            data = dumps(rec)
+            buf.append(data)
+            size += len(data) + 1
+            if stream == "spreads":
+                summary.spreads += 1
+            elif stream == "signals":
+                summary.signals[f"{rec['kind']}.{rec['event']}"] += 1
+            else:
+                summary.rejected[rec["reason"]] += 1
+        if size >= WRITE_CHUNK:
+            out.write(b"\n".join(buf) + b"\n")
+            buf.clear()
+            size = 0
+            if progress is not None:
+                progress(pending_progress)
+                pending_progress = 0
+    if buf:
+        out.write(b"\n".join(buf) + b"\n")
+    if progress is not None and pending_progress:
+        progress(pending_progress)
+    out.flush()
+    return summary

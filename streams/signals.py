@@ -1,0 +1,143 @@
+"""The arbitrage route and wide-market state machines (contracts.md §4).
+
+Both are pure functions of (state, inputs) that mutate the state and return the signal
+record to emit, or None. The engine adds ``instrument`` and routes the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from streams.config import ArbSettings, Route, WideSettings
+
+IDLE: Final = 0
+PENDING: Final = 1
+OPEN: Final = 2
+
+
+class ArbRoute:
+    """Lifecycle state of one route of one instrument."""
+
+    __slots__ = ("last_net", "opened_ts", "peak", "state")
+
+    def __init__(self) -> None:
+        self.state = IDLE
+        self.opened_ts = 0  # pending since / opened at (t0)
+        self.peak = 0.0
+        self.last_net = 0.0  # net of the last open or update emitted
+
+    def to_state(self) -> list[Any]:
+        return [self.state, self.opened_ts, self.peak, self.last_net]
+
+    @classmethod
+    def from_state(cls, data: list[Any]) -> ArbRoute:
+        r = cls()
+        state, opened, peak, last = data
+        if state not in (IDLE, PENDING, OPEN):
+            raise ValueError(f"bad route state {state!r}")
+        r.state, r.opened_ts, r.peak, r.last_net = int(state), int(opened), float(peak), float(last)
+        return r
+
+
+def evaluate_route(
+    r: ArbRoute,
+    route: Route,
+    arb: ArbSettings,
+    fees_bps: float,
+    buy_ask: float,
+    sell_bid: float,
+    eligible: bool,
+    t: int,
+) -> dict[str, Any] | None:
+    """Advance one route on one evaluation; return the signal to emit, if any.
+
+    ``buy_ask`` and ``sell_bid`` are normalised (USD/oz) from the latest quotes, stale
+    or not; ``eligible`` says both legs are quoted and fresh at ``t``.
+    """
+    gross = sell_bid - buy_ask
+    net = gross - (route.cost_usd + (route.cost_bps + fees_bps) / 10000.0 * buy_ask)
+    state = r.state
+    if state == IDLE:
+        if not eligible or net < arb.open_usd:
+            return None
+        r.state = state = PENDING
+        r.opened_ts = t  # then the pending row applies at once
+    if state == PENDING:
+        if not eligible or net < arb.open_usd:
+            r.state = IDLE
+            return None
+        if t - r.opened_ts < arb.persist_ms:
+            return None
+        r.state = OPEN
+        r.peak = r.last_net = net
+        return _arb_record("open", route, r, t, buy_ask, sell_bid, gross, net)
+    # OPEN
+    if not eligible or net < arb.close_usd:
+        r.state = IDLE
+        record = _arb_record("close", route, r, t, buy_ask, sell_bid, gross, net)
+        record["reason"] = "converged" if eligible else "stale"
+        record["duration_ms"] = t - r.opened_ts
+        return record
+    if net > r.peak:
+        r.peak = net
+    if abs(net - r.last_net) >= arb.update_usd:
+        r.last_net = net
+        return _arb_record("update", route, r, t, buy_ask, sell_bid, gross, net)
+    return None
+
+
+def _arb_record(
+    event: str,
+    route: Route,
+    r: ArbRoute,
+    t: int,
+    buy_ask: float,
+    sell_bid: float,
+    gross: float,
+    net: float,
+) -> dict[str, Any]:
+    return {
+        "type": "signal",
+        "kind": "arb",
+        "event": event,
+        "instrument": "",
+        "buy": route.buy,
+        "sell": route.sell,
+        "ts": t,
+        "opened_ts": r.opened_ts,
+        "buy_px": buy_ask,
+        "sell_px": sell_bid,
+        "gross": gross,
+        "net": net,
+        "net_bps": net / buy_ask * 10000.0,
+        "peak_net": r.peak,
+        "reason": None,
+    }
+
+
+def wide_signal(
+    wide_open: set[str], wide: WideSettings, venue: str, bid: float, ask: float, t: int
+) -> dict[str, Any] | None:
+    """Advance the wide-market state of ``venue``; return the signal to emit, if any."""
+    width_bps = (ask - bid) / ((ask + bid) / 2.0) * 10000.0
+    if venue in wide_open:
+        if width_bps >= wide.close_bps:
+            return None
+        wide_open.discard(venue)
+        event = "close"
+    else:
+        if width_bps < wide.open_bps:
+            return None
+        wide_open.add(venue)
+        event = "open"
+    return {
+        "type": "signal",
+        "kind": "wide",
+        "event": event,
+        "instrument": "",
+        "venue": venue,
+        "ts": t,
+        "bid": bid,
+        "ask": ask,
+        "width_bps": width_bps,
+    }

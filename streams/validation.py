@@ -1,0 +1,138 @@
+"""Decoding and stateless validation of input records (contracts.md §2, §3).
+
+The checks that need engine state (``unknown_venue``, ``out_of_order``) live in the
+engine; everything here is a pure function of the bytes. Reasons are checked in the
+contract's order and the first failing one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Final
+
+import orjson
+
+BAD_JSON: Final = "bad_json"
+BAD_TYPE: Final = "bad_type"
+MISSING_FIELD: Final = "missing_field"
+BAD_VALUE: Final = "bad_value"
+CROSSED: Final = "crossed"
+UNKNOWN_VENUE: Final = "unknown_venue"
+OUT_OF_ORDER: Final = "out_of_order"
+#: Every rejection reason, in the order the contract checks them.
+REASONS: Final = (
+    BAD_JSON,
+    BAD_TYPE,
+    MISSING_FIELD,
+    BAD_VALUE,
+    CROSSED,
+    UNKNOWN_VENUE,
+    OUT_OF_ORDER,
+)
+
+QUOTE_FIELDS: Final = ("venue", "instrument", "bid", "ask", "ts")
+FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
+#: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
+MAX_TS: Final = 2**63
+RAW_LIMIT: Final = 4096
+_PAIR = re.compile(r"USD[A-Z]{3}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(raw: bytes | str) -> Any:
+    """Parse one JSON value; raise ValueError when it is not valid JSON.
+
+    orjson is the fast path. It refuses some valid JSON (integers beyond a double's
+    range, and nesting deeper than 1024), so on failure the standard library decides,
+    with NaN/Infinity refused as the JSON grammar says. Input nested deeper than the
+    interpreter's recursion limit is reported as not JSON.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("not valid JSON") from exc
+
+
+def raw_text(raw: bytes | str) -> str:
+    """The input as text for a rejected record: at most RAW_LIMIT characters."""
+    if isinstance(raw, bytes):
+        # Decode no more than needed: a UTF-8 character is at most 4 bytes.
+        raw = raw[: RAW_LIMIT * 4].decode("utf-8", errors="replace")
+    return raw[:RAW_LIMIT]
+
+
+def _is_text(v: object) -> bool:
+    if type(v) is not str or not v:
+        return False
+    if v.isascii():
+        return True
+    try:  # the stdlib fallback admits lone surrogates, which cannot be re-encoded
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _price(v: object) -> float | None:
+    """A finite number > 0 as float, else None (booleans are not numbers)."""
+    t = type(v)
+    if t is float:
+        f: float = v  # type: ignore[assignment]
+        return f if 0.0 < f < math.inf else None
+    if t is int:
+        try:
+            f = float(v)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+        return f if f > 0.0 else None
+    return None
+
+
+def _ts(v: object) -> int | None:
+    if type(v) is int and 0 <= v < MAX_TS:  # type: ignore[operator]
+        return v  # type: ignore[return-value]
+    return None
+
+
+def check(obj: Any) -> tuple[str | None, str, float, float, int]:
+    """Stateless checks of a decoded value.
+
+    Returns ``(reason, type, bid, ask, ts)``; ``reason`` is None when the record passes.
+    """
+    if type(obj) is not dict:
+        return BAD_JSON, "", 0.0, 0.0, 0
+    kind = obj.get("type")
+    if kind == "quote":
+        fields = QUOTE_FIELDS
+    elif kind == "fx":
+        fields = FX_FIELDS
+    else:
+        return BAD_TYPE, "", 0.0, 0.0, 0
+    for field in fields:
+        if field not in obj:
+            return MISSING_FIELD, kind, 0.0, 0.0, 0
+    bid = _price(obj["bid"])
+    ask = _price(obj["ask"])
+    ts = _ts(obj["ts"])
+    if bid is None or ask is None or ts is None:
+        return BAD_VALUE, kind, 0.0, 0.0, 0
+    if kind == "quote":
+        if not (_is_text(obj["venue"]) and _is_text(obj["instrument"])):
+            return BAD_VALUE, kind, 0.0, 0.0, 0
+    else:
+        pair = obj["pair"]
+        if type(pair) is not str or _PAIR.fullmatch(pair) is None:
+            return BAD_VALUE, kind, 0.0, 0.0, 0
+    if ask < bid:
+        return CROSSED, kind, bid, ask, ts
+    return None, kind, bid, ask, ts
