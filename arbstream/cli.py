@@ -9,6 +9,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from arbstream import __version__
 from arbstream.replay import replay as run_replay
@@ -50,14 +58,14 @@ def replay(input_path: str, config_path: str, output_path: str | None) -> None:
             total = None
         else:
             try:
-                lines = stack.enter_context(open(input_path, "rb"))  # noqa: SIM115
+                lines = stack.enter_context(open(input_path, "rb"))
             except OSError as exc:
                 raise click.FileError(input_path, exc.strerror) from None
             total = os.fstat(lines.fileno()).st_size if Path(input_path).is_file() else None
         if output_path is None or output_path == "-":
             out: BinaryIO = sys.stdout.buffer
         else:
-            out = stack.enter_context(open(output_path, "wb"))  # noqa: SIM115
+            out = stack.enter_context(open(output_path, "wb"))
         progress = None
         if total is not None and sys.stderr.isatty():
             progress = stack.enter_context(_progress_bar(total, input_path))
@@ -69,15 +77,6 @@ class _progress_bar:  # noqa: N801 - used as a context manager, reads like a fun
     """A rich progress bar over the input's bytes, on stderr."""
 
     def __init__(self, total: int, name: str) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
         self._progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),

@@ -18,7 +18,7 @@ from typing import Any, Final
 from streams import validation as v
 from streams.config import Config
 from streams.errors import StateError
-from streams.signals import ArbRoute, evaluate_route, wide_signal
+from streams.signals import IDLE, ArbRoute, RouteTerms, evaluate_route, wide_signal
 from streams.windows import MIN_STD, PairWindows
 
 #: One output: (stream, key, record); stream is "spreads", "signals" or "dlq".
@@ -26,17 +26,26 @@ Output = tuple[str, str | None, dict[str, Any]]
 Source = dict[str, Any]
 
 SNAPSHOT_VERSION: Final = 1
+_USD: Final = (1.0, 0)  # the FX "book" of USD venues: rate 1, never stale
 
 
 class VenueQuote:
-    """The latest accepted quote of one venue for one instrument, as received."""
+    """The latest accepted quote of one venue for one instrument, as received, with its
+    normalised (USD/oz) bid and ask cached against the FX book entry they used."""
 
-    __slots__ = ("ask", "bid", "ts")
+    __slots__ = ("ask", "bid", "book", "factor", "fx_pair", "nask", "nbid", "stale_ms", "ts")
 
-    def __init__(self, bid: float, ask: float, ts: int) -> None:
+    def __init__(
+        self, bid: float, ask: float, ts: int, factor: float, fx_pair: str | None, stale_ms: int
+    ) -> None:
         self.bid = bid
         self.ask = ask
         self.ts = ts
+        self.factor = factor  # 1 / (1 + vat) / oz_per_unit
+        self.fx_pair = fx_pair  # None for USD
+        self.stale_ms = stale_ms
+        self.book: tuple[float, int] | None = None  # the FX entry nbid/nask were computed with
+        self.nbid = self.nask = 0.0  # valid once normalised (USD, or FX seen)
 
 
 class PairState:
@@ -69,7 +78,6 @@ class Engine:
         self.config = config
         self._fx: dict[str, tuple[float, int]] = {}  # pair -> (mid, ts)
         self._instruments: dict[str, InstrumentState] = {}
-        self._factor: dict[tuple[str, str], float] = {}  # (venue, instrument) -> 1/(1+vat)/oz
         # For each venue: the other venues with the sorted pair they form, in (a, b) order.
         names = config.venue_names
         self._pairs_of: dict[str, list[tuple[str, tuple[str, str], str]]] = {}
@@ -80,7 +88,10 @@ class Engine:
         self._fx_pair: dict[str, str | None] = {
             name: None if cur == "USD" else "USD" + cur for name, cur in config.currency.items()
         }
+        fee = config.fee_bps
+        self._routes = [RouteTerms(r, fee[r.buy] + fee[r.sell]) for r in config.routes]
         self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
+        self._window_names = [str(w) for w in config.model.defaults.windows_ms]
 
     # ------------------------------------------------------------------ input
 
@@ -109,12 +120,19 @@ class Engine:
             state = self._instruments[instrument] = InstrumentState(len(self.config.routes))
         quote = state.quotes.get(venue)
         if quote is None:
-            state.quotes[venue] = VenueQuote(bid, ask, ts)
+            state.quotes[venue] = self._new_quote(venue, instrument, bid, ask, ts)
         elif ts < quote.ts:
             return [self._rejected(v.OUT_OF_ORDER, raw, source)]
         else:
-            quote.bid, quote.ask, quote.ts = bid, ask, ts
+            quote.bid, quote.ask, quote.ts, quote.book = bid, ask, ts, None
         return self._evaluate(instrument, state, venue, bid, ask, ts)
+
+    def _new_quote(
+        self, venue: str, instrument: str, bid: float, ask: float, ts: int
+    ) -> VenueQuote:
+        cfg = self.config
+        factor = 1.0 / (1.0 + cfg.venues[venue].vat) / cfg.oz_per_unit(venue, instrument)
+        return VenueQuote(bid, ask, ts, factor, self._fx_pair[venue], cfg.stale_ms[venue])
 
     def _rejected(self, reason: str, raw: bytes | str, source: Source) -> Output:
         record = {"type": "rejected", "reason": reason, "raw": v.raw_text(raw), "source": source}
@@ -126,51 +144,52 @@ class Engine:
         self, instrument: str, state: InstrumentState, venue: str, bid: float, ask: float, ts: int
     ) -> list[Output]:
         t = state.clock = ts if ts > state.clock else state.clock
-        cfg = self.config
-        fx_stale = cfg.fx_stale_ms
-        stale_ms = cfg.stale_ms
-        # Normalised (bid, ask) of every quoted venue, and whether it is fresh at t.
-        norm: dict[str, tuple[float, float]] = {}
+        fx_book = self._fx
+        fx_stale = self.config.fx_stale_ms
+        # Whether each quoted venue is fresh at t, normalising where quote or FX changed.
         fresh: dict[str, bool] = {}
         for name, q in state.quotes.items():
-            fx_pair = self._fx_pair[name]
-            if fx_pair is None:
-                rate, fx_ok = 1.0, True
+            pair = q.fx_pair
+            book: tuple[float, int]
+            if pair is None:
+                book = _USD
+                fx_ok = True
             else:
-                book = self._fx.get(fx_pair)
-                if book is None:
-                    fresh[name] = False
-                    continue  # no FX yet: cannot be normalised, never fresh
-                rate, fx_ok = book[0], t - book[1] <= fx_stale
-            k = self._factor.get((name, instrument))
-            if k is None:
-                venue_cfg = cfg.venues[name]
-                k = 1.0 / ((1.0 + venue_cfg.vat) * cfg.oz_per_unit(name, instrument))
-                self._factor[(name, instrument)] = k
-            k /= rate
-            norm[name] = (q.bid * k, q.ask * k)
-            fresh[name] = fx_ok and t - q.ts <= stale_ms[name]
+                seen = fx_book.get(pair)
+                if seen is None:
+                    fresh[name] = False  # no FX yet: cannot be normalised, never fresh
+                    continue
+                book = seen
+                fx_ok = t - book[1] <= fx_stale
+            if book is not q.book:  # the quote or its FX changed since last normalised
+                k = q.factor / book[0]
+                q.nbid, q.nask, q.book = q.bid * k, q.ask * k, book
+            fresh[name] = fx_ok and t - q.ts <= q.stale_ms
 
         out: list[Output] = []
         if fresh[venue]:
-            self._spreads(instrument, state, venue, t, norm, fresh, out)
-        arb = cfg.arb
-        fee = cfg.fee_bps
-        for route, rstate, key in zip(cfg.routes, state.routes, self._route_keys, strict=True):
-            b = norm.get(route.buy)
-            s = norm.get(route.sell)
-            if b is None or s is None:
-                if rstate.state:  # open or pending needs both legs; FX never disappears
-                    raise AssertionError("route state without normalised legs")
+            self._spreads(instrument, state, venue, t, fresh, out)
+        arb = self.config.arb
+        open_usd = arb.open_usd
+        quotes = state.quotes
+        for terms, rstate, key in zip(self._routes, state.routes, self._route_keys, strict=True):
+            qb = quotes.get(terms.buy)
+            qs = quotes.get(terms.sell)
+            if qb is None or qs is None or qb.book is None or qs.book is None:
+                continue  # a leg never normalised: the route has never left idle
+            eligible = fresh[terms.buy] and fresh[terms.sell]
+            idle = rstate.state == IDLE
+            if idle and not eligible:
                 continue
-            eligible = fresh[route.buy] and fresh[route.sell]
-            record = evaluate_route(
-                rstate, route, arb, fee[route.buy] + fee[route.sell], b[1], s[0], eligible, t
-            )
+            buy_ask, sell_bid = qb.nask, qs.nbid
+            net = sell_bid - buy_ask - (terms.cost_usd + terms.cost_frac * buy_ask)  # .net()
+            if idle and net < open_usd:
+                continue  # the common case, decided without a call
+            record = evaluate_route(rstate, terms.route, arb, buy_ask, sell_bid, net, eligible, t)
             if record is not None:
                 record["instrument"] = instrument
                 out.append(("signals", f"{instrument}|{key}", record))
-        wide = wide_signal(state.wide_open, cfg.wide, venue, bid, ask, t)
+        wide = wide_signal(state.wide_open, self.config.wide, venue, bid, ask, t)
         if wide is not None:
             wide["instrument"] = instrument
             out.append(("signals", f"{instrument}|wide|{venue}", wide))
@@ -182,31 +201,34 @@ class Engine:
         state: InstrumentState,
         venue: str,
         t: int,
-        norm: dict[str, tuple[float, float]],
         fresh: dict[str, bool],
         out: list[Output],
     ) -> None:
         emit_ms = self.config.spread_emit_ms
+        window_names = self._window_names
         pairs = state.pairs
+        quotes = state.quotes
         for other, pair, pair_key in self._pairs_of[venue]:
             if not fresh.get(other, False):
                 continue
             a, b = pair
-            na, nb = norm[a], norm[b]
-            a_mid = (na[0] + na[1]) / 2.0
-            b_mid = (nb[0] + nb[1]) / 2.0
+            qa, qb = quotes[a], quotes[b]
+            a_mid = (qa.nbid + qa.nask) / 2.0
+            b_mid = (qb.nbid + qb.nask) / 2.0
             spread = a_mid - b_mid
             ps = pairs.get(pair)
             if ps is None:
-                ps = pairs[pair] = PairState(PairWindows(self.config.windows_ms))
-            stats = ps.windows.add(t, spread)
+                ps = pairs[pair] = PairState(
+                    PairWindows(tuple(self.config.model.defaults.windows_ms))
+                )
+            ps.windows.add(t, spread)
             if ps.last_emit is not None and t - ps.last_emit < emit_ms:
                 continue
             ps.last_emit = t
             windows: dict[str, dict[str, Any]] = {}
-            for n, mean, var, lo, hi, length in stats:
+            for name, (n, mean, var, lo, hi) in zip(window_names, ps.windows.stats(), strict=True):
                 std = var**0.5
-                windows[str(length)] = {
+                windows[name] = {
                     "n": n,
                     "mean": mean,
                     "std": std,
@@ -241,8 +263,7 @@ class Engine:
                 "clock": st.clock,
                 "quotes": {n: [q.bid, q.ask, q.ts] for n, q in st.quotes.items()},
                 "pairs": [
-                    [a, b, ps.last_emit, ps.windows.to_state()]
-                    for (a, b), ps in st.pairs.items()
+                    [a, b, ps.last_emit, ps.windows.to_state()] for (a, b), ps in st.pairs.items()
                 ],
                 "routes": [r.to_state() for r in st.routes],
                 "wide_open": sorted(st.wide_open),
@@ -267,7 +288,7 @@ class Engine:
                 st = InstrumentState(0)
                 st.clock = int(data["clock"])
                 st.quotes = {
-                    n: VenueQuote(float(b), float(a), int(ts))
+                    n: self._new_quote(n, name, float(b), float(a), int(ts))
                     for n, (b, a, ts) in data["quotes"].items()
                 }
                 st.pairs = {

@@ -39,23 +39,40 @@ class ArbRoute:
         return r
 
 
+class RouteTerms:
+    """A route with its costs folded into two numbers: cost = cost_usd + cost_frac * ask_B."""
+
+    __slots__ = ("buy", "cost_frac", "cost_usd", "route", "sell")
+
+    def __init__(self, route: Route, fees_bps: float) -> None:
+        self.route = route
+        self.buy = route.buy
+        self.sell = route.sell
+        self.cost_usd = route.cost_usd
+        self.cost_frac = (route.cost_bps + fees_bps) / 10000.0
+
+    def net(self, buy_ask: float, sell_bid: float) -> float:
+        """``gross - cost`` (contracts.md §4); the engine's hot loop inlines this."""
+        return sell_bid - buy_ask - (self.cost_usd + self.cost_frac * buy_ask)
+
+
 def evaluate_route(
     r: ArbRoute,
     route: Route,
     arb: ArbSettings,
-    fees_bps: float,
     buy_ask: float,
     sell_bid: float,
+    net: float,
     eligible: bool,
     t: int,
 ) -> dict[str, Any] | None:
     """Advance one route on one evaluation; return the signal to emit, if any.
 
     ``buy_ask`` and ``sell_bid`` are normalised (USD/oz) from the latest quotes, stale
-    or not; ``eligible`` says both legs are quoted and fresh at ``t``.
+    or not, ``net`` is :meth:`RouteTerms.net` of them; ``eligible`` says both legs are
+    quoted and fresh at ``t``.
     """
     gross = sell_bid - buy_ask
-    net = gross - (route.cost_usd + (route.cost_bps + fees_bps) / 10000.0 * buy_ask)
     state = r.state
     if state == IDLE:
         if not eligible or net < arb.open_usd:
@@ -78,7 +95,7 @@ def evaluate_route(
         record["reason"] = "converged" if eligible else "stale"
         record["duration_ms"] = t - r.opened_ts
         return record
-    if net > r.peak:
+    if net > r.peak:  # noqa: PLR1730 - a comparison is cheaper than max() on the hot path
         r.peak = net
     if abs(net - r.last_net) >= arb.update_usd:
         r.last_net = net

@@ -99,8 +99,8 @@ def _price(v: object) -> float | None:
 
 
 def _ts(v: object) -> int | None:
-    if type(v) is int and 0 <= v < MAX_TS:  # type: ignore[operator]
-        return v  # type: ignore[return-value]
+    if type(v) is int and 0 <= v < MAX_TS:
+        return v
     return None
 
 
@@ -112,6 +112,7 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
     if type(obj) is not dict:
         return BAD_JSON, "", 0.0, 0.0, 0
     kind = obj.get("type")
+    fields: tuple[str, ...]
     if kind == "quote":
         fields = QUOTE_FIELDS
     elif kind == "fx":

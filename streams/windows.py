@@ -3,26 +3,38 @@
 All windows of a pair share one sample buffer (time-ordered, since the instrument clock
 never goes back). Each window keeps:
 
-* an index range into the buffer: samples with ``ts`` in ``(t - W, t]``;
+* the absolute index of its oldest sample: samples with ``ts`` in ``(t - W, t]``;
 * compensated (Neumaier) sums of ``x - anchor`` and ``(x - anchor)**2``, so ``std`` stays
   accurate to ~1e-12 even when large samples have left the window and the ones left
   are equal or nearly so (the one-pass sum-of-squares formula loses everything there);
-* monotonic deques for ``min`` and ``max``.
+* monotonic deques of absolute indices for ``min`` and ``max``.
 
-Every operation is O(1) amortised. The sums are rebuilt from the buffer (and the anchor
-moved to the window's mean) once as many samples have left as the window holds, which
-bounds rounding drift at O(1) amortised cost. The buffer drops the prefix no window
-needs once that prefix is as long as the rest.
+Samples are appended cheaply and *folded* into the windows when statistics are asked
+for (a spread record is due) or every ``FOLD_EVERY`` samples, in one tight loop: with
+``spread_emit_ms`` > 0 most samples are never looked at one by one from Python's call
+machinery. Every operation is O(1) amortised. A window's sums are rebuilt exactly from
+the buffer (re-anchored at its mean) once as many samples have left as it holds, which
+bounds rounding drift at O(1) amortised cost. The buffer drops the prefix that no
+window needs once that prefix is as long as the rest.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 #: ``z`` is null below this std (contracts.md §4).
-MIN_STD = 1e-9
+MIN_STD: Final = 1e-9
+#: Fold pending samples at least this often, so the buffer stays O(window contents).
+FOLD_EVERY: Final = 1024
+
+#: Re-anchor when (mean - anchor)**2 exceeds this many variances: var = E[d²] - m1² then
+#: loses about eps * m1² to cancellation, so this keeps std's error near 1e-14 * std.
+REANCHOR: Final = 64.0
+
+#: (n, mean, variance, min, max) of one window.
+Stats = tuple[int, float, float, float, float]
 
 
 class Window:
@@ -47,23 +59,92 @@ class Window:
         self.start = 0  # absolute index of the oldest sample inside the window
         self.n = 0
         self.anchor = 0.0
-        self.s1 = 0.0  # sum of (x - anchor), compensation in c1
+        self.s1 = 0.0  # sum of (x - anchor); Neumaier compensation in c1
         self.c1 = 0.0
-        self.s2 = 0.0  # sum of (x - anchor)**2, compensation in c2
+        self.s2 = 0.0  # sum of (x - anchor)**2; compensation in c2
         self.c2 = 0.0
         self.evicted = 0  # samples removed since the sums were last rebuilt
         self.minq: deque[int] = deque()  # absolute indices, values increasing
         self.maxq: deque[int] = deque()  # absolute indices, values decreasing
 
-    def rebuild(self, xs: list[float], base: int, end: int) -> None:
-        """Recompute the sums exactly from the buffer, re-anchored at the mean."""
-        values = xs[self.start - base : end - base]
-        self.n = len(values)
-        self.anchor = math.fsum(values) / self.n if values else 0.0
+    def fold(
+        self, xs: list[float], tss: list[int], base: int, begin: int, end: int, t: int
+    ) -> None:
+        """Add samples ``[begin, end)`` (absolute indices), then drop those with ts <= t - W."""
+        anchor, s1, c1, s2, c2, n = self.anchor, self.s1, self.c1, self.s2, self.c2, self.n
+        minq, maxq = self.minq, self.maxq
+        if n == 0 and begin < end:
+            anchor = xs[begin - base]
+            s1 = c1 = s2 = c2 = 0.0
+        for i in range(begin - base, end - base):
+            x = xs[i]
+            d = x - anchor
+            tot = s1 + d
+            c1 += (s1 - tot) + d if abs(s1) >= abs(d) else (d - tot) + s1
+            s1 = tot
+            dd = d * d
+            tot = s2 + dd
+            c2 += (s2 - tot) + dd if abs(s2) >= dd else (dd - tot) + s2
+            s2 = tot
+            while minq and xs[minq[-1] - base] >= x:
+                minq.pop()
+            minq.append(i + base)
+            while maxq and xs[maxq[-1] - base] <= x:
+                maxq.pop()
+            maxq.append(i + base)
+        n += end - begin
+        limit = t - self.length_ms
+        start = self.start
+        first = start
+        while tss[start - base] <= limit:
+            d = xs[start - base] - anchor
+            tot = s1 - d
+            c1 += (s1 - tot) - d if abs(s1) >= abs(d) else (-d - tot) + s1
+            s1 = tot
+            dd = d * d
+            tot = s2 - dd
+            c2 += (s2 - tot) - dd if abs(s2) >= dd else (-dd - tot) + s2
+            s2 = tot
+            start += 1
+        self.anchor, self.s1, self.c1, self.s2, self.c2 = anchor, s1, c1, s2, c2
+        if start != first:
+            n -= start - first
+            self.start = start
+            while minq[0] < start:
+                minq.popleft()
+            while maxq[0] < start:
+                maxq.popleft()
+            self.evicted += start - first
+        self.n = n
+        if self.evicted >= n:
+            self.rebuild(xs, base)
+
+    def rebuild(self, xs: list[float], base: int) -> None:
+        """Recompute the sums exactly from the buffer, re-anchored at the window's mean."""
+        values = xs[self.start - base : self.start - base + self.n]
+        self.anchor = math.fsum(values) / len(values) if values else 0.0
         devs = [x - self.anchor for x in values]
         self.s1, self.c1 = math.fsum(devs), 0.0
-        self.s2, self.c2 = math.fsum(d * d for d in devs), 0.0
+        self.s2, self.c2 = math.fsum([d * d for d in devs]), 0.0
         self.evicted = 0
+
+    def stats(self, xs: list[float], base: int) -> Stats:
+        n = self.n
+        m1 = (self.s1 + self.c1) / n
+        var = (self.s2 + self.c2) / n - m1 * m1
+        if m1 * m1 > REANCHOR * var and m1 != 0.0:
+            # The mean has moved far from the anchor relative to the spread: var is a
+            # difference of nearly equal numbers now. Re-anchor at the mean, exactly.
+            self.rebuild(xs, base)
+            m1 = (self.s1 + self.c1) / n
+            var = (self.s2 + self.c2) / n - m1 * m1
+        return (
+            n,
+            self.anchor + m1,
+            var if var > 0.0 else 0.0,
+            xs[self.minq[0] - base],
+            xs[self.maxq[0] - base],
+        )
 
     def to_state(self) -> list[Any]:
         return [
@@ -83,108 +164,58 @@ class Window:
     @classmethod
     def from_state(cls, state: list[Any]) -> Window:
         w = cls(int(state[0]))
-        (w.start, w.n, w.anchor, w.s1, w.c1, w.s2, w.c2, w.evicted) = state[1:9]
-        w.minq = deque(state[9])
-        w.maxq = deque(state[10])
+        w.start, w.n, w.evicted = int(state[1]), int(state[2]), int(state[8])
+        w.anchor, w.s1, w.c1, w.s2, w.c2 = (float(x) for x in state[3:8])
+        w.minq = deque(int(i) for i in state[9])
+        w.maxq = deque(int(i) for i in state[10])
         return w
 
 
 class PairWindows:
     """The shared sample buffer and every window of one pair."""
 
-    __slots__ = ("base", "ts", "windows", "xs")
+    __slots__ = ("base", "folded", "longest", "ts", "windows", "xs")
 
     def __init__(self, windows_ms: tuple[int, ...]) -> None:
         self.xs: list[float] = []
         self.ts: list[int] = []
         self.base = 0  # absolute index of xs[0]
+        self.folded = 0  # absolute index of the first sample not yet folded
         self.windows = [Window(w) for w in windows_ms]
+        self.longest = max(self.windows, key=lambda w: w.length_ms) if self.windows else None
 
-    def add(self, t: int, x: float) -> list[tuple[int, float, float, float, float, int]]:
-        """Add sample ``x`` at clock ``t``; return per window (n, mean, var, min, max, W)."""
-        xs = self.xs
-        tss = self.ts
-        base = self.base
-        xs.append(x)
-        tss.append(t)
+    def add(self, t: int, x: float) -> None:
+        """Append sample ``x`` at clock ``t`` (t never decreases)."""
+        self.xs.append(x)
+        self.ts.append(t)
+        if len(self.xs) + self.base - self.folded >= FOLD_EVERY:
+            self._fold()
+
+    def stats(self) -> list[Stats]:
+        """Statistics of every window (in constructor order) at the latest sample's clock."""
+        self._fold()
+        xs, base = self.xs, self.base
+        return [w.stats(xs, base) for w in self.windows]
+
+    def _fold(self) -> None:
+        xs, tss, base = self.xs, self.ts, self.base
         end = base + len(xs)
-        idx = end - 1
-        out = []
+        t = tss[-1]
         for w in self.windows:
-            # Enter: compensated sums of the deviation from the anchor.
-            if w.n == 0:
-                w.anchor = x
-                w.s1 = w.c1 = w.s2 = w.c2 = 0.0
-            d = x - w.anchor
-            s = w.s1
-            tot = s + d
-            w.c1 += (s - tot) + d if abs(s) >= abs(d) else (d - tot) + s
-            w.s1 = tot
-            dd = d * d
-            s = w.s2
-            tot = s + dd
-            w.c2 += (s - tot) + dd if abs(s) >= dd else (dd - tot) + s
-            w.s2 = tot
-            w.n += 1
-            q = w.minq
-            while q and xs[q[-1] - base] >= x:
-                q.pop()
-            q.append(idx)
-            q = w.maxq
-            while q and xs[q[-1] - base] <= x:
-                q.pop()
-            q.append(idx)
-            # Leave: samples with ts <= t - W.
-            limit = t - w.length_ms
-            start = w.start
-            while tss[start - base] <= limit:
-                d = xs[start - base] - w.anchor
-                s = w.s1
-                tot = s - d
-                w.c1 += (s - tot) - d if abs(s) >= abs(d) else (-d - tot) + s
-                w.s1 = tot
-                dd = d * d
-                s = w.s2
-                tot = s - dd
-                w.c2 += (s - tot) - dd if abs(s) >= dd else (-dd - tot) + s
-                w.s2 = tot
-                w.n -= 1
-                w.evicted += 1
-                start += 1
-            if start != w.start:
-                w.start = start
-                q = w.minq
-                while q[0] < start:
-                    q.popleft()
-                q = w.maxq
-                while q[0] < start:
-                    q.popleft()
-                if w.evicted >= w.n:
-                    w.rebuild(xs, base, end)
-            n = w.n
-            m1 = (w.s1 + w.c1) / n
-            var = (w.s2 + w.c2) / n - m1 * m1
-            out.append(
-                (
-                    n,
-                    w.anchor + m1,
-                    var if var > 0.0 else 0.0,
-                    xs[w.minq[0] - base],
-                    xs[w.maxq[0] - base],
-                    w.length_ms,
-                )
-            )
+            w.fold(xs, tss, base, self.folded, end, t)
+        self.folded = end
         # Drop the prefix that no window needs once it is as long as what remains.
-        first = min(w.start for w in self.windows) - base
+        assert self.longest is not None
+        first = self.longest.start - base
         if first and first * 2 >= len(xs):
             del xs[:first]
             del tss[:first]
             self.base = base + first
-        return out
 
     def to_state(self) -> dict[str, Any]:
         return {
             "base": self.base,
+            "folded": self.folded,
             "xs": list(self.xs),
             "ts": list(self.ts),
             "windows": [w.to_state() for w in self.windows],
@@ -194,7 +225,9 @@ class PairWindows:
     def from_state(cls, state: dict[str, Any]) -> PairWindows:
         pw = cls(())
         pw.base = int(state["base"])
+        pw.folded = int(state["folded"])
         pw.xs = [float(x) for x in state["xs"]]
         pw.ts = [int(t) for t in state["ts"]]
         pw.windows = [Window.from_state(w) for w in state["windows"]]
+        pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
         return pw

@@ -1,0 +1,107 @@
+"""Replay benchmark: decode + evaluate + encode on the standard workload, one core.
+
+    python -m benchmarks.replay_bench [--ticks N] [--profile]
+
+Reports ticks per CPU-second of the replay loop (the input is generated into memory
+first and not timed), the resident memory at checkpoints (to show it stops growing
+once the 300 s window is full) and, with --profile, where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import platform
+import pstats
+import resource
+import sys
+import time
+import tomllib
+from datetime import UTC, datetime
+
+import orjson
+
+from benchmarks.workload import CONFIG_TOML, ticks
+from streams.config import parse_config
+from streams.engine import Engine
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def run(n: int, checkpoint: int) -> dict[str, object]:
+    lines = list(ticks(n))
+    engine = Engine(parse_config(tomllib.loads(CONFIG_TOML)))
+    dumps = orjson.dumps
+    outputs = 0
+    out_bytes = 0
+    memory: list[tuple[int, float]] = [(0, rss_mib())]
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    process = engine.process
+    for start in range(0, n, checkpoint):
+        for i in range(start, min(start + checkpoint, n)):
+            for _stream, _key, rec in process(lines[i], {"line": i + 1}):
+                out_bytes += len(dumps(rec))
+                outputs += 1
+        memory.append((min(start + checkpoint, n), rss_mib()))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {
+        "ticks": n,
+        "outputs": outputs,
+        "output_bytes": out_bytes,
+        "cpu_s": round(cpu, 3),
+        "wall_s": round(wall, 3),
+        "ticks_per_cpu_s": round(n / cpu),
+        "us_per_tick": round(cpu / n * 1e6, 3),
+        "rss_mib_at": [(k, round(m, 1)) for k, m in memory],
+        "input_mib": round(sum(len(x) for x in lines) / 2**20, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=1_000_000)
+    parser.add_argument("--checkpoint", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile a 200k-tick run")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+    result = run(args.ticks, args.checkpoint)
+    result["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
+    result["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        print(f"replay benchmark, {result['date']}, {result['machine']}")
+        print(f"  {result['ticks']:,} ticks -> {result['outputs']:,} output records")
+        rate = result["ticks_per_cpu_s"]
+        print(f"  {rate:,} ticks per CPU-second ({result['us_per_tick']} us/tick)")
+        print(
+            "  RSS MiB by ticks processed (input held in memory: "
+            f"{result['input_mib']} MiB): {result['rss_mib_at']}"
+        )
+    if args.profile:
+        lines = list(ticks(200_000))
+        engine = Engine(parse_config(tomllib.loads(CONFIG_TOML)))
+        prof = cProfile.Profile()
+        prof.enable()
+        for i, line in enumerate(lines):
+            for _s, _k, rec in engine.process(line, {"line": i + 1}):
+                orjson.dumps(rec)
+        prof.disable()
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+        print(buf.getvalue(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Properties of the engine over generated streams (hypothesis picks the seeds)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import re
+import statistics
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from streamgen import VenueSpec, config_toml, random_stream, random_venues
+
+from streams.config import Config, load_config, parse_config
+from streams.engine import Engine, Output
+
+SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
+seeds = st.integers(0, 2**32 - 1)
+PROPERTY = settings(max_examples=25, deadline=None)
+
+
+def make_case(
+    seed: int, n: int = 1500, routes: bool = True
+) -> tuple[Config, list[VenueSpec], list[bytes]]:
+    rng = random.Random(seed)
+    venues = random_venues(rng, rng.randint(2, 6))
+    route_list = None
+    if routes and rng.random() < 0.7:
+        names = [v.name for v in venues]
+        pairs = [(b, s) for b in names for s in names if b != s]
+        route_list = [
+            (b, s, rng.choice([0, 0.25, 1.5]), rng.choice([0, 10, 25]))
+            for b, s in rng.sample(pairs, min(4, len(pairs)))
+        ]
+    toml = config_toml(
+        venues,
+        route_list,
+        persist_ms=rng.choice([0, 500, 3000]),
+        update_usd=rng.choice([0.05, 0.5]),
+    )
+    config = parse_config(tomllib.loads(toml))
+    instruments = ("XAG", "XAU") if rng.random() < 0.3 else ("XAG",)
+    return config, venues, random_stream(rng, venues, n, instruments)
+
+
+def run(engine: Engine, lines: list[bytes], start: int = 1) -> list[Output]:
+    out: list[Output] = []
+    for i, line in enumerate(lines, start=start):
+        out += engine.process(line, {"line": i})
+    return out
+
+
+def dumps(outputs: list[Output]) -> list[bytes]:
+    return [orjson.dumps(o) for o in outputs]
+
+
+@PROPERTY
+@given(seeds, st.lists(st.integers(1, 1499), max_size=6))
+def test_output_does_not_depend_on_batching_or_restore(seed: int, cuts: list[int]) -> None:
+    """Splitting the input into batches, with the state carried across each split as a
+    JSON snapshot into a fresh engine, gives exactly the uninterrupted output."""
+    config, _, lines = make_case(seed)
+    whole = dumps(run(Engine(config), lines))
+    pieces: list[bytes] = []
+    engine = Engine(config)
+    prev = 0
+    for cut in [*sorted(set(cuts)), len(lines)]:
+        pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
+        snapshot = orjson.loads(orjson.dumps(engine.snapshot()))
+        engine = Engine(config)
+        engine.restore(snapshot)
+        prev = cut
+    assert pieces == whole
+
+
+@pytest.mark.parametrize("name", ["dislocation-2026-01-30", "random-101"])
+def test_snapshot_mid_scenario_gives_same_remaining_output(name: str) -> None:
+    config = load_config(SCENARIOS / name / "config.toml")
+    lines = (SCENARIOS / name / "ticks.jsonl").read_bytes().splitlines()
+    mid = len(lines) // 2
+    reference = Engine(config)
+    run(reference, lines[:mid])
+    expected_rest = dumps(run(reference, lines[mid:], start=mid + 1))
+    first = Engine(config)
+    run(first, lines[:mid])
+    resumed = Engine(config)
+    resumed.restore(orjson.loads(orjson.dumps(first.snapshot())))
+    assert dumps(run(resumed, lines[mid:], start=mid + 1)) == expected_rest
+    assert len(expected_rest) > 100
+
+
+@PROPERTY
+@given(seeds)
+def test_quoting_in_grams_instead_of_kilograms_changes_no_normalised_value(seed: int) -> None:
+    rng = random.Random(seed)
+    venues = random_venues(rng, rng.randint(2, 5))
+    venues[0] = dataclasses.replace(venues[0], unit="kg")
+    lines = random_stream(rng, venues, 1200)
+    kg = parse_config(tomllib.loads(config_toml(venues, None)))
+    in_g = [dataclasses.replace(venues[0], unit="g"), *venues[1:]]
+    g = parse_config(tomllib.loads(config_toml(in_g, None)))
+    scaled = []
+    for line in lines:
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            scaled.append(line)
+            continue
+        if (
+            isinstance(rec, dict)
+            and rec.get("type") == "quote"
+            and rec.get("venue") == venues[0].name
+        ):
+            for side in ("bid", "ask"):
+                if isinstance(rec.get(side), float):
+                    rec[side] /= 1000
+        scaled.append(orjson.dumps(rec))
+    a, b = run(Engine(kg), lines), run(Engine(g), scaled)
+    assert [(s, k) for s, k, _ in a] == [(s, k) for s, k, _ in b]
+    for (_, _, ra), (_, _, rb) in zip(a, b, strict=True):
+        assert close_except(ra, rb, skip={"raw", "bid", "ask"}), (ra, rb)
+
+
+def close_except(a: Any, b: Any, skip: set[str]) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(
+            close_except(a[k], b[k], skip) for k in a if k not in skip
+        )
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(a == b)
+
+
+LIFECYCLE = re.compile(r"(ou*c)*(ou*)?")
+
+
+@PROPERTY
+@given(seeds)
+def test_signal_lifecycles_are_well_formed(seed: int) -> None:
+    config, _, lines = make_case(seed, n=2500)
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    clock: dict[str, int] = {}
+    for stream, key, rec in run(Engine(config), lines):
+        if stream == "dlq":
+            continue
+        assert rec["ts"] >= clock.get(rec["instrument"], 0)  # the clock never goes back
+        clock[rec["instrument"]] = rec["ts"]
+        if stream == "signals":
+            assert key is not None
+            events[key].append(rec)
+    for key, recs in events.items():
+        word = "".join(r["event"][0] for r in recs)
+        assert LIFECYCLE.fullmatch(word), (key, word)
+        opened = None
+        for r in recs:
+            if r["kind"] != "arb":
+                continue
+            if r["event"] == "open":
+                opened = r["opened_ts"]
+                assert r["peak_net"] == r["net"] >= config.arb.open_usd
+            else:
+                assert r["opened_ts"] == opened
+            if r["event"] == "close":
+                assert r["duration_ms"] == r["ts"] - opened
+                assert (r["reason"] == "stale") or r["net"] < config.arb.close_usd
+
+
+@PROPERTY
+@given(seeds)
+def test_no_open_or_spread_without_fresh_legs(seed: int) -> None:
+    config, _, lines = make_case(seed, n=2500)
+    engine = Engine(config)
+    quote_ts: dict[tuple[str, str], int] = {}
+    fx_ts: dict[str, int] = {}
+
+    def fresh(instrument: str, venue: str, t: int) -> bool:
+        ts = quote_ts.get((instrument, venue))
+        if ts is None or t - ts > config.stale_ms[venue]:
+            return False
+        cur = config.currency[venue]
+        return cur == "USD" or t - fx_ts.get("USD" + cur, -(10**18)) <= config.fx_stale_ms
+
+    opens = 0
+    for i, line in enumerate(lines, start=1):
+        out = engine.process(line, {"line": i})
+        if not any(s == "dlq" for s, _, _ in out):
+            rec = orjson.loads(line)
+            if rec["type"] == "quote":
+                quote_ts[(rec["instrument"], rec["venue"])] = rec["ts"]
+            else:
+                fx_ts[rec["pair"]] = rec["ts"]
+        for stream, _, r in out:
+            if stream == "spreads":
+                assert fresh(r["instrument"], r["a"], r["ts"]) and fresh(
+                    r["instrument"], r["b"], r["ts"]
+                )
+            if stream == "signals" and r["kind"] == "arb" and r["event"] != "close":
+                opens += 1
+                assert fresh(r["instrument"], r["buy"], r["ts"]) and fresh(
+                    r["instrument"], r["sell"], r["ts"]
+                )
+
+
+@PROPERTY
+@given(seeds)
+def test_spread_window_stats_equal_recomputation_from_samples(seed: int) -> None:
+    config, _, lines = make_case(seed, n=2000)
+    assert config.spread_emit_ms == 0  # every sample is emitted, so records hold them all
+    history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for stream, key, r in run(Engine(config), lines):
+        if stream != "spreads":
+            continue
+        assert key is not None
+        assert r["spread"] == pytest.approx(r["a_mid"] - r["b_mid"], abs=1e-12)
+        assert r["spread_bps"] == pytest.approx(r["spread"] / r["b_mid"] * 1e4)
+        history[key].append((r["ts"], r["spread"]))
+        for w, stats in r["windows"].items():
+            xs = [x for ts, x in history[key] if r["ts"] - int(w) < ts]
+            assert stats["n"] == len(xs)
+            assert stats["mean"] == pytest.approx(statistics.fmean(xs), rel=1e-12, abs=1e-12)
+            assert stats["std"] == pytest.approx(statistics.pstdev(xs), abs=1e-9)
+            assert (stats["min"], stats["max"]) == (min(xs), max(xs))
+            if stats["z"] is not None:
+                assert stats["z"] == pytest.approx((r["spread"] - stats["mean"]) / stats["std"])
