@@ -21,6 +21,7 @@ window needs once that prefix is as long as the rest.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from typing import Any, Final
 
@@ -68,7 +69,7 @@ class Window:
         self.maxq: deque[int] = deque()  # absolute indices, values decreasing
 
     def fold(
-        self, xs: list[float], tss: list[int], base: int, begin: int, end: int, t: int
+        self, xs: array[float], tss: array[int], base: int, begin: int, end: int, t: int
     ) -> None:
         """Add samples ``[begin, end)`` (absolute indices), then drop those with ts <= t - W."""
         anchor, s1, c1, s2, c2, n = self.anchor, self.s1, self.c1, self.s2, self.c2, self.n
@@ -119,7 +120,7 @@ class Window:
         if self.evicted >= n:
             self.rebuild(xs, base)
 
-    def rebuild(self, xs: list[float], base: int) -> None:
+    def rebuild(self, xs: array[float], base: int) -> None:
         """Recompute the sums exactly from the buffer, re-anchored at the window's mean."""
         values = xs[self.start - base : self.start - base + self.n]
         self.anchor = math.fsum(values) / len(values) if values else 0.0
@@ -128,7 +129,7 @@ class Window:
         self.s2, self.c2 = math.fsum([d * d for d in devs]), 0.0
         self.evicted = 0
 
-    def stats(self, xs: list[float], base: int) -> Stats:
+    def stats(self, xs: array[float], base: int) -> Stats:
         n = self.n
         m1 = (self.s1 + self.c1) / n
         var = (self.s2 + self.c2) / n - m1 * m1
@@ -177,8 +178,8 @@ class PairWindows:
     __slots__ = ("base", "folded", "longest", "ts", "windows", "xs")
 
     def __init__(self, windows_ms: tuple[int, ...]) -> None:
-        self.xs: list[float] = []
-        self.ts: list[int] = []
+        self.xs = array("d")
+        self.ts = array("q")
         self.base = 0  # absolute index of xs[0]
         self.folded = 0  # absolute index of the first sample not yet folded
         self.windows = [Window(w) for w in windows_ms]
@@ -226,8 +227,8 @@ class PairWindows:
         pw = cls(())
         pw.base = int(state["base"])
         pw.folded = int(state["folded"])
-        pw.xs = [float(x) for x in state["xs"]]
-        pw.ts = [int(t) for t in state["ts"]]
+        pw.xs = array("d", (float(x) for x in state["xs"]))
+        pw.ts = array("q", (int(t) for t in state["ts"]))
         pw.windows = [Window.from_state(w) for w in state["windows"]]
         pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
         return pw

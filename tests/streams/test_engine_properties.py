@@ -9,19 +9,18 @@ import re
 import statistics
 import tomllib
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_paths import SCENARIOS
 from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
 from streams.config import Config, load_config, parse_config
 from streams.engine import Engine, Output
 
-SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=25, deadline=None)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 from record_compare import diff_streams
+from shared_paths import SCENARIOS
 
 from arbstream.replay import replay
 from streams.config import load_config
 from streams.engine import Engine
 
-SCENARIOS = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
 NAMES = ["dislocation-2026-01-30", "random-101"]
 
 

@@ -1,0 +1,61 @@
+# arbstream: one entry point for humans and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+SCENARIO := $(SHARED)/scenarios/dislocation-2026-01-30
+KAFKA_PORT ?= 9092
+export KAFKA_PORT
+
+.PHONY: help install lint typecheck test demo kafka-up kafka-down kafka-fetch bench lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "arbstream needs Python >= 3.11 (PYTHON=$(PYTHON))"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install arbstream with its pinned dev dependencies
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy (strict on streams/)
+	$(BIN)/mypy
+
+test: lint typecheck ## lint, type-check, then pytest against a real Kafka broker
+	ARBSTREAM_SHARED=$(SHARED) scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: install ## the main job: replay the 30 Jan 2026 silver dislocation and show its signals
+	@mkdir -p out
+	$(BIN)/arbstream replay $(SCENARIO)/ticks.jsonl --config $(SCENARIO)/config.toml \
+		--output out/dislocation.jsonl
+	$(BIN)/python -m arbstream.show out/dislocation.jsonl
+
+kafka-fetch: ## download the pinned Kafka release's jars from Maven Central (cached)
+	deploy/kafka/kafka.sh fetch
+
+kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092); returns when it serves
+	deploy/kafka/kafka.sh up
+
+kafka-down: ## stop the local broker on $$KAFKA_PORT; leaves nothing running
+	deploy/kafka/kafka.sh down
+
+bench: install ## benchmarks: replay throughput and memory on the standard workload
+	$(BIN)/python -m benchmarks.replay_bench
+
+lock: ## re-pin constraints.txt from the current .venv (after changing dependencies)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^arbstream' > constraints.txt
+
+clean: ## remove build and test leftovers (keeps .venv and the Kafka jar cache)
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
