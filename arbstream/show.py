@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
     console = Console(width=None if sys.stdout.isatty() else 132)
     console.print(arb_table(arbs))
-    for line in wides:
-        console.print(line)
+    for wide in wides:
+        console.print(wide)
     console.print(spread_table(latest))
     console.print(", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
     return 0
