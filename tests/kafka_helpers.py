@@ -1,0 +1,233 @@
+"""Small async helpers for tests that talk to a real Kafka broker via aiokafka.
+
+Every timeout is multiplied by ``ARBSTREAM_TIMEOUT_FACTOR`` (float, default 1) so slow
+machines / CI can scale them all at once. Sync tests call these with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+
+def timeout_factor() -> float:
+    """The ``ARBSTREAM_TIMEOUT_FACTOR`` env var (default 1.0)."""
+    raw = os.environ.get("ARBSTREAM_TIMEOUT_FACTOR", "").strip()
+    factor = float(raw) if raw else 1.0
+    if factor <= 0:
+        raise ValueError(f"ARBSTREAM_TIMEOUT_FACTOR must be > 0, got {raw!r}")
+    return factor
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` scaled by ``ARBSTREAM_TIMEOUT_FACTOR``."""
+    return seconds * timeout_factor()
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (chosen by the kernel)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed record."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+#: (key, value, partition) -- partition None lets the producer's partitioner choose.
+ProduceRecord = tuple[bytes | None, bytes, int | None]
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[ProduceRecord],
+    *,
+    transactional_id: str | None = None,
+) -> None:
+    """Produce ``records`` (idempotent, acks=all) and wait until all are acknowledged.
+
+    With ``transactional_id`` all records go into one committed transaction.
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        transactional_id=transactional_id,
+        request_timeout_ms=int(scaled(30) * 1000),
+    )
+    await asyncio.wait_for(producer.start(), scaled(30))
+    try:
+        if transactional_id is not None:
+            await producer.begin_transaction()
+        futures = [
+            await producer.send(topic, value=value, key=key, partition=partition)
+            for key, value, partition in records
+        ]
+        await asyncio.wait_for(asyncio.gather(*futures), scaled(60))
+        if transactional_id is not None:
+            await asyncio.wait_for(producer.commit_transaction(), scaled(30))
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    expected_count: int,
+    timeout_s: float = 30.0,
+    *,
+    isolation_level: str = "read_uncommitted",
+    linger_s: float = 0.0,
+) -> list[Record]:
+    """Read ``topic`` from the beginning of all partitions (no consumer group).
+
+    Returns as soon as ``expected_count`` records arrived (then keeps polling ``linger_s``
+    more seconds to catch unexpected extra records). Raises ``TimeoutError`` when fewer
+    than ``expected_count`` arrive within ``timeout_s`` (scaled).
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+        max_poll_records=5000,
+    )
+    partitions = await topic_partitions(bootstrap, topic)
+    await asyncio.wait_for(consumer.start(), scaled(30))
+    records: list[Record] = []
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + scaled(timeout_s)
+        while len(records) < expected_count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"consumed {len(records)} of {expected_count} records from {topic!r} "
+                    f"within {scaled(timeout_s):.1f}s"
+                )
+            records.extend(await _poll(consumer, min(remaining, 1.0)))
+        linger_until = time.monotonic() + scaled(linger_s)
+        while (remaining := linger_until - time.monotonic()) > 0:
+            records.extend(await _poll(consumer, min(remaining, 0.5)))
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def _poll(consumer: AIOKafkaConsumer, timeout_s: float) -> list[Record]:
+    batches = await consumer.getmany(timeout_ms=max(1, int(timeout_s * 1000)))
+    return [
+        Record(partition=tp.partition, offset=m.offset, key=m.key, value=m.value)
+        for tp, messages in batches.items()
+        for m in messages
+    ]
+
+
+async def topic_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[int]:
+    """Partition ids of ``topic``, waiting (``timeout_s`` scaled) until it is in metadata."""
+    admin = _admin(bootstrap)
+    await asyncio.wait_for(admin.start(), scaled(30))
+    try:
+        deadline = time.monotonic() + scaled(timeout_s)
+        while True:
+            for described in await admin.describe_topics([topic]):
+                if described["topic"] == topic and described["error_code"] == 0:
+                    partitions = sorted(p["partition"] for p in described["partitions"])
+                    if partitions:
+                        return partitions
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic!r} not found in metadata")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(scaled(30) * 1000)
+    )
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> high watermark (log end offset)."""
+    partitions = await topic_partitions(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), scaled(30))
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        offsets = await asyncio.wait_for(consumer.end_offsets(tps), scaled(30))
+        return {tp.partition: offset for tp, offset in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+async def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 1,
+    config: Mapping[str, str] | None = None,
+) -> None:
+    """Create ``name`` and wait until metadata shows all partitions with a leader."""
+    admin = _admin(bootstrap)
+    await asyncio.wait_for(admin.start(), scaled(30))
+    try:
+        topic = NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
+        response = await admin.create_topics([topic], timeout_ms=int(scaled(30) * 1000))
+        for error in response.to_object()["topic_errors"]:
+            if error["error_code"] != 0:
+                raise RuntimeError(f"creating topic {name!r} failed: {error}")
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            described = await admin.describe_topics([name])
+            if _topic_ready(described, name, partitions):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {name!r} not visible in metadata: {described}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+def _topic_ready(described: list[Any], name: str, partitions: int) -> bool:
+    for topic in described:
+        if topic["topic"] == name and topic["error_code"] == 0:
+            parts = topic["partitions"]
+            return len(parts) == partitions and all(p["leader"] >= 0 for p in parts)
+    return False
+
+
+async def describe_topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """The effective configuration of ``topic`` (name -> value)."""
+    admin = _admin(bootstrap)
+    await asyncio.wait_for(admin.start(), scaled(30))
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    config: dict[str, str] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                raise RuntimeError(f"describe_configs({topic!r}) failed: {resource}")
+            for entry in resource["config_entries"]:
+                config[entry["config_names"]] = entry["config_value"]
+    return config
