@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +84,37 @@ def test_cli_replay_reads_stdin_and_writes_stdout() -> None:
     assert proc.returncode == 0, proc.stderr
     actual = [orjson.loads(line) for line in proc.stdout.splitlines()]
     assert diff_streams(actual, _expected(name)) == []
+
+
+def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    name = "random-101"
+    args = [
+        sys.executable,
+        "-m",
+        "arbstream.cli",
+        "replay",
+        str(SCENARIOS / name / "ticks.jsonl"),
+        "--config",
+        str(SCENARIOS / name / "config.toml"),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+    ]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0
+    os.close(master)
+    on_tty = b"".join(chunks).decode(errors="replace")
+    assert "replay ticks.jsonl" in on_tty and "kB" in on_tty  # the bar: name, bytes read
+    assert "replay: 2002 records in" in on_tty
+    piped = subprocess.run(args, capture_output=True, check=True).stderr.decode()
+    assert piped.strip().startswith("replay: 2002 records in") and "\x1b[" not in piped
