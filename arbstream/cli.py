@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +21,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from agents.produce import produce_lines
+from agents.settings import broker_bootstrap
+from agents.topics import ensure_topics
 from arbstream import __version__
 from arbstream.replay import replay as run_replay
 from streams.config import Config, load_config
@@ -73,10 +79,45 @@ def replay(input_path: str, config_path: str, output_path: str | None) -> None:
     click.echo(summary.line(), err=True)
 
 
+@main.command()
+@click.argument("file_path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+def produce(file_path: str, config_path: str) -> None:
+    """Write FILE (JSONL input records) to Kafka: quotes keyed by instrument, fx to every
+    ticks partition and to the fx topic. The broker comes from ARBSTREAM_BROKER."""
+    config = _load_config_or_exit(config_path)
+    try:
+        bootstrap = broker_bootstrap()
+    except ArbstreamError as exc:
+        click.echo(f"arbstream: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+    async def run(progress: Callable[[int], None] | None) -> Counter[str]:
+        topics = await ensure_topics(bootstrap, config)
+        with open(file_path, "rb") as lines:
+            return await produce_lines(lines, topics, bootstrap, progress)
+
+    with ExitStack() as stack:
+        progress = None
+        if sys.stderr.isatty():
+            size = Path(file_path).stat().st_size
+            progress = stack.enter_context(_progress_bar(size, file_path, "produce"))
+        try:
+            counts = asyncio.run(run(progress))
+        except ArbstreamError as exc:
+            click.echo(f"arbstream: {exc}", err=True)
+            sys.exit(1)
+    click.echo(
+        f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['other']} other "
+        f"to {config.topic_prefix}.ticks",
+        err=True,
+    )
+
+
 class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function
     """A rich progress bar over the input's bytes, on stderr."""
 
-    def __init__(self, total: int, name: str) -> None:
+    def __init__(self, total: int, name: str, verb: str = "replay") -> None:
         self._progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -86,7 +127,7 @@ class _progress_bar:  # noqa: N801 - used as a context manager, reads like a fun
             console=Console(stderr=True),
             transient=True,
         )
-        self._task = self._progress.add_task(f"replay {Path(name).name}", total=total)
+        self._task = self._progress.add_task(f"{verb} {Path(name).name}", total=total)
 
     def __enter__(self) -> _progress_bar:
         self._progress.start()
