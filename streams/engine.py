@@ -91,6 +91,8 @@ class Engine:
         fee = config.fee_bps
         self._routes = [RouteTerms(r, fee[r.buy] + fee[r.sell]) for r in config.routes]
         self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
+        # Identifies the config in snapshots, so state is never restored under another one.
+        self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
         self._window_names = [str(w) for w in config.model.defaults.windows_ms]
 
     # ------------------------------------------------------------------ input
@@ -252,9 +254,6 @@ class Engine:
 
     # ------------------------------------------------------------------ state
 
-    def _config_digest(self) -> str:
-        return hashlib.sha256(self.config.fingerprint().encode()).hexdigest()[:16]
-
     def snapshot(self) -> dict[str, Any]:
         """The engine's whole state as plain data (JSON-serialisable)."""
         instruments = {}
@@ -270,7 +269,7 @@ class Engine:
             }
         return {
             "version": SNAPSHOT_VERSION,
-            "config": self._config_digest(),
+            "config": self._digest,
             "fx": {pair: [mid, ts] for pair, (mid, ts) in self._fx.items()},
             "instruments": instruments,
         }
@@ -279,7 +278,7 @@ class Engine:
         """Replace the engine's state with a snapshot taken under the same config."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise StateError(f"unsupported snapshot version {snapshot.get('version')!r}")
-        if snapshot.get("config") != self._config_digest():
+        if snapshot.get("config") != self._digest:
             raise StateError("snapshot was taken under a different config")
         try:
             fx = {p: (float(m), int(ts)) for p, (m, ts) in snapshot["fx"].items()}

@@ -96,6 +96,11 @@ def _px(usd_per_oz: float, v: VenueSpec, fx: dict[str, float]) -> float:
     return usd_per_oz * (1 + v.vat) * fx[v.currency] * oz
 
 
+def _fx_line(currency: str, rate: float, ts: int) -> bytes:
+    record = {"type": "fx", "pair": "USD" + currency, "bid": rate * 0.9999, "ask": rate * 1.0001}
+    return orjson.dumps({**record, "ts": ts})
+
+
 GARBAGE = [
     b"{not json",
     b"[1,2,3]",
@@ -131,17 +136,7 @@ def random_stream(
     out: list[bytes] = []
     dumps = orjson.dumps
     for cur in ("CNY", "INR"):
-        out.append(
-            dumps(
-                {
-                    "type": "fx",
-                    "pair": "USD" + cur,
-                    "bid": fx[cur] * 0.9999,
-                    "ask": fx[cur] * 1.0001,
-                    "ts": t,
-                }
-            )
-        )
+        out.append(_fx_line(cur, fx[cur], t))
     while len(out) < n:
         t += rng.choice([1, 5, 50, 200, 700, 2500])
         r = rng.random()
@@ -152,17 +147,7 @@ def random_stream(
             cur = rng.choice(["CNY", "INR"])
             fx[cur] *= 1 + rng.gauss(0, 0.001)
             ts = t - rng.choice([0, 0, 0, 3000])  # sometimes late: out_of_order
-            out.append(
-                dumps(
-                    {
-                        "type": "fx",
-                        "pair": "USD" + cur,
-                        "bid": fx[cur] * 0.9999,
-                        "ask": fx[cur] * 1.0001,
-                        "ts": ts,
-                    }
-                )
-            )
+            out.append(_fx_line(cur, fx[cur], ts))
             continue
         inst = rng.choice(instruments)
         v = rng.choice(venues)

@@ -20,6 +20,7 @@ from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
 from streams.config import Config, load_config, parse_config
 from streams.engine import Engine, Output
+from streams.errors import StateError
 
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=25, deadline=None)
@@ -228,3 +229,16 @@ def test_spread_window_stats_equal_recomputation_from_samples(seed: int) -> None
             assert (stats["min"], stats["max"]) == (min(xs), max(xs))
             if stats["z"] is not None:
                 assert stats["z"] == pytest.approx((r["spread"] - stats["mean"]) / stats["std"])
+
+
+def test_restore_refuses_a_snapshot_of_another_config_or_a_malformed_one() -> None:
+    config = load_config(SCENARIOS / "random-101" / "config.toml")
+    other = load_config(SCENARIOS / "dislocation-2026-01-30" / "config.toml")
+    engine = Engine(config)
+    run(engine, (SCENARIOS / "random-101" / "ticks.jsonl").read_bytes().splitlines()[:200])
+    snapshot = engine.snapshot()
+    with pytest.raises(StateError, match="different config"):
+        Engine(other).restore(snapshot)
+    broken = {**snapshot, "instruments": {"XAG": {"clock": 1}}}
+    with pytest.raises(StateError, match="malformed"):
+        Engine(config).restore(broken)

@@ -28,6 +28,20 @@ def _expected(name: str) -> list[object]:
     ]
 
 
+def _replay_args(name: str, *extra: str) -> list[str]:
+    ticks, config = SCENARIOS / name / "ticks.jsonl", SCENARIOS / name / "config.toml"
+    return [
+        sys.executable,
+        "-m",
+        "arbstream.cli",
+        "replay",
+        str(ticks),
+        "--config",
+        str(config),
+        *extra,
+    ]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_replay_reproduces_expected(name: str) -> None:
     engine = Engine(load_config(SCENARIOS / name / "config.toml"))
@@ -43,19 +57,7 @@ def test_cli_replay_writes_output_file_and_summary(tmp_path: Path) -> None:
     name = "dislocation-2026-01-30"
     out = tmp_path / "out.jsonl"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "arbstream.cli",
-            "replay",
-            str(SCENARIOS / name / "ticks.jsonl"),
-            "--config",
-            str(SCENARIOS / name / "config.toml"),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        check=False,
+        _replay_args(name, "--output", str(out)), capture_output=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     actual = [orjson.loads(line) for line in out.read_bytes().splitlines()]
@@ -88,17 +90,7 @@ def test_cli_replay_reads_stdin_and_writes_stdout() -> None:
 
 def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path: Path) -> None:
     name = "random-101"
-    args = [
-        sys.executable,
-        "-m",
-        "arbstream.cli",
-        "replay",
-        str(SCENARIOS / name / "ticks.jsonl"),
-        "--config",
-        str(SCENARIOS / name / "config.toml"),
-        "--output",
-        str(tmp_path / "o.jsonl"),
-    ]
+    args = _replay_args(name, "--output", str(tmp_path / "o.jsonl"))
     master, slave = pty.openpty()
     proc = subprocess.Popen(args, stderr=slave, stdout=subprocess.DEVNULL)
     os.close(slave)
