@@ -65,11 +65,10 @@ async def produce_lines(
         if not partitions:
             raise AgentError(f"topic {topics.ticks!r} has no partitions")
         for line in lines:
-            size = len(line)
+            if progress is not None:
+                progress(len(line))
             record = line.rstrip(b"\r\n")
             if not record.strip():
-                if progress is not None:
-                    progress(size)
                 continue
             kind, key = route(record)
             counts[kind] += 1
@@ -82,8 +81,6 @@ async def produce_lines(
             if len(pending) >= CHECK_EVERY:
                 await asyncio.gather(*pending)
                 pending.clear()
-            if progress is not None:
-                progress(size)
         await asyncio.gather(*pending)
     except (KafkaError, OSError, TimeoutError) as exc:  # delivery or metadata: stop, say why
         raise AgentError(f"producing to {bootstrap} failed: {exc!r}") from exc

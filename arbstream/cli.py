@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import click
 from rich.console import Console
@@ -34,12 +34,16 @@ from streams.errors import ArbstreamError
 EXIT_CONFIG = 2
 
 
+def _exit(exc: ArbstreamError, status: int) -> NoReturn:
+    click.echo(f"arbstream: {exc}", err=True)
+    sys.exit(status)
+
+
 def _load_config_or_exit(path: str) -> Config:
     try:
         return load_config(path)
     except ArbstreamError as exc:
-        click.echo(f"arbstream: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        _exit(exc, EXIT_CONFIG)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,8 +93,7 @@ def produce(file_path: str, config_path: str) -> None:
     try:
         bootstrap = broker_bootstrap()
     except ArbstreamError as exc:
-        click.echo(f"arbstream: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        _exit(exc, EXIT_CONFIG)
 
     async def run(progress: Callable[[int], None] | None) -> Counter[str]:
         topics = await ensure_topics(bootstrap, config)
@@ -105,8 +108,7 @@ def produce(file_path: str, config_path: str) -> None:
         try:
             counts = asyncio.run(run(progress))
         except ArbstreamError as exc:
-            click.echo(f"arbstream: {exc}", err=True)
-            sys.exit(1)
+            _exit(exc, 1)
     click.echo(
         f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['other']} other "
         f"to {config.topic_prefix}.ticks",

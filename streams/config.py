@@ -114,7 +114,8 @@ class Config:
         d = model.defaults
         self.topic_prefix = model.topic_prefix
         self.fx_stale_ms = d.fx_stale_ms
-        self.windows_ms: tuple[int, ...] = tuple(sorted(d.windows_ms))
+        # In config order: spread records list their windows in the order configured.
+        self.windows_ms: tuple[int, ...] = tuple(d.windows_ms)
         self.spread_emit_ms = d.spread_emit_ms
         self.arb = model.arb
         self.wide = model.wide

@@ -93,7 +93,7 @@ class Engine:
         self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
-        self._window_names = [str(w) for w in config.model.defaults.windows_ms]
+        self._window_names = [str(w) for w in config.windows_ms]
 
     # ------------------------------------------------------------------ input
 
@@ -220,9 +220,7 @@ class Engine:
             spread = a_mid - b_mid
             ps = pairs.get(pair)
             if ps is None:
-                ps = pairs[pair] = PairState(
-                    PairWindows(tuple(self.config.model.defaults.windows_ms))
-                )
+                ps = pairs[pair] = PairState(PairWindows(self.config.windows_ms))
             ps.windows.add(t, spread)
             if ps.last_emit is not None and t - ps.last_emit < emit_ms:
                 continue
