@@ -63,7 +63,7 @@ def replay(
         if not record.strip():
             continue  # blank lines are skipped but still counted as lines
         summary.records_in += 1
-        for stream, _key, rec in engine.process(record, {"line": lineno}):
+        for stream, _key, rec in engine.process(record, lineno):
             data = dumps(rec)
             buf.append(data)
             size += len(data) + 1

@@ -47,7 +47,7 @@ def run(n: int, checkpoint: int) -> dict[str, object]:
     process = engine.process
     for start in range(0, n, checkpoint):
         for i in range(start, min(start + checkpoint, n)):
-            for _stream, _key, rec in process(lines[i], {"line": i + 1}):
+            for _stream, _key, rec in process(lines[i], i + 1):
                 out_bytes += len(dumps(rec))
                 outputs += 1
         memory.append((min(start + checkpoint, n), rss_mib()))
@@ -95,7 +95,7 @@ def main() -> None:
         prof = cProfile.Profile()
         prof.enable()
         for i, line in enumerate(lines):
-            for _s, _k, rec in engine.process(line, {"line": i + 1}):
+            for _s, _k, rec in engine.process(line, i + 1):
                 orjson.dumps(rec)
         prof.disable()
         buf = io.StringIO()

@@ -1,10 +1,11 @@
 """The per-instrument arbitrage engine (contracts.md §3-§5).
 
 One :class:`Engine` holds the FX book and the state of every instrument it has seen.
-``process(raw, source)`` takes one input record's bytes and returns its output records
+``process(raw, position)`` takes one input record's bytes and returns its output records
 in contract order. The Faust agents and ``arbstream replay`` drive the same class; an
-engine's whole state converts to and from plain data (``snapshot`` / ``restore``) so a
-worker can keep it in a changelogged table and resume exactly.
+engine's state converts to and from key-value entries (``changes`` / ``snapshot`` /
+``load``, see streams/state.py) so a worker can keep it in a changelogged table and
+resume exactly.
 
 An engine applies FX in the order it receives it, so in streaming there is one engine
 per ticks-topic partition (every partition carries every FX record).
@@ -13,71 +14,45 @@ per ticks-topic partition (every partition carries every FX record).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from streams import state as s
 from streams import validation as v
 from streams.config import Config
 from streams.errors import StateError
-from streams.signals import IDLE, ArbRoute, RouteTerms, evaluate_route, wide_signal
+from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
+from streams.state import InstrumentState, PairState, VenueQuote
 from streams.windows import MIN_STD, PairWindows
 
 #: One output: (stream, key, record); stream is "spreads", "signals" or "dlq".
 Output = tuple[str, str | None, dict[str, Any]]
+#: Where an input came from, as a rejected record's ``source`` shows it (contracts.md §3).
 Source = dict[str, Any]
 
-SNAPSHOT_VERSION: Final = 1
+
+def line_source(position: int) -> Source:
+    """``source`` in a replay: the input's 1-based line number."""
+    return {"line": position}
+
+
 _USD: Final = (1.0, 0)  # the FX "book" of USD venues: rate 1, never stale
-
-
-class VenueQuote:
-    """The latest accepted quote of one venue for one instrument, as received, with its
-    normalised (USD/oz) bid and ask cached against the FX book entry they used."""
-
-    __slots__ = ("ask", "bid", "book", "factor", "fx_pair", "nask", "nbid", "stale_ms", "ts")
-
-    def __init__(
-        self, bid: float, ask: float, ts: int, factor: float, fx_pair: str | None, stale_ms: int
-    ) -> None:
-        self.bid = bid
-        self.ask = ask
-        self.ts = ts
-        self.factor = factor  # 1 / (1 + vat) / oz_per_unit
-        self.fx_pair = fx_pair  # None for USD
-        self.stale_ms = stale_ms
-        self.book: tuple[float, int] | None = None  # the FX entry nbid/nask were computed with
-        self.nbid = self.nask = 0.0  # valid once normalised (USD, or FX seen)
-
-
-class PairState:
-    """Spread windows of one unordered venue pair and when it last emitted."""
-
-    __slots__ = ("last_emit", "windows")
-
-    def __init__(self, windows: PairWindows, last_emit: int | None = None) -> None:
-        self.windows = windows
-        self.last_emit = last_emit
-
-
-class InstrumentState:
-    """Everything the engine knows about one instrument."""
-
-    __slots__ = ("clock", "pairs", "quotes", "routes", "wide_open")
-
-    def __init__(self, n_routes: int) -> None:
-        self.clock = -1
-        self.quotes: dict[str, VenueQuote] = {}
-        self.pairs: dict[tuple[str, str], PairState] = {}
-        self.routes = [ArbRoute() for _ in range(n_routes)]
-        self.wide_open: set[str] = set()
 
 
 class Engine:
     """Validate, normalise and evaluate input records; see contracts.md §3-§5."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, source_of: Callable[[int], Source] = line_source) -> None:
         self.config = config
+        # Builds a rejected record's ``source`` from the input's position (line number,
+        # or Kafka offset), so accepted inputs cost no per-record allocation for it.
+        self.source_of = source_of
         self._fx: dict[str, tuple[float, int]] = {}  # pair -> (mid, ts)
         self._instruments: dict[str, InstrumentState] = {}
+        # What changed since the last call of changes(): see streams/state.py.
+        self._dirty: set[str] = set()
+        self._fx_dirty = False
+        self._meta_saved = False
         # For each venue: the other venues with the sorted pair they form, in (a, b) order.
         names = config.venue_names
         self._pairs_of: dict[str, list[tuple[str, tuple[str, str], str]]] = {}
@@ -97,25 +72,29 @@ class Engine:
 
     # ------------------------------------------------------------------ input
 
-    def process(self, raw: bytes | str, source: Source) -> list[Output]:
-        """Apply one input record; return its outputs in contract order (§5)."""
+    def process(self, raw: bytes | str, position: int) -> list[Output]:
+        """Apply one input record; return its outputs in contract order (§5).
+
+        ``position`` locates the input for a rejection's ``source`` (see ``source_of``).
+        """
         try:
             obj = v.decode(raw)
         except ValueError:
-            return [self._rejected(v.BAD_JSON, raw, source)]
+            return [self._rejected(v.BAD_JSON, raw, position)]
         reason, kind, bid, ask, ts = v.check(obj)
         if reason is not None:
-            return [self._rejected(reason, raw, source)]
+            return [self._rejected(reason, raw, position)]
         if kind == "fx":
             pair: str = obj["pair"]
             book = self._fx.get(pair)
             if book is not None and ts < book[1]:
-                return [self._rejected(v.OUT_OF_ORDER, raw, source)]
+                return [self._rejected(v.OUT_OF_ORDER, raw, position)]
             self._fx[pair] = ((bid + ask) / 2.0, ts)
+            self._fx_dirty = True
             return []
         venue: str = obj["venue"]
         if venue not in self.config.venues:
-            return [self._rejected(v.UNKNOWN_VENUE, raw, source)]
+            return [self._rejected(v.UNKNOWN_VENUE, raw, position)]
         instrument: str = obj["instrument"]
         state = self._instruments.get(instrument)
         if state is None:
@@ -124,9 +103,10 @@ class Engine:
         if quote is None:
             state.quotes[venue] = self._new_quote(venue, instrument, bid, ask, ts)
         elif ts < quote.ts:
-            return [self._rejected(v.OUT_OF_ORDER, raw, source)]
+            return [self._rejected(v.OUT_OF_ORDER, raw, position)]
         else:
             quote.bid, quote.ask, quote.ts, quote.book = bid, ask, ts, None
+        self._dirty.add(instrument)
         return self._evaluate(instrument, state, venue, bid, ask, ts)
 
     def _new_quote(
@@ -136,8 +116,13 @@ class Engine:
         factor = 1.0 / (1.0 + cfg.venues[venue].vat) / cfg.oz_per_unit(venue, instrument)
         return VenueQuote(bid, ask, ts, factor, self._fx_pair[venue], cfg.stale_ms[venue])
 
-    def _rejected(self, reason: str, raw: bytes | str, source: Source) -> Output:
-        record = {"type": "rejected", "reason": reason, "raw": v.raw_text(raw), "source": source}
+    def _rejected(self, reason: str, raw: bytes | str, position: int) -> Output:
+        record = {
+            "type": "rejected",
+            "reason": reason,
+            "raw": v.raw_text(raw),
+            "source": self.source_of(position),
+        }
         return ("dlq", None, record)
 
     # ------------------------------------------------------------- evaluation
@@ -252,52 +237,58 @@ class Engine:
 
     # ------------------------------------------------------------------ state
 
-    def snapshot(self) -> dict[str, Any]:
-        """The engine's whole state as plain data (JSON-serialisable)."""
-        instruments = {}
-        for name, st in self._instruments.items():
-            instruments[name] = {
-                "clock": st.clock,
-                "quotes": {n: [q.bid, q.ask, q.ts] for n, q in st.quotes.items()},
-                "pairs": [
-                    [a, b, ps.last_emit, ps.windows.to_state()] for (a, b), ps in st.pairs.items()
-                ],
-                "routes": [r.to_state() for r in st.routes],
-                "wide_open": sorted(st.wide_open),
-            }
-        return {
-            "version": SNAPSHOT_VERSION,
-            "config": self._digest,
-            "fx": {pair: [mid, ts] for pair, (mid, ts) in self._fx.items()},
-            "instruments": instruments,
-        }
+    def changes(self) -> list[s.Entry]:
+        """The state entries written or deleted since the last call (streams/state.py).
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Replace the engine's state with a snapshot taken under the same config."""
-        if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise StateError(f"unsupported snapshot version {snapshot.get('version')!r}")
-        if snapshot.get("config") != self._digest:
-            raise StateError("snapshot was taken under a different config")
-        try:
-            fx = {p: (float(m), int(ts)) for p, (m, ts) in snapshot["fx"].items()}
-            instruments = {}
-            for name, data in snapshot["instruments"].items():
-                st = InstrumentState(0)
-                st.clock = int(data["clock"])
-                st.quotes = {
-                    n: self._new_quote(n, name, float(b), float(a), int(ts))
-                    for n, (b, a, ts) in data["quotes"].items()
-                }
-                st.pairs = {
-                    (a, b): PairState(PairWindows.from_state(w), last)
-                    for a, b, last, w in data["pairs"]
-                }
-                st.routes = [ArbRoute.from_state(r) for r in data["routes"]]
-                if len(st.routes) != len(self.config.routes):
-                    raise StateError(f"snapshot of {name} has a different number of routes")
-                st.wide_open = set(data["wide_open"])
-                instruments[name] = st
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"malformed snapshot: {exc!r}") from exc
+        A worker appends them to its changelog after each batch; loading every entry
+        ever returned, latest value per key, gives back this engine's state.
+        """
+        out: list[s.Entry] = []
+        if not self._meta_saved:
+            out.append((s.META_KEY, s.meta_entry(self._digest)))
+            self._meta_saved = True
+        if self._fx_dirty:
+            out.append((s.FX_KEY, s.encode_fx(self._fx)))
+            self._fx_dirty = False
+        for name in self._dirty:
+            out += s.instrument_entries(name, self._instruments[name])
+        self._dirty.clear()
+        return out
+
+    def snapshot(self) -> dict[str, bytes]:
+        """The whole state as entries (what ``load`` takes)."""
+        entries = {s.META_KEY: s.meta_entry(self._digest), s.FX_KEY: s.encode_fx(self._fx)}
+        for name, st in self._instruments.items():
+            for key, value in s.instrument_entries(name, st, everything=True):
+                if value is not None:
+                    entries[key] = value
+        return entries
+
+    def load(self, entries: Mapping[str, bytes]) -> None:
+        """Replace the state with the one in ``entries`` (written under the same config).
+
+        An empty mapping is an engine's initial state.
+        """
+        if entries:
+            s.check_meta(entries.get(s.META_KEY), self._digest)
+        fx = s.decode_fx(entries[s.FX_KEY]) if s.FX_KEY in entries else {}
+        n_routes = len(self.config.routes)
+        instruments: dict[str, InstrumentState] = {}
+        for key in entries:
+            if not key.startswith("i/"):
+                continue
+            name = key[2:]
+            st, quotes = s.decode_instrument(name, entries, n_routes)
+            try:
+                for venue, (bid, ask, ts) in quotes.items():
+                    if venue not in self.config.venues:
+                        raise StateError(f"state of {name} quotes unknown venue {venue!r}")
+                    st.quotes[venue] = self._new_quote(venue, name, float(bid), float(ask), int(ts))
+            except (TypeError, ValueError) as exc:
+                raise StateError(f"malformed quotes in state of {name!r}: {exc!r}") from exc
+            instruments[name] = st
         self._fx = fx
         self._instruments = instruments
+        self._dirty.clear()
+        self._fx_dirty = False
+        self._meta_saved = bool(entries)

@@ -21,6 +21,7 @@ from streamgen import VenueSpec, config_toml, random_stream, random_venues
 from streams.config import Config, load_config, parse_config
 from streams.engine import Engine, Output
 from streams.errors import StateError
+from streams.state import CHUNK
 
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=25, deadline=None)
@@ -53,7 +54,7 @@ def make_case(
 def run(engine: Engine, lines: list[bytes], start: int = 1) -> list[Output]:
     out: list[Output] = []
     for i, line in enumerate(lines, start=start):
-        out += engine.process(line, {"line": i})
+        out += engine.process(line, i)
     return out
 
 
@@ -64,20 +65,33 @@ def dumps(outputs: list[Output]) -> list[bytes]:
 @PROPERTY
 @given(seeds, st.lists(st.integers(1, 1499), max_size=6))
 def test_output_does_not_depend_on_batching_or_restore(seed: int, cuts: list[int]) -> None:
-    """Splitting the input into batches, with the state carried across each split as a
-    JSON snapshot into a fresh engine, gives exactly the uninterrupted output."""
+    """Splitting the input into batches, with the state carried across each split into a
+    fresh engine, gives exactly the uninterrupted output: carried as a full snapshot, and
+    carried as the changelog a worker keeps (every ``changes()``, latest value per key,
+    deletions applied)."""
     config, _, lines = make_case(seed)
     whole = dumps(run(Engine(config), lines))
-    pieces: list[bytes] = []
-    engine = Engine(config)
-    prev = 0
-    for cut in [*sorted(set(cuts)), len(lines)]:
-        pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
-        snapshot = orjson.loads(orjson.dumps(engine.snapshot()))
+    for carry in ("snapshot", "changelog"):
+        pieces: list[bytes] = []
         engine = Engine(config)
-        engine.restore(snapshot)
-        prev = cut
-    assert pieces == whole
+        table: dict[str, bytes] = {}
+        prev = 0
+        for cut in [*sorted(set(cuts)), len(lines)]:
+            pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
+            apply_changes(table, engine.changes())
+            state = dict(engine.snapshot()) if carry == "snapshot" else dict(table)
+            engine = Engine(config)
+            engine.load(state)
+            prev = cut
+        assert pieces == whole, carry
+
+
+def apply_changes(table: dict[str, bytes], changes: list[tuple[str, bytes | None]]) -> None:
+    for key, value in changes:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
 
 
 @pytest.mark.parametrize("name", ["dislocation-2026-01-30", "random-101"])
@@ -91,9 +105,50 @@ def test_snapshot_mid_scenario_gives_same_remaining_output(name: str) -> None:
     first = Engine(config)
     run(first, lines[:mid])
     resumed = Engine(config)
-    resumed.restore(orjson.loads(orjson.dumps(first.snapshot())))
+    resumed.load(first.snapshot())
     assert dumps(run(resumed, lines[mid:], start=mid + 1)) == expected_rest
     assert len(expected_rest) > 100
+
+
+def test_changelog_stays_bounded_by_window_contents() -> None:
+    """A long stream through short windows: the live changelog (after deletions) holds
+    only the chunks the windows still need, and restoring it continues exactly."""
+    text = """
+[defaults]
+windows_ms = [1000]
+[venues.A]
+currency = "USD"
+unit = "oz"
+[venues.B]
+currency = "USD"
+unit = "oz"
+"""
+    config = parse_config(tomllib.loads(text), "inline")
+    lines = [
+        orjson.dumps(
+            {
+                "type": "quote",
+                "venue": "AB"[i % 2],
+                "instrument": "XAG",
+                "bid": 70.0 + (i % 7) * 0.01,
+                "ask": 70.1 + (i % 5) * 0.01,
+                "ts": i,
+            }
+        )
+        for i in range(50_000)
+    ]
+    engine, table = Engine(config), {}
+    for begin in range(0, 40_000, 997):
+        run(engine, lines[begin : begin + 997], start=begin + 1)
+        apply_changes(table, engine.changes())
+    chunks = [k for k in table if k.startswith("w/")]
+    # The buffer keeps at most about twice the window (1000 samples) before it drops its prefix.
+    assert 1000 // CHUNK <= len(chunks) <= 2 * 1000 // CHUNK + 3
+    resumed = Engine(config)
+    resumed.load(table)
+    assert dumps(run(resumed, lines[40_000:], start=40_001)) == dumps(
+        run(engine, lines[40_000:], start=40_001)
+    )
 
 
 @PROPERTY
@@ -189,7 +244,7 @@ def test_no_open_or_spread_without_fresh_legs(seed: int) -> None:
 
     opens = 0
     for i, line in enumerate(lines, start=1):
-        out = engine.process(line, {"line": i})
+        out = engine.process(line, i)
         if not any(s == "dlq" for s, _, _ in out):
             rec = orjson.loads(line)
             if rec["type"] == "quote":
@@ -231,14 +286,17 @@ def test_spread_window_stats_equal_recomputation_from_samples(seed: int) -> None
                 assert stats["z"] == pytest.approx((r["spread"] - stats["mean"]) / stats["std"])
 
 
-def test_restore_refuses_a_snapshot_of_another_config_or_a_malformed_one() -> None:
+def test_load_refuses_state_of_another_config_or_a_malformed_one() -> None:
     config = load_config(SCENARIOS / "random-101" / "config.toml")
     other = load_config(SCENARIOS / "dislocation-2026-01-30" / "config.toml")
     engine = Engine(config)
     run(engine, (SCENARIOS / "random-101" / "ticks.jsonl").read_bytes().splitlines()[:200])
     snapshot = engine.snapshot()
     with pytest.raises(StateError, match="different config"):
-        Engine(other).restore(snapshot)
-    broken = {**snapshot, "instruments": {"XAG": {"clock": 1}}}
+        Engine(other).load(snapshot)
+    instrument = next(k for k in snapshot if k.startswith("i/"))
     with pytest.raises(StateError, match="malformed"):
-        Engine(config).restore(broken)
+        Engine(config).load({**snapshot, instrument: b'{"clock": 1}'})
+    chunk = next(k for k in snapshot if k.startswith("w/"))
+    with pytest.raises(StateError, match="missing or malformed"):
+        Engine(config).load({k: v for k, v in snapshot.items() if k != chunk})

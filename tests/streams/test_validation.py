@@ -113,7 +113,7 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
 )
 def test_rejection_reason(raw: str | bytes, reason: str | None) -> None:
     engine = Engine(CONFIG)
-    out = engine.process(raw, {"line": 7})
+    out = engine.process(raw, 7)
     rejected = [rec for stream, _, rec in out if stream == "dlq"]
     if reason is None:
         assert rejected == []
@@ -130,7 +130,7 @@ def test_out_of_order_per_venue_instrument_and_fx_pair() -> None:
     engine = Engine(CONFIG)
 
     def reasons(raw: str) -> list[str]:
-        return [r["reason"] for s, _, r in engine.process(raw, {"line": 1}) if s == "dlq"]
+        return [r["reason"] for s, _, r in engine.process(raw, 1) if s == "dlq"]
 
     assert reasons(Q + '"bid": 80.0, "ask": 80.1, "ts": 2000}') == []
     assert reasons(Q + '"bid": 80.0, "ask": 80.1, "ts": 2000}') == []  # equal ts is not older
@@ -144,15 +144,15 @@ def test_out_of_order_per_venue_instrument_and_fx_pair() -> None:
 
 def test_rejected_input_is_not_applied() -> None:
     engine = Engine(CONFIG)
-    engine.process(Q + '"bid": 80.0, "ask": 80.1, "ts": 2000}', {"line": 1})
+    engine.process(Q + '"bid": 80.0, "ask": 80.1, "ts": 2000}', 1)
     before = engine.snapshot()
-    engine.process(Q + '"bid": 81.0, "ask": 80.1, "ts": 3000}', {"line": 2})  # crossed
-    engine.process(Q + '"bid": 80.0, "ask": 80.1, "ts": 1000}', {"line": 3})  # out of order
+    engine.process(Q + '"bid": 81.0, "ask": 80.1, "ts": 3000}', 2)  # crossed
+    engine.process(Q + '"bid": 80.0, "ask": 80.1, "ts": 1000}', 3)  # out of order
     assert engine.snapshot() == before
 
 
 def test_raw_is_truncated_to_limit() -> None:
     engine = Engine(CONFIG)
     raw = '{"type": "trade", "pad": "' + "x" * 10_000 + '"}'
-    ((_, _, rec),) = engine.process(raw, {"line": 1})
+    ((_, _, rec),) = engine.process(raw, 1)
     assert rec["raw"] == raw[:RAW_LIMIT] and len(rec["raw"]) == RAW_LIMIT
