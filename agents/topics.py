@@ -10,6 +10,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 from agents.errors import AgentError
 from streams.config import Config
 
+#: The ticks topic takes records up to 16 MiB (Kafka's default is 1 MiB): whatever a
+#: producer manages to write there, the worker must see, to reject it into the dlq.
+TICKS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+TICKS_TOPIC_CONFIG = {"max.message.bytes": str(TICKS_MAX_MESSAGE_BYTES)}
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -52,7 +57,12 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, config.kafka.partitions, config.kafka.replication)
+            NewTopic(
+                name,
+                config.kafka.partitions,
+                config.kafka.replication,
+                topic_configs=TICKS_TOPIC_CONFIG if name == topics.ticks else {},
+            )
             for name in topics.all()
             if name not in existing
         ]
@@ -65,3 +75,19 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
     finally:
         await admin.close()
     return topics
+
+
+async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+    """The partition count of each named topic (which must exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    counts = {}
+    for topic in described:
+        if topic["error_code"] != 0 or not topic["partitions"]:
+            raise AgentError(f"cannot describe topic {topic['topic']!r}: {topic}")
+        counts[topic["topic"]] = len(topic["partitions"])
+    return counts

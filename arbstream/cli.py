@@ -22,8 +22,9 @@ from rich.progress import (
 )
 
 from agents.produce import produce_lines
-from agents.settings import broker_bootstrap
+from agents.settings import broker_bootstrap, web_port
 from agents.topics import ensure_topics
+from agents.worker import WorkerSettings, run_worker
 from arbstream import __version__
 from arbstream.replay import replay as run_replay
 from streams.config import Config, load_config
@@ -114,6 +115,29 @@ def produce(file_path: str, config_path: str) -> None:
         f"to {config.topic_prefix}.ticks",
         err=True,
     )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def worker(config_path: str, loglevel: str) -> None:
+    """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
+    and dlq topics, exactly once. Broker from ARBSTREAM_BROKER, web and metrics port from
+    ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
+    config = _load_config_or_exit(config_path)
+    try:
+        settings = WorkerSettings(bootstrap=broker_bootstrap(), web_port=web_port())
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    try:
+        run_worker(config, settings, loglevel)
+    except ArbstreamError as exc:
+        _exit(exc, 1)
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function

@@ -1,0 +1,254 @@
+"""The live pipeline on the real broker: ``arbstream produce`` → ``arbstream worker`` →
+the output topics, compared per key with ``arbstream replay`` of the same input.
+
+Every test uses its own topic prefix (so its own topics and consumer group) on a ticks
+topic with 4 partitions, and real worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka_helpers import scaled
+from pipeline import (
+    Worker,
+    compare_with_replay,
+    expected_dlq,
+    read_outputs,
+    read_ticks,
+    replay_by_key,
+)
+from shared_paths import SCENARIOS
+from streamgen import config_toml, random_stream, random_venues
+
+from agents.produce import produce_lines
+from agents.topics import Topics, ensure_topics
+from streams.config import Config, load_config
+
+PARTITIONS = 4
+#: The worker's log line for an engine rebuilt from a non-empty state.
+RESTORED = re.compile(rb"engine restored from [1-9]\d* state entries")
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment: config file, topics and its input lines."""
+
+    config_path: Path
+    config: Config
+    lines: list[bytes]
+    bootstrap: str
+    tmp: Path
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.config.topic_prefix)
+
+    def worker(self, name: str = "worker") -> Worker:
+        return Worker(self.config_path, self.bootstrap, self.tmp / f"{name}.log")
+
+    def produce_cli(self) -> None:
+        """``arbstream produce`` of the whole input, as an operator would run it."""
+        path = self.tmp / "ticks.jsonl"
+        path.write_bytes(b"\n".join(self.lines) + b"\n")
+        env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://{self.bootstrap}"}
+        cmd = [sys.executable, "-m", "arbstream.cli", "produce", str(path)]
+        subprocess.run(
+            [*cmd, "--config", str(self.config_path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=scaled(120),
+        )
+
+    def produce_paced(self, parts: int, pause_s: float) -> threading.Thread:
+        """Produce the input in ``parts`` slices with pauses, in a background thread, so
+        that workers can be killed or stopped while the stream is still arriving."""
+
+        def run() -> None:
+            size = -(-len(self.lines) // parts)
+            for i in range(0, len(self.lines), size):
+                asyncio.run(produce_lines(self.lines[i : i + size], self.topics, self.bootstrap))
+                time.sleep(pause_s)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def check_equals_replay(self, linger_s: float = 2.0) -> None:
+        expected, rejected = replay_by_key(self.lines, self.config)
+        counts = {
+            "spreads": sum(len(v) for (s, _), v in expected.items() if s == "spreads"),
+            "signals": sum(len(v) for (s, _), v in expected.items() if s == "signals"),
+            "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
+        }
+        outputs = read_outputs(self.bootstrap, self.topics, counts, linger_s=linger_s)
+        n_fx = sum(1 for line in self.lines if b'"type": "fx"' in line or b'"type":"fx"' in line)
+        ticks = read_ticks(self.bootstrap, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
+        problems = compare_with_replay(outputs, expected, rejected, ticks, self.topics, PARTITIONS)
+        assert not problems, "\n".join(problems)
+        assert counts["spreads"] > 100 and counts["signals"] > 5  # the check compared something
+
+
+DeploymentFactory = Callable[[str, list[bytes]], Deployment]
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[DeploymentFactory]:
+    """Make a deployment from config text and input lines; its topics are created with
+    4 partitions before anything runs."""
+
+    def make(config_text: str, lines: list[bytes]) -> Deployment:
+        prefix = f"w{uuid.uuid4().hex[:10]}"
+        text = re.sub(r"(?m)^topic_prefix\s*=.*$", "", config_text)
+        text = re.sub(r"(?ms)^\[kafka\].*?(?=^\[|\Z)", "", text)
+        text = f'topic_prefix = "{prefix}"\n{text}\n[kafka]\npartitions = {PARTITIONS}\n'
+        path = tmp_path / f"{prefix}.toml"
+        path.write_text(text)
+        config = load_config(path)
+        asyncio.run(ensure_topics(kafka_bootstrap, config))
+        return Deployment(path, config, lines, kafka_bootstrap, tmp_path)
+
+    yield make
+
+
+def scenario(name: str) -> tuple[str, list[bytes]]:
+    folder = SCENARIOS / name
+    lines = [x for x in (folder / "ticks.jsonl").read_bytes().splitlines() if x.strip()]
+    return (folder / "config.toml").read_text(), lines
+
+
+def generated(seed: int, n: int) -> tuple[str, list[bytes]]:
+    """A generated stream of two instruments over 4 venues with every rejection reason."""
+    rng = random.Random(seed)
+    venues = random_venues(rng, 4)
+    return config_toml(venues, None), random_stream(rng, venues, n, ("XAG", "XAU"))
+
+
+def run_to_end(dep: Deployment) -> None:
+    worker = dep.worker()
+    try:
+        dep.check_equals_replay()
+        assert worker.alive(), worker.log_tail()
+    finally:
+        status = worker.stop()
+    assert status == 0, worker.log_tail()
+
+
+@pytest.mark.parametrize("name", ["dislocation-2026-01-30", "random-101", "generated"])
+def test_live_output_equals_replay_per_key(deployment: DeploymentFactory, name: str) -> None:
+    text, lines = generated(7, 6000) if name == "generated" else scenario(name)
+    dep = deployment(text, lines)
+    dep.produce_cli()
+    run_to_end(dep)
+
+
+def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
+    deployment: DeploymentFactory,
+) -> None:
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    dep = deployment(*generated(11, 20_000))
+    first = dep.worker("first")
+    first.wait_ready()
+    producer = dep.produce_paced(parts=20, pause_s=0.15)
+    time.sleep(rng.uniform(0.5, 2.5))  # somewhere in the middle of the stream
+    assert producer.is_alive(), f"seed {seed}: the stream ended before the kill"
+    first.kill()
+    second = dep.worker("second")
+    try:
+        producer.join(scaled(120))
+        dep.check_equals_replay()
+        assert second.alive(), second.log_tail()
+    finally:
+        assert second.stop() == 0, second.log_tail()
+    assert RESTORED.search(second.log_path.read_bytes()), f"seed {seed}: nothing restored"
+
+
+def test_two_workers_one_stopped_mid_stream_still_equal_replay(
+    deployment: DeploymentFactory,
+) -> None:
+    dep = deployment(*generated(13, 16_000))
+    a, b = dep.worker("a"), dep.worker("b")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        producer = dep.produce_paced(parts=16, pause_s=0.2)
+        time.sleep(1.5)
+        assert producer.is_alive()
+        assert a.stop() == 0, a.log_tail()  # its partitions move to b mid-stream
+        producer.join(scaled(120))
+        dep.check_equals_replay()
+        assert b.alive(), b.log_tail()
+    finally:
+        a.stop()
+        assert b.stop() == 0, b.log_tail()
+    # b took over a's partitions with their state.
+    assert RESTORED.search(b.log_path.read_bytes()), b.log_tail()
+
+
+def garbage(rng: random.Random, n: int) -> list[bytes]:
+    """``n`` malformed messages of every kind the issue names, and some more."""
+    quote = b'{"type": "quote", "venue": "COMEX", "instrument": "XAG", '
+    makers: list[Callable[[], bytes]] = [
+        lambda: rng.randbytes(rng.randint(1, 300)),
+        lambda: b"\xff\xfe\xc3(" + rng.randbytes(20),  # invalid UTF-8
+        lambda: quote + b'"bid": 80.0, "ask": 80.1, "ts": 1, "x": "\xc3\x28"}',
+        lambda: b"[" * rng.randint(1000, 200_000) + b"]" * rng.randint(0, 10),
+        lambda: b'{"a":' * 5000 + b"1" + b"}" * 5000,  # deep but valid, not a record
+        lambda: quote + b'"bid": 1' + b"7" * 400 + b', "ask": 80.1, "ts": 1}',
+        lambda: quote + b'"bid": 80.0, "ask": 80.1, "ts": 1' + b"0" * 400 + b"}",
+        lambda: b'{"type": "fx", "pair": "USDCNY", "bid": 7.1, "ask": 7.0, "ts": 5}',
+        lambda: b'{"type": "quote"}',
+        lambda: b'{"type": "trade", "px": 1}',
+        lambda: b"null",
+        lambda: b'"just a string"',
+        lambda: quote + b'"bid": NaN, "ask": 80.1, "ts": 1}',
+        lambda: (
+            b'{"type": "quote", "venue": "NOPE", "instrument": "XAG", '
+            b'"bid": 80.0, "ask": 80.1, "ts": 1}'
+        ),
+    ]
+    out = [makers[i % len(makers)]() for i in range(n - 3)]
+    big = 3 * 1024 * 1024  # multi-megabyte values
+    out += [b"x" * big, quote + b'"bid": 80.0, "pad": "' + b"y" * big + b'"}', b"{" * big]
+    rng.shuffle(out)
+    # produce skips blank lines and strips a trailing newline; keep every one a message
+    return [
+        g.rstrip(b"\r\n") + b"#" if not g.strip() or g.endswith((b"\r", b"\n")) else g for g in out
+    ]
+
+
+def test_garbage_goes_to_the_dlq_and_the_scenario_outputs_do_not_change(
+    deployment: DeploymentFactory,
+) -> None:
+    rng = random.Random(2026)
+    text, lines = scenario("dislocation-2026-01-30")
+    junk = garbage(rng, 10_000)
+    mixed: list[bytes] = []
+    for i, line in enumerate(lines):
+        mixed.append(line)
+        mixed += junk[i * len(junk) // len(lines) : (i + 1) * len(junk) // len(lines)]
+    assert len(mixed) == len(lines) + 10_000
+    dep = deployment(text, mixed)
+    asyncio.run(produce_lines(mixed, dep.topics, dep.bootstrap))
+    run_to_end(dep)
+    # and the scenario's own outputs are exactly those of the clean scenario
+    clean, _ = replay_by_key(lines, dep.config)
+    dirty, _ = replay_by_key(mixed, dep.config)
+    assert {k: [orjson.dumps(r) for r in v] for k, v in clean.items()} == {
+        k: [orjson.dumps(r) for r in v] for k, v in dirty.items()
+    }

@@ -1,0 +1,188 @@
+"""Running the live pipeline in tests: worker processes, and comparing what they publish
+with what ``arbstream replay`` gives for the same input.
+
+A worker is the real ``arbstream worker`` command in a subprocess. Outputs are read with
+``isolation_level=read_committed``, as subscribers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from kafka_helpers import Record, consume, free_port, scaled
+from record_compare import diff_streams
+
+from agents.produce import route
+from agents.topics import Topics
+from streams.config import Config
+from streams.engine import Engine
+from streams.validation import raw_text
+
+#: Outputs of one (topic kind, key), in order.
+KeyedOutputs = dict[tuple[str, str | None], list[Any]]
+
+
+class Worker:
+    """An ``arbstream worker`` subprocess with its own web port and log file."""
+
+    def __init__(self, config_path: Path, bootstrap: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
+        env = {
+            **os.environ,
+            "ARBSTREAM_BROKER": f"kafka://{bootstrap}",
+            "ARBSTREAM_WEB_PORT": str(free_port()),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "arbstream.cli", "worker", "--config", str(config_path)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.wait()
+
+    def stop(self) -> int:
+        """SIGTERM and wait for a graceful stop; returns the exit status."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self) -> int:
+        try:
+            status = self.proc.wait(timeout=scaled(60))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            status = self.proc.wait()
+        self._log.close()
+        return status
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until Faust logs that the worker is ready (partitions assigned, recovered)."""
+        deadline = time.monotonic() + scaled(timeout_s)
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"worker exited early:\n{self.log_tail()}")
+            if b"Worker]: Ready" in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+
+def replay_by_key(lines: Iterable[bytes], config: Config) -> tuple[KeyedOutputs, list[Any]]:
+    """What replay publishes, per (stream, key) for spreads and signals, and the list of
+    its rejected records."""
+    engine = Engine(config)
+    keyed: KeyedOutputs = defaultdict(list)
+    rejected: list[Any] = []
+    for n, line in enumerate(lines, start=1):
+        for stream, key, record in engine.process(line, n):
+            if stream == "dlq":
+                rejected.append(record)
+            else:
+                keyed[(stream, key)].append(record)
+    return keyed, rejected
+
+
+def expected_dlq(rejected: list[Any], partitions: int) -> Counter[tuple[str, str]]:
+    """(reason, raw) of every dlq record streaming must give: an fx record sits on every
+    ticks partition, so each partition rejects it (contracts.md §3)."""
+    out: Counter[tuple[str, str]] = Counter()
+    for record in rejected:
+        kind, _ = route(record["raw"].encode())
+        out[(record["reason"], record["raw"])] += partitions if kind == "fx" else 1
+    return out
+
+
+def read_outputs(
+    bootstrap: str, topics: Topics, counts: dict[str, int], linger_s: float = 2.0
+) -> dict[str, list[Record]]:
+    """Every record of the spreads, signals and dlq topics (read_committed), waiting for
+    at least ``counts[stream]`` of each and lingering to catch extras (duplicates)."""
+
+    async def read_all() -> list[list[Record]]:
+        return list(
+            await asyncio.gather(
+                *(
+                    consume(
+                        bootstrap,
+                        getattr(topics, stream),
+                        counts[stream],
+                        timeout_s=120,
+                        isolation_level="read_committed",
+                        linger_s=linger_s,
+                    )
+                    for stream in ("spreads", "signals", "dlq")
+                )
+            )
+        )
+
+    spreads, signals, dlq = asyncio.run(read_all())
+    return {"spreads": spreads, "signals": signals, "dlq": dlq}
+
+
+def group_by_key(records: list[Record], stream: str) -> KeyedOutputs:
+    """Records per key, in partition-offset order (one key lives in one partition)."""
+    keyed: KeyedOutputs = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        keyed[(stream, None if r.key is None else r.key.decode())].append(orjson.loads(r.value))
+    return keyed
+
+
+def compare_with_replay(
+    outputs: dict[str, list[Record]],
+    expected: KeyedOutputs,
+    rejected: list[Any],
+    ticks: dict[tuple[int, int], bytes],
+    topics: Topics,
+    partitions: int,
+) -> list[str]:
+    """Differences between the published outputs and replay: per key the same sequence
+    (tolerance of the scenarios README), and the dlq holds every rejection, once, with a
+    source that points at the rejected record on the ticks topic."""
+    problems: list[str] = []
+    actual: KeyedOutputs = {
+        **group_by_key(outputs["spreads"], "spreads"),
+        **group_by_key(outputs["signals"], "signals"),
+    }
+    for key in sorted(set(actual) | set(expected), key=str):
+        for line in diff_streams(actual.get(key, []), expected.get(key, []), limit=3):
+            problems.append(f"{key}: {line}")
+    want = expected_dlq(rejected, partitions)
+    got: Counter[tuple[str, str]] = Counter()
+    for r in outputs["dlq"]:
+        record = orjson.loads(r.value)
+        got[(record["reason"], record["raw"])] += 1
+        source = record["source"]
+        value = ticks.get((source["partition"], source["offset"]))
+        if source["topic"] != topics.ticks or value is None or raw_text(value) != record["raw"]:
+            problems.append(f"dlq source {source} does not point at {record['raw'][:60]!r}")
+    if got != want:
+        problems.append(f"dlq differs: missing {want - got}, extra {got - want}")
+    return problems[:30]
+
+
+def read_ticks(bootstrap: str, topics: Topics, count: int) -> dict[tuple[int, int], bytes]:
+    """The ticks topic as {(partition, offset): value}."""
+    records = asyncio.run(consume(bootstrap, topics.ticks, count, timeout_s=60))
+    return {(r.partition, r.offset): r.value for r in records}
