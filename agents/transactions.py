@@ -102,6 +102,14 @@ class PartitionTransactions:
         if not producer._txn_manager.is_in_transaction():
             await producer.begin_transaction()
 
+    def keep(self, partitions: set[int]) -> None:
+        """After a rebalance: forget what was sent for partitions now owned elsewhere.
+        Their open transactions abort (the new owner's producer fences them), and their
+        engines are rebuilt from committed state if they come back."""
+        for tid in list(self._sent):
+            if int(tid.rsplit("-", 1)[1]) not in partitions:
+                del self._sent[tid]
+
     def sent(self, tid: str, tp: Any, next_offset: int) -> None:
         """Record (under the partition's lock) that the outputs of every event before
         ``next_offset`` are in the open transaction."""

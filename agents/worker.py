@@ -162,12 +162,6 @@ def make_app(
     engines = PartitionEngines(config, topics.ticks, table)
     out_topics = {"spreads": topics.spreads, "signals": topics.signals, "dlq": topics.dlq}
 
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        assigned: set[Any] = args[0] if args else kwargs["assigned"]
-        engines.keep({tp.partition for tp in assigned if tp.topic == topics.ticks})
-
-    app.on_partitions_assigned.connect(on_assigned)
-
     if settings.naive:
         sinks = {
             name: app.topic(t, key_serializer="raw", value_serializer="raw")
@@ -177,6 +171,15 @@ def make_app(
     else:
         batcher = Batcher(app, engines, out_topics, table, topics.ticks, partitions[topics.dlq])
         app.agent(ticks, name="engine")(batcher.agent)
+
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else kwargs["assigned"]
+        mine = {tp.partition for tp in assigned if tp.topic == topics.ticks}
+        engines.keep(mine)
+        if not settings.naive:
+            batcher.transactions.keep(mine)
+
+    app.on_partitions_assigned.connect(on_assigned)
     return app
 
 
@@ -199,8 +202,8 @@ class Batcher:
         self._ticks = ticks_topic
         self._changelog = table.changelog_topic.get_topic_name()
         self._dlq_partitions = dlq_partitions
-        self._transactions = PartitionTransactions(app, ticks_topic)
-        self._transactions.install()
+        self.transactions = PartitionTransactions(app, ticks_topic)
+        self.transactions.install()
 
     async def agent(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
@@ -215,8 +218,8 @@ class Batcher:
                 await self._process(partition, messages)
 
     async def _process(self, partition: int, messages: Sequence[Any]) -> None:
-        tid = self._transactions.transactional_id(partition)
-        transaction = await self._transactions.open(tid, partition)
+        tid = self.transactions.transactional_id(partition)
+        transaction = await self.transactions.open(tid, partition)
         if transaction is None:
             # Revoked between fetch and now. Nothing of it was committed here, so its
             # new owner gets these events again.
@@ -230,7 +233,7 @@ class Batcher:
         out = self._out
         dlq_partition = partition % self._dlq_partitions
         async with lock:
-            await self._transactions.ensure_open(producer)
+            await self.transactions.ensure_open(producer)
             send = producer.send
             for message in messages:
                 for stream, key, record in engine.process(message.value, message.offset):
@@ -248,7 +251,7 @@ class Batcher:
                 table_key = (prefix + entry_key).encode()
                 await send(self._changelog, value, key=table_key, partition=partition)
             last = messages[-1]
-            self._transactions.sent(tid, last.tp, last.offset + 1)
+            self.transactions.sent(tid, last.tp, last.offset + 1)
 
 
 def _naive_agent(engines: PartitionEngines, sinks: dict[str, Any], table: Any) -> Any:

@@ -1,0 +1,292 @@
+"""Pipeline benchmark: the worker on the real broker, against a naive per-event agent.
+
+For each agent (``batched``: ``arbstream worker``; ``naive``: one await per event and per
+output, Faust's own send and table API, at-least-once), in the same run:
+
+* **throughput**: the standard workload (benchmarks/workload.py) is loaded into a fresh
+  ticks topic first, then one worker starts. Ticks/s = ticks / (time the last offset is
+  committed - timestamp of the first output record), so start-up is not counted.
+* **latency** at an offered rate (default 5,000 ticks/s, ``spread_emit_ms = 0`` so that
+  every tick has outputs): ticks are produced in 10 ms slices to a running worker; a
+  ``read_committed`` consumer of the spreads and signals topics takes, for every output
+  record, its arrival time minus the send time of the tick whose ``ts`` it carries.
+  The first second is warm-up and not counted.
+
+Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--profile`` also writes a
+cProfile of the batched worker's throughput run and prints its top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from socket import socket
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agents.produce import produce_lines, route
+from agents.topics import Topics, ensure_topics
+from agents.worker import app_id
+from benchmarks.workload import CONFIG_TOML, ticks
+from streams.config import Config, load_config
+
+WORKER_CODE = """
+import cProfile, atexit, sys
+from agents.worker import WorkerSettings, run_worker
+from streams.config import load_config
+config_path, mode, port, profile = sys.argv[1:5]
+if profile:
+    prof = cProfile.Profile()
+    prof.enable()
+    atexit.register(lambda: (prof.disable(), prof.dump_stats(profile)))
+settings = WorkerSettings(bootstrap=sys.argv[5], web_port=int(port), naive=mode == "naive")
+run_worker(load_config(config_path), settings, "warning")
+"""
+
+
+def deployment(tmp: Path, spread_emit_ms: int | None = None) -> tuple[Path, Config]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    text = f'topic_prefix = "{prefix}"\n{CONFIG_TOML}'
+    if spread_emit_ms is not None:
+        text = re.sub(r"(?m)^spread_emit_ms = .*$", f"spread_emit_ms = {spread_emit_ms}", text)
+    path = tmp / f"{prefix}.toml"
+    path.write_text(text)
+    return path, load_config(path)
+
+
+def start_worker(
+    config_path: Path, mode: str, bootstrap: str, log: Path, profile: str = ""
+) -> subprocess.Popen[bytes]:
+    with socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [str(config_path), mode, str(port), profile, bootstrap]
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER_CODE, *args], stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def committed_all(bootstrap: str, config: Config, ends: dict[TopicPartition, int]) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(app_id(config))
+    finally:
+        await admin.close()
+    return all(
+        (offsets.get(tp).offset if offsets.get(tp) else 0) >= end for tp, end in ends.items()
+    )
+
+
+async def end_offsets(bootstrap: str, topic: str, isolation: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def first_record_time(bootstrap: str, topic: str) -> float:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        first = min(
+            (m.timestamp for ms in (await consumer.getmany(timeout_ms=5000)).values() for m in ms),
+            default=None,
+        )
+    finally:
+        await consumer.stop()
+    if first is None:
+        raise RuntimeError(f"no output on {topic}")
+    return float(first) / 1000.0
+
+
+def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") -> dict[str, Any]:
+    config_path, config = deployment(tmp)
+    topics = Topics(config.topic_prefix)
+    asyncio.run(ensure_topics(bootstrap, config))
+    asyncio.run(produce_lines(ticks(n), topics, bootstrap))
+    ends = asyncio.run(end_offsets(bootstrap, topics.ticks, "read_uncommitted"))
+    proc = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
+    try:
+        deadline = time.time() + 600
+        while not asyncio.run(committed_all(bootstrap, config, ends)):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{mode} worker did not finish; see {tmp}")
+            time.sleep(0.05)
+        done = time.time()
+    finally:
+        stop_worker(proc)
+    first = asyncio.run(first_record_time(bootstrap, topics.spreads))
+    seconds = done - first
+    return {"ticks": n, "seconds": round(seconds, 3), "ticks_per_s": round(n / seconds)}
+
+
+async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topics.spreads,
+        topics.signals,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for messages in batches.values():
+                for m in messages:
+                    t_sent = sent.get(orjson.loads(m.value)["ts"])
+                    if t_sent is not None:
+                        latencies.append(now - t_sent)
+
+    reader = asyncio.create_task(consume())
+    await asyncio.sleep(1.0)  # the consumer is positioned before anything is sent
+    partitions = sorted(await producer.partitions_for(topics.ticks))
+    source = ticks(int(rate * seconds) + 1000, seed=11)
+    per_slice = max(1, rate // 100)
+    start = time.time()
+    warm_until = start + 1.0
+    slices = int(seconds * 100)
+    for i in range(slices):
+        for _ in range(per_slice):
+            line = next(source)
+            kind, key = route(line)
+            ts = orjson.loads(line)["ts"]
+            if time.time() >= warm_until:
+                sent[ts] = time.time()
+            if kind == "fx":
+                for p in partitions:
+                    await producer.send(topics.ticks, line, partition=p)
+            else:
+                await producer.send(topics.ticks, line, key=key)
+        delay = start + (i + 1) / 100 - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await producer.flush()
+    await asyncio.sleep(3.0)  # drain
+    stop.set()
+    await reader
+    await producer.stop()
+    await consumer.stop()
+    return latencies
+
+
+def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> dict[str, Any]:
+    config_path, config = deployment(tmp, spread_emit_ms=0)
+    topics = Topics(config.topic_prefix)
+    asyncio.run(ensure_topics(bootstrap, config))
+    log = tmp / f"{mode}-latency.log"
+    proc = start_worker(config_path, mode, bootstrap, log)
+    try:
+        time.sleep(12)  # join, assignment and (empty) recovery; faust logs at warning here
+        if proc.poll() is not None:
+            raise RuntimeError(f"{mode} worker exited; see {log}")
+        samples = asyncio.run(offered_load(bootstrap, topics, rate, seconds))
+    finally:
+        stop_worker(proc)
+    samples.sort()
+
+    def pct(q: float) -> float:
+        return round(samples[min(len(samples) - 1, int(q * len(samples)))] * 1000, 2)
+
+    return {
+        "rate": rate,
+        "outputs": len(samples),
+        "p50_ms": pct(0.50) if samples else None,
+        "p99_ms": pct(0.99) if samples else None,
+        "p999_ms": pct(0.999) if samples else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        sys.exit("pipeline_bench: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
+    results: dict[str, Any] = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        profile = str(tmp / "worker.prof") if args.profile else ""
+        for mode in ("batched", "naive"):
+            print(f"{mode}: throughput on {args.ticks:,} ticks ...", file=sys.stderr)
+            prof = profile if mode == "batched" else ""
+            tput = throughput(bootstrap, tmp, mode, args.ticks, prof)
+            print(f"{mode}: latency at {args.rate:,} ticks/s ...", file=sys.stderr)
+            results[mode] = {
+                "throughput": tput,
+                "latency": latency(bootstrap, tmp, mode, args.rate, args.seconds),
+            }
+        if args.profile and Path(profile).exists():
+            stats = pstats.Stats(profile)
+            stats.sort_stats("tottime").print_stats(15)
+    ratio = results["batched"]["throughput"]["ticks_per_s"] / max(
+        1, results["naive"]["throughput"]["ticks_per_s"]
+    )
+    results["speedup"] = round(ratio, 1)
+    if args.json:
+        print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+        return
+    print(f"pipeline benchmark, {results['date']}, {results['machine']}")
+    for mode in ("batched", "naive"):
+        t, lat = results[mode]["throughput"], results[mode]["latency"]
+        print(
+            f"  {mode:8} {t['ticks_per_s']:>8,} ticks/s ({t['ticks']:,} ticks in {t['seconds']} s);"
+            f" at {lat['rate']:,} ticks/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms,"
+            f" p99.9 {lat['p999_ms']} ms over {lat['outputs']:,} outputs"
+        )
+    print(f"  batched / naive throughput: {results['speedup']}x")
+
+
+if __name__ == "__main__":
+    main()
