@@ -60,7 +60,7 @@ run_worker(load_config(config_path), settings, "warning")
 
 def deployment(tmp: Path, spread_emit_ms: int | None = None) -> tuple[Path, Config]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    text = f'topic_prefix = "{prefix}"\n{CONFIG_TOML}'
+    text = re.sub(r"(?m)^topic_prefix = .*$", f'topic_prefix = "{prefix}"', CONFIG_TOML)
     if spread_emit_ms is not None:
         text = re.sub(r"(?m)^spread_emit_ms = .*$", f"spread_emit_ms = {spread_emit_ms}", text)
     path = tmp / f"{prefix}.toml"
