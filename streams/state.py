@@ -8,7 +8,7 @@ pair. So the state is cut into entries that change independently:
 * ``fx``: the FX book;
 * ``i/<instrument>``: everything about one instrument except window samples (clock,
   quotes, arbitrage routes, wide-market venues, and per pair the window sums and where
-  its samples are);
+  its samples are: ``PairWindows.to_state``);
 * ``w/<instrument>/<a>|<b>/<chunk>``: samples ``[chunk*CHUNK, (chunk+1)*CHUNK)`` (by
   absolute index) of one pair, as packed int64 times and float64 values.
 
@@ -16,15 +16,13 @@ After a batch only the entries it touched are written: the FX book if FX arrived
 touched instruments, and the chunks that received samples (a chunk is rewritten while it
 fills). Chunks whose samples every window has dropped are deleted (value ``None``), so
 a compacted changelog holds O(window contents), never O(ticks). Window sums travel as
-they are, so a restored engine continues bit for bit where the old one stopped; the
-min/max deques are rebuilt from the samples, which determine them.
+they are, so a restored engine continues bit for bit where the old one stopped.
 """
 
 from __future__ import annotations
 
 import sys
 from array import array
-from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -32,7 +30,7 @@ import orjson
 
 from streams.errors import StateError
 from streams.signals import ArbRoute
-from streams.windows import PairWindows, Window
+from streams.windows import PairWindows
 
 STATE_VERSION: Final = 2
 #: Samples per chunk entry: 4 KiB. Small, because the chunk that is filling is rewritten
@@ -147,11 +145,7 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
             lo, hi = max(c * CHUNK, pw.base) - pw.base, min((c + 1) * CHUNK, end) - pw.base
             data = array("q", [lo + pw.base]).tobytes() + pw.ts[lo:hi].tobytes()
             chunks.append((chunk_key(name, pair, c), data + pw.xs[lo:hi].tobytes()))
-        windows = [
-            [w.length_ms, w.start, w.n, w.anchor, w.s1, w.c1, w.s2, w.c2, w.evicted]
-            for w in pw.windows
-        ]
-        pairs.append([pair[0], pair[1], ps.last_emit, pw.base, pw.folded, end, windows])
+        pairs.append([pair[0], pair[1], ps.last_emit, *pw.to_state()])
     own = {
         "clock": st.clock,
         "quotes": {n: [q.bid, q.ask, q.ts] for n, q in st.quotes.items()},
@@ -176,12 +170,11 @@ def decode_instrument(
         if len(st.routes) != n_routes:
             raise StateError(f"state of {name} has {len(st.routes)} routes, config {n_routes}")
         st.wide_open = {str(v) for v in data["wide_open"]}
-        for a, b, last_emit, base, folded, end, windows in data["pairs"]:
+        for a, b, last_emit, *windows_state in data["pairs"]:
             pair = (str(a), str(b))
-            pw = _decode_samples(name, pair, entries, int(base), int(end))
-            pw.folded = int(folded)
-            pw.windows = [_decode_window(w, pw) for w in windows]
-            pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
+            base, _, end, _ = windows_state
+            tss, xs = _decode_samples(name, pair, entries, int(base), int(end))
+            pw = PairWindows.from_state(windows_state, tss, xs)
             ps = PairState(pw, None if last_emit is None else int(last_emit))
             ps.saved = int(end)
             ps.low_chunk = pw.base // CHUNK
@@ -196,9 +189,9 @@ def decode_instrument(
 
 def _decode_samples(
     name: str, pair: tuple[str, str], entries: Mapping[str, bytes], base: int, end: int
-) -> PairWindows:
-    pw = PairWindows(())
-    pw.base = base
+) -> tuple[array[int], array[float]]:
+    """The pair's samples ``[base, end)``, gathered from its chunk entries."""
+    tss_all, xs_all = array("q"), array("d")
     for c in range(base // CHUNK, (end - 1) // CHUNK + 1 if end > base else 0):
         key = chunk_key(name, pair, c)
         raw = entries.get(key)
@@ -210,38 +203,16 @@ def _decode_samples(
         tss.frombytes(raw[8 : 8 + 8 * count])
         xs.frombytes(raw[8 + 8 * count :])
         # The chunk may start below base (written before the prefix was dropped).
-        skip = base + len(pw.xs) - first
+        skip = base + len(xs_all) - first
         if skip < 0 or skip > count:
             raise StateError(f"state entry {key!r} does not continue the samples before it")
-        pw.ts.extend(tss[skip:])
-        pw.xs.extend(xs[skip:])
-    if base + len(pw.xs) < end:
-        raise StateError(f"samples of {name} {pair} end at {base + len(pw.xs)}, expected {end}")
-    del pw.ts[end - base :]
-    del pw.xs[end - base :]
-    return pw
-
-
-def _decode_window(data: list[Any], pw: PairWindows) -> Window:
-    length_ms, start, n, anchor, s1, c1, s2, c2, evicted = data
-    w = Window(int(length_ms))
-    w.start, w.n, w.evicted = int(start), int(n), int(evicted)
-    w.anchor, w.s1, w.c1, w.s2, w.c2 = float(anchor), float(s1), float(c1), float(s2), float(c2)
-    # The deques hold the indices of the suffix minima/maxima of the folded samples in
-    # the window; scanning them with the fold's own rule rebuilds them exactly.
-    xs, base = pw.xs, pw.base
-    minq: deque[int] = deque()
-    maxq: deque[int] = deque()
-    for i in range(w.start, pw.folded):
-        x = xs[i - base]
-        while minq and xs[minq[-1] - base] >= x:
-            minq.pop()
-        minq.append(i)
-        while maxq and xs[maxq[-1] - base] <= x:
-            maxq.pop()
-        maxq.append(i)
-    w.minq, w.maxq = minq, maxq
-    return w
+        tss_all.extend(tss[skip:])
+        xs_all.extend(xs[skip:])
+    if base + len(xs_all) < end:
+        raise StateError(f"samples of {name} {pair} end at {base + len(xs_all)}, expected {end}")
+    del tss_all[end - base :]
+    del xs_all[end - base :]
+    return tss_all, xs_all
 
 
 def _loads(value: bytes, key: str) -> Any:

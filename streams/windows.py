@@ -148,6 +148,7 @@ class Window:
         )
 
     def to_state(self) -> list[Any]:
+        """The window's numbers; its min/max deques are derived from the samples."""
         return [
             self.length_ms,
             self.start,
@@ -158,17 +159,27 @@ class Window:
             self.s2,
             self.c2,
             self.evicted,
-            list(self.minq),
-            list(self.maxq),
         ]
 
     @classmethod
-    def from_state(cls, state: list[Any]) -> Window:
-        w = cls(int(state[0]))
-        w.start, w.n, w.evicted = int(state[1]), int(state[2]), int(state[8])
-        w.anchor, w.s1, w.c1, w.s2, w.c2 = (float(x) for x in state[3:8])
-        w.minq = deque(int(i) for i in state[9])
-        w.maxq = deque(int(i) for i in state[10])
+    def from_state(cls, state: list[Any], xs: array[float], base: int, folded: int) -> Window:
+        """Rebuild from ``to_state`` and the pair's samples (``xs[0]`` has absolute index
+        ``base``; samples before ``folded`` have been folded in)."""
+        length_ms, start, n, anchor, s1, c1, s2, c2, evicted = state
+        w = cls(int(length_ms))
+        w.start, w.n, w.evicted = int(start), int(n), int(evicted)
+        w.anchor, w.s1, w.c1, w.s2, w.c2 = (float(x) for x in (anchor, s1, c1, s2, c2))
+        # The deques hold the indices of the suffix minima/maxima of the folded samples
+        # in the window; scanning them with fold's own rule rebuilds them exactly.
+        minq, maxq = w.minq, w.maxq
+        for i in range(w.start, folded):
+            x = xs[i - base]
+            while minq and xs[minq[-1] - base] >= x:
+                minq.pop()
+            minq.append(i)
+            while maxq and xs[maxq[-1] - base] <= x:
+                maxq.pop()
+            maxq.append(i)
         return w
 
 
@@ -213,22 +224,20 @@ class PairWindows:
             del tss[:first]
             self.base = base + first
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "base": self.base,
-            "folded": self.folded,
-            "xs": list(self.xs),
-            "ts": list(self.ts),
-            "windows": [w.to_state() for w in self.windows],
-        }
+    def to_state(self) -> list[Any]:
+        """``[base, folded, end, [window state, ...]]``: everything but the samples, which
+        the caller stores (streams/state.py keeps them in chunks)."""
+        end = self.base + len(self.xs)
+        return [self.base, self.folded, end, [w.to_state() for w in self.windows]]
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PairWindows:
+    def from_state(cls, state: list[Any], ts: array[int], xs: array[float]) -> PairWindows:
+        """Rebuild from ``to_state`` and the samples ``[base, end)``."""
+        base, folded, end, windows = state
+        if len(xs) != len(ts) or len(xs) != int(end) - int(base):
+            raise ValueError(f"{len(xs)} samples for [{base}, {end})")
         pw = cls(())
-        pw.base = int(state["base"])
-        pw.folded = int(state["folded"])
-        pw.xs = array("d", (float(x) for x in state["xs"]))
-        pw.ts = array("q", (int(t) for t in state["ts"]))
-        pw.windows = [Window.from_state(w) for w in state["windows"]]
+        pw.base, pw.folded, pw.ts, pw.xs = int(base), int(folded), ts, xs
+        pw.windows = [Window.from_state(w, xs, pw.base, pw.folded) for w in windows]
         pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
         return pw

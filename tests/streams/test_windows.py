@@ -89,7 +89,8 @@ def test_state_round_trip_continues_identically() -> None:
         a.add(t, math.sin(t))
         if t % 9 == 0:
             a.stats()
-    b = PairWindows.from_state(orjson.loads(orjson.dumps(a.to_state())))
+    state = orjson.loads(orjson.dumps(a.to_state()))
+    b = PairWindows.from_state(state, a.ts[:], a.xs[:])
     for t in range(300, 600, 7):
         a.add(t, math.cos(t))
         b.add(t, math.cos(t))
