@@ -42,6 +42,25 @@ def route(line: bytes) -> tuple[str, bytes | None]:
     return "other", None
 
 
+async def send_line(
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    partitions: list[int],
+    record: bytes,
+    pending: list[asyncio.Future[object]],
+) -> str:
+    """Send one input record as §2 says (``partitions``: those of the ticks topic);
+    append its delivery futures to ``pending`` and return its kind (see ``route``)."""
+    kind, key = route(record)
+    if kind == "fx":
+        for p in partitions:
+            pending.append(await producer.send(topics.ticks, record, partition=p))
+        pending.append(await producer.send(topics.fx, record, key=key))
+    else:
+        pending.append(await producer.send(topics.ticks, record, key=key))
+    return kind
+
+
 async def produce_lines(
     lines: Iterable[bytes],
     topics: Topics,
@@ -70,14 +89,7 @@ async def produce_lines(
             record = line.rstrip(b"\r\n")
             if not record.strip():
                 continue
-            kind, key = route(record)
-            counts[kind] += 1
-            if kind == "fx":
-                for p in partitions:
-                    pending.append(await producer.send(topics.ticks, record, partition=p))
-                pending.append(await producer.send(topics.fx, record, key=key))
-            else:
-                pending.append(await producer.send(topics.ticks, record, key=key))
+            counts[await send_line(producer, topics, partitions, record, pending)] += 1
             if len(pending) >= CHECK_EVERY:
                 await asyncio.gather(*pending)
                 pending.clear()

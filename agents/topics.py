@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -52,9 +54,7 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
     Existing topics are left as they are (their partition count is the operator's).
     """
     topics = Topics(config.topic_prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
@@ -72,22 +72,26 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
                 # 36: another process created it between our list and our create
                 if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
                     raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
-    finally:
-        await admin.close()
     return topics
 
 
 async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
     """The partition count of each named topic (which must exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         described = await admin.describe_topics(names)
-    finally:
-        await admin.close()
     counts = {}
     for topic in described:
         if topic["error_code"] != 0 or not topic["partitions"]:
             raise AgentError(f"cannot describe topic {topic['topic']!r}: {topic}")
         counts[topic["topic"]] = len(topic["partitions"])
     return counts
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()

@@ -106,8 +106,8 @@ class PartitionTransactions:
         """After a rebalance: forget what was sent for partitions now owned elsewhere.
         Their open transactions abort (the new owner's producer fences them), and their
         engines are rebuilt from committed state if they come back."""
-        for tid in list(self._sent):
-            if int(tid.rsplit("-", 1)[1]) not in partitions:
+        for tid, offsets in list(self._sent.items()):
+            if not any(tp.partition in partitions for tp in offsets):
                 del self._sent[tid]
 
     def sent(self, tid: str, tp: Any, next_offset: int) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import faust
 import orjson
 
-from agents.topics import Topics, ensure_topics, partition_counts
+from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics, ensure_topics, partition_counts
 from agents.transactions import PartitionTransactions
 from streams.config import Config
 from streams.engine import Engine, Source
@@ -72,6 +72,11 @@ def app_id(config: Config) -> str:
     return f"arbstream-{config.topic_prefix}"
 
 
+def state_key(partition: int, entry_key: str) -> bytes:
+    """The state table's key for one engine state entry of a ticks partition."""
+    return f"{partition}/{entry_key}".encode()
+
+
 class PartitionEngines:
     """The engine of each assigned ticks partition, loaded from the state table."""
 
@@ -100,7 +105,7 @@ class PartitionEngines:
 
     def _load(self, partition: int) -> Engine:
         engine = Engine(self._config, self._source_of(partition))
-        prefix = f"{partition}/".encode()
+        prefix = state_key(partition, "")
         cut = len(prefix)
         entries = {k[cut:].decode(): v for k, v in self._table.data.items() if k.startswith(prefix)}
         engine.load(entries)
@@ -143,7 +148,7 @@ def make_app(
         web_host=settings.web_host,
         web_bind=settings.web_host,
         # A multi-megabyte garbage record must reach the worker (and the dlq) too.
-        consumer_max_fetch_size=16 * 1024 * 1024,
+        consumer_max_fetch_size=TICKS_MAX_MESSAGE_BYTES,
     )
     ticks = app.topic(
         topics.ticks,
@@ -169,7 +174,8 @@ def make_app(
         }
         app.agent(ticks, name="naive")(_naive_agent(engines, sinks, table))
     else:
-        batcher = Batcher(app, engines, out_topics, table, topics.ticks, partitions[topics.dlq])
+        changelog = table.changelog_topic.get_topic_name()
+        batcher = Batcher(app, engines, out_topics, changelog, topics.ticks, partitions[topics.dlq])
         app.agent(ticks, name="engine")(batcher.agent)
 
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -191,16 +197,13 @@ class Batcher:
         app: Any,
         engines: PartitionEngines,
         out_topics: dict[str, str],
-        table: Any,
+        changelog_topic: str,
         ticks_topic: str,
         dlq_partitions: int,
     ) -> None:
-        self._app = app
         self._engines = engines
         self._out = out_topics
-        self._table = table
-        self._ticks = ticks_topic
-        self._changelog = table.changelog_topic.get_topic_name()
+        self._changelog = changelog_topic
         self._dlq_partitions = dlq_partitions
         self.transactions = PartitionTransactions(app, ticks_topic)
         self.transactions.install()
@@ -246,9 +249,8 @@ class Batcher:
             # before a partition's engine is (re)built. A write kept locally from a
             # transaction that then aborted (a rebalance mid-batch) would put the
             # rebuilt engine ahead of the committed offsets.
-            prefix = f"{partition}/"
             for entry_key, value in engine.changes():
-                table_key = (prefix + entry_key).encode()
+                table_key = state_key(partition, entry_key)
                 await send(self._changelog, value, key=table_key, partition=partition)
             last = messages[-1]
             self.transactions.sent(tid, last.tp, last.offset + 1)
@@ -266,9 +268,8 @@ def _naive_agent(engines: PartitionEngines, sinks: dict[str, Any], table: Any) -
                 await sinks[stream_name].send(
                     key=None if key is None else key.encode(), value=orjson.dumps(record)
                 )
-            prefix = f"{message.partition}/"
             for entry_key, value in engine.changes():
-                table_key = (prefix + entry_key).encode()
+                table_key = state_key(message.partition, entry_key)
                 if value is None:
                     table.pop(table_key, None)
                 else:

@@ -38,7 +38,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.produce import produce_lines, route
+from agents.produce import produce_lines, send_line
 from agents.topics import Topics, ensure_topics
 from agents.worker import app_id
 from benchmarks.workload import CONFIG_TOML, ticks
@@ -188,18 +188,14 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
     start = time.time()
     warm_until = start + 1.0
     slices = int(seconds * 100)
+    pending: list[asyncio.Future[object]] = []
     for i in range(slices):
         for _ in range(per_slice):
             line = next(source)
-            kind, key = route(line)
-            ts = orjson.loads(line)["ts"]
             if time.time() >= warm_until:
-                sent[ts] = time.time()
-            if kind == "fx":
-                for p in partitions:
-                    await producer.send(topics.ticks, line, partition=p)
-            else:
-                await producer.send(topics.ticks, line, key=key)
+                sent[orjson.loads(line)["ts"]] = time.time()
+            await send_line(producer, topics, partitions, line, pending)
+        pending.clear()  # delivery is checked by flush() below
         delay = start + (i + 1) / 100 - time.time()
         if delay > 0:
             await asyncio.sleep(delay)

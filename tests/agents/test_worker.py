@@ -34,7 +34,7 @@ from pipeline import (
 from shared_paths import SCENARIOS
 from streamgen import config_toml, random_stream, random_venues
 
-from agents.produce import produce_lines
+from agents.produce import produce_lines, route
 from agents.topics import Topics, ensure_topics
 from streams.config import Config, load_config
 
@@ -96,7 +96,7 @@ class Deployment:
             "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
         }
         outputs = read_outputs(self.bootstrap, self.topics, counts, linger_s=linger_s)
-        n_fx = sum(1 for line in self.lines if b'"type": "fx"' in line or b'"type":"fx"' in line)
+        n_fx = sum(1 for line in self.lines if route(line)[0] == "fx")
         ticks = read_ticks(self.bootstrap, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
         problems = compare_with_replay(outputs, expected, rejected, ticks, self.topics, PARTITIONS)
         assert not problems, "\n".join(problems)
