@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +18,11 @@ from streams.config import Config
 #: producer manages to write there, the worker must see, to reject it into the dlq.
 TICKS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 TICKS_TOPIC_CONFIG = {"max.message.bytes": str(TICKS_MAX_MESSAGE_BYTES)}
+#: How long a just-created topic may stay unknown to metadata requests.
+METADATA_WAIT_S = 10.0
+UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION
+#: The worker's state changelog keeps the latest value of each key only.
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,13 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
 
+    @property
+    def state(self) -> str:
+        """The workers' state changelog: partition p holds the engine of ticks partition p."""
+        return f"{self.prefix}.worker-state"
+
     def all(self) -> tuple[str, ...]:
+        """The topics of contracts.md §2 and §5 (not the workers' internal state topic)."""
         return (self.ticks, self.fx, self.spreads, self.signals, self.dlq)
 
 
@@ -75,16 +88,58 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
     return topics
 
 
-async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
-    """The partition count of each named topic (which must exist)."""
+async def ensure_state_topic(bootstrap: str, config: Config) -> int:
+    """Create the workers' state topic if missing, compacted, with as many partitions as
+    the ticks topic (which must exist); return that count.
+
+    Raises AgentError when an existing state topic has another partition count: the
+    engine of ticks partition p lives in state partition p.
+    """
+    topics = Topics(config.topic_prefix)
+    n_ticks = (await partition_counts(bootstrap, [topics.ticks]))[topics.ticks]
     async with _admin(bootstrap) as admin:
-        described = await admin.describe_topics(names)
-    counts = {}
-    for topic in described:
-        if topic["error_code"] != 0 or not topic["partitions"]:
-            raise AgentError(f"cannot describe topic {topic['topic']!r}: {topic}")
-        counts[topic["topic"]] = len(topic["partitions"])
-    return counts
+        if topics.state not in set(await admin.list_topics()):
+            new = NewTopic(
+                topics.state,
+                n_ticks,
+                config.kafka.replication,
+                topic_configs=STATE_TOPIC_CONFIG,
+            )
+            response = await admin.create_topics([new])
+            for error in response.to_object()["topic_errors"]:
+                if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
+                    raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
+    n_state = (await partition_counts(bootstrap, [topics.state]))[topics.state]
+    if n_state != n_ticks:
+        raise AgentError(
+            f"topic {topics.state!r} has {n_state} partitions but {topics.ticks!r} has "
+            f"{n_ticks}; they must be equal"
+        )
+    return n_ticks
+
+
+async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+    """The partition count of each named topic (which must exist).
+
+    A topic created a moment ago may be unknown to the broker's metadata for a short
+    while (error 3): such topics are asked again, for up to ``METADATA_WAIT_S``.
+    """
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + METADATA_WAIT_S
+    async with _admin(bootstrap) as admin:
+        while True:
+            described = await admin.describe_topics([n for n in names if n not in counts])
+            unknown = []
+            for topic in described:
+                if topic["error_code"] == 0 and topic["partitions"]:
+                    counts[topic["topic"]] = len(topic["partitions"])
+                elif topic["error_code"] in (0, UNKNOWN_TOPIC) and time.monotonic() < deadline:
+                    unknown.append(topic["topic"])
+                else:
+                    raise AgentError(f"cannot describe topic {topic['topic']!r}: {topic}")
+            if not unknown:
+                return counts
+            await asyncio.sleep(0.1)
 
 
 @asynccontextmanager

@@ -1,59 +1,78 @@
-"""``arbstream worker``: the Faust application that runs the engine on the ticks topic.
+"""``arbstream worker``: the engine on the ticks topic, exactly once.
 
-One :class:`streams.engine.Engine` per ticks partition (every partition carries every
-FX record, so each partition has its own FX book). The agent takes events in batches,
-groups them by partition, and for each partition, while holding that partition's
-transaction lock:
+The worker is one member of the consumer group ``arbstream-<prefix>`` on the ticks
+topic. For each ticks partition p it is assigned, it keeps one engine
+(:class:`streams.engine.Engine`; every partition carries every FX record, so each has
+its own FX book) and one transactional producer whose id, ``arbstream-<prefix>-ticks-p``,
+is the partition's: whoever owns p next fences this one when it starts.
 
-1. runs every event through the partition's engine;
-2. sends each output record to its topic (spreads and signals keyed as contracts.md §5
-   says, dlq records to the source partition's number), never awaiting a delivery;
-3. appends the engine's state changes (streams/state.py) to the state table's changelog.
+Each poll returns a batch of records per partition. For each partition's batch, in one
+transaction:
 
-Exactly-once: Faust's ``exactly_once`` keeps one transactional producer per assigned
-ticks partition; agents/transactions.py explains why outputs and state go through it
-here rather than through ``topic.send()``, and how every commit carries exactly the
-offsets of what its transaction holds: a batch's outputs, its state changes and its
-offsets commit together or not at all. Readers use ``isolation_level=read_committed``.
+1. every record goes through the engine;
+2. the outputs go to their topics (spreads and signals keyed as contracts.md §5 says,
+   dlq records to the source partition's number), built into record batches
+   (agents/outputs.py), with no await per record;
+3. the engine's state changes and the next ticks offset go to partition p of the state
+   topic (agents/state_store.py);
+4. the next offset is committed to the group, and the transaction commits.
 
-State lives in a Faust table whose keys are ``<partition>/<entry key>``. Faust restores
-the table from its (compacted) changelog before it delivers a partition's events, so
-the engine of a partition that moved here, or of a restarted worker, is rebuilt from
-the committed entries and continues exactly where the committed output stopped.
+Outputs, state and offset become visible together or not at all; readers use
+``isolation_level=read_committed``. When p is assigned, the worker starts its producer
+(fencing the previous owner and settling its open transaction), reads the committed
+state of p, and resumes at the offset stored with it. So a worker killed with SIGKILL,
+or a partition moved to another worker, continues exactly where the committed output
+stopped.
+
+Why not Faust's agents (design.md expected them): see the module docstring of
+benchmarks/naive_faust.py and the README. In short, Faust's stream delivers at most
+~16,000 events/s here even to an agent that does nothing, and its exactly_once mode
+picks the transaction of an output from the output's partition and commits offsets of
+events whose outputs its transaction does not hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import shutil
-import tempfile
+import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import faust
 import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
 
-from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics, ensure_topics, partition_counts
-from agents.transactions import PartitionTransactions
+from agents.errors import AgentError
+from agents.outputs import OutputBatches
+from agents.state_store import OFFSET_KEY, StateReader
+from agents.topics import (
+    TICKS_MAX_MESSAGE_BYTES,
+    Topics,
+    ensure_state_topic,
+    ensure_topics,
+    partition_counts,
+)
 from streams.config import Config
 from streams.engine import Engine, Source
 
 log = logging.getLogger(__name__)
 
-#: Events per batch at most, and how long a batch waits to fill. The wait bounds the
-#: latency a batch adds at low rates; at high rates batches fill first.
-BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.002
-#: How often Faust commits the transactions (and so how soon read_committed readers
-#: see outputs). Each commit costs a few broker round trips per partition.
-COMMIT_INTERVAL_S = 0.05
-STATE_TABLE = "state"
+#: Records per poll at most. A poll returns what the fetcher holds, so at low rates
+#: batches are small and latency is one poll plus one commit.
+BATCH_MAX = 5000
+POLL_TIMEOUT_MS = 100
 #: A worker that dies without leaving the group (kill -9, lost host) keeps its
-#: partitions until this expires; Faust's default is 60 s, Kafka's 45 s.
-SESSION_TIMEOUT_S = 10.0
-HEARTBEAT_INTERVAL_S = 1.0
+#: partitions until this expires (Kafka's default is 45 s).
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 1_000
+#: Producer batches; the broker's default max.message.bytes is 1 MiB.
+PRODUCER_BATCH_BYTES = 512 * 1024
+READY_MESSAGE = "arbstream worker ready"
 
 
 @dataclass(frozen=True)
@@ -63,234 +82,377 @@ class WorkerSettings:
     bootstrap: str  # host:port[,host:port]
     web_port: int
     web_host: str = "0.0.0.0"
-    naive: bool = False  # per-event agent, at-least-once: the benchmark's baseline
-    commit_interval_s: float = COMMIT_INTERVAL_S
+    batch_max: int = BATCH_MAX
 
 
 def app_id(config: Config) -> str:
-    """The consumer group and the prefix of the app's internal topics."""
+    """The consumer group, and the prefix of the transactional ids."""
     return f"arbstream-{config.topic_prefix}"
 
 
-def state_key(partition: int, entry_key: str) -> bytes:
-    """The state table's key for one engine state entry of a ticks partition."""
-    return f"{partition}/{entry_key}".encode()
+class PartitionLostError(AgentError):
+    """Another worker owns the partition now (this worker's producer was fenced)."""
 
 
-class PartitionEngines:
-    """The engine of each assigned ticks partition, loaded from the state table."""
-
-    def __init__(self, config: Config, ticks_topic: str, table: Any) -> None:
-        self._config = config
-        self._ticks = ticks_topic
-        self._table = table
-        self._engines: dict[int, Engine] = {}
-
-    def get(self, partition: int) -> Engine:
-        engine = self._engines.get(partition)
-        if engine is None:
-            engine = self._engines[partition] = self._load(partition)
-        return engine
-
-    def keep(self, partitions: set[int]) -> None:
-        """After a rebalance: forget the engines of partitions now owned elsewhere.
-
-        A partition that stays here keeps its engine: Faust does not recover a retained
-        partition's table again, and the engine is exactly as committed (Faust commits
-        every transaction before a rebalance). A partition that comes back later is
-        recovered from the changelog first, and its engine rebuilt from that.
-        """
-        for p in set(self._engines) - partitions:
-            del self._engines[p]
-
-    def _load(self, partition: int) -> Engine:
-        engine = Engine(self._config, self._source_of(partition))
-        prefix = state_key(partition, "")
-        cut = len(prefix)
-        entries = {k[cut:].decode(): v for k, v in self._table.data.items() if k.startswith(prefix)}
-        engine.load(entries)
-        log.info("partition %d: engine restored from %d state entries", partition, len(entries))
-        return engine
-
-    def _source_of(self, partition: int) -> Callable[[int], Source]:
-        topic = self._ticks
-
-        def source_of(offset: int) -> Source:
-            return {"topic": topic, "partition": partition, "offset": offset}
-
-        return source_of
-
-
-def make_app(
-    config: Config, partitions: dict[str, int], settings: WorkerSettings, datadir: str
-) -> Any:
-    """The Faust app: the ticks topic, the state table and the agent. ``partitions``:
-    each of the deployment's topics and its partition count."""
-    topics = Topics(config.topic_prefix)
-    n_ticks = partitions[topics.ticks]
-    app = faust.App(
-        app_id(config),
-        broker=[f"kafka://{h}" for h in settings.bootstrap.split(",")],
-        store="memory://",
-        datadir=datadir,
-        processing_guarantee="at_least_once" if settings.naive else "exactly_once",
-        topic_partitions=n_ticks,
-        topic_replication_factor=config.kafka.replication,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        # Keys and values are bytes everywhere, the state table's included.
-        key_serializer="raw",
-        value_serializer="raw",
-        broker_commit_interval=settings.commit_interval_s,
-        broker_session_timeout=SESSION_TIMEOUT_S,
-        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
-        web_port=settings.web_port,
-        web_host=settings.web_host,
-        web_bind=settings.web_host,
-        # A multi-megabyte garbage record must reach the worker (and the dlq) too.
-        consumer_max_fetch_size=TICKS_MAX_MESSAGE_BYTES,
-    )
-    ticks = app.topic(
-        topics.ticks,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=n_ticks,
-    )
-    table = app.Table(
-        STATE_TABLE,
-        partitions=n_ticks,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    engines = PartitionEngines(config, topics.ticks, table)
-    out_topics = {"spreads": topics.spreads, "signals": topics.signals, "dlq": topics.dlq}
-
-    if settings.naive:
-        sinks = {
-            name: app.topic(t, key_serializer="raw", value_serializer="raw")
-            for name, t in out_topics.items()
-        }
-        app.agent(ticks, name="naive")(_naive_agent(engines, sinks, table))
-    else:
-        changelog = table.changelog_topic.get_topic_name()
-        batcher = Batcher(app, engines, out_topics, changelog, topics.ticks, partitions[topics.dlq])
-        app.agent(ticks, name="engine")(batcher.agent)
-
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        assigned: set[Any] = args[0] if args else kwargs["assigned"]
-        mine = {tp.partition for tp in assigned if tp.topic == topics.ticks}
-        engines.keep(mine)
-        if not settings.naive:
-            batcher.transactions.keep(mine)
-
-    app.on_partitions_assigned.connect(on_assigned)
-    return app
-
-
-class Batcher:
-    """The batched, exactly-once agent (see the module docstring)."""
+class PartitionProcessor:
+    """One assigned ticks partition: its engine, producer and next offset."""
 
     def __init__(
         self,
-        app: Any,
-        engines: PartitionEngines,
-        out_topics: dict[str, str],
-        changelog_topic: str,
-        ticks_topic: str,
-        dlq_partitions: int,
+        tp: TopicPartition,
+        engine: Engine,
+        producer: AIOKafkaProducer,
+        next_offset: int,
+        topics: Topics,
+        counts: dict[str, int],
+        group_id: str,
     ) -> None:
-        self._engines = engines
-        self._out = out_topics
-        self._changelog = changelog_topic
-        self._dlq_partitions = dlq_partitions
-        self.transactions = PartitionTransactions(app, ticks_topic)
-        self.transactions.install()
+        self.tp = tp
+        self.engine = engine
+        self.producer = producer
+        self.next_offset = next_offset
+        self._topics = topics
+        self._counts = counts
+        self._group_id = group_id
+        self._dlq_partition = tp.partition % counts[topics.dlq]
 
-    async def agent(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            by_partition: dict[int, list[Any]] = {}
-            for event in events:
-                message = event.message
-                batch = by_partition.get(message.partition)
-                if batch is None:
-                    batch = by_partition[message.partition] = []
-                batch.append(message)
-            for partition, messages in by_partition.items():
-                await self._process(partition, messages)
+    async def process(self, messages: Sequence[Any]) -> int:
+        """Run one batch in one transaction; return how many records it processed.
 
-    async def _process(self, partition: int, messages: Sequence[Any]) -> None:
-        tid = self.transactions.transactional_id(partition)
-        transaction = await self.transactions.open(tid, partition)
-        if transaction is None:
-            # Revoked between fetch and now. Nothing of it was committed here, so its
-            # new owner gets these events again.
-            log.warning(
-                "partition %d revoked: %d events left to its new owner", partition, len(messages)
-            )
-            return
-        lock, producer = transaction
-        engine = self._engines.get(partition)
+        Records below the next offset (fetched before a seek) are skipped. On any error
+        the engine is ahead of the committed state: the caller must rebuild it.
+        """
+        start = self.next_offset
+        skip = 0
+        while skip < len(messages) and messages[skip].offset < start:
+            skip += 1
+        if skip == len(messages):
+            return 0
+        if messages[skip].offset != start:
+            raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
+        producer = self.producer
+        topics = self._topics
+        out = OutputBatches(producer, self._counts)
+        keyed = out.keyed
         dumps = orjson.dumps
-        out = self._out
-        dlq_partition = partition % self._dlq_partitions
-        async with lock:
-            await self.transactions.ensure_open(producer)
-            send = producer.send
-            for message in messages:
-                for stream, key, record in engine.process(message.value, message.offset):
+        process = self.engine.process
+        spreads, signals, dlq = topics.spreads, topics.signals, topics.dlq
+        names = {"spreads": spreads, "signals": signals}
+        await producer.begin_transaction()
+        try:
+            offset = start - 1
+            for message in messages[skip:]:
+                offset = message.offset
+                value = message.value
+                for stream, key, record in process(b"" if value is None else value, offset):
                     if key is None:
-                        await send(out[stream], dumps(record), partition=dlq_partition)
+                        out.to(dlq, self._dlq_partition, None, dumps(record))
                     else:
-                        await send(out[stream], dumps(record), key=key.encode())
-            # State goes to the changelog only, not into the local table: the local
-            # table must hold only committed state, which Faust's recovery gives it
-            # before a partition's engine is (re)built. A write kept locally from a
-            # transaction that then aborted (a rebalance mid-batch) would put the
-            # rebuilt engine ahead of the committed offsets.
-            for entry_key, value in engine.changes():
-                table_key = state_key(partition, entry_key)
-                await send(self._changelog, value, key=table_key, partition=partition)
-            last = messages[-1]
-            self.transactions.sent(tid, last.tp, last.offset + 1)
+                        keyed(names[stream], key.encode(), dumps(record))
+            next_offset = offset + 1
+            state, p = topics.state, self.tp.partition
+            for entry_key, entry in self.engine.changes():
+                out.to(state, p, entry_key.encode(), entry)
+            out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
+            await out.flush()
+            await producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
+            await producer.commit_transaction()
+        except ProducerFenced as exc:
+            raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        self.next_offset = next_offset
+        return next_offset - start
 
 
-def _naive_agent(engines: PartitionEngines, sinks: dict[str, Any], table: Any) -> Any:
-    """One await per event and per output, through Faust's own send and table API: the
-    way a Faust agent is usually written. The benchmark's baseline."""
+class Worker:
+    """The consumer, the processors of the assigned partitions, and the rebalance logic."""
 
-    async def naive(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            engine = engines.get(message.partition)
-            for stream_name, key, record in engine.process(message.value, message.offset):
-                await sinks[stream_name].send(
-                    key=None if key is None else key.encode(), value=orjson.dumps(record)
+    def __init__(self, config: Config, settings: WorkerSettings, counts: dict[str, int]) -> None:
+        self.config = config
+        self.settings = settings
+        self.topics = Topics(config.topic_prefix)
+        self.group_id = app_id(config)
+        self._counts = counts
+        self.processors: dict[int, PartitionProcessor] = {}
+        # Held while a batch runs; a revocation waits for it, so no partition moves away
+        # in the middle of a transaction.
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self.ready = False
+        self.processed = 0
+        self._error: BaseException | None = None
+        self._reader = StateReader(settings.bootstrap, self.topics.state)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            # A multi-megabyte garbage record must reach the engine (and the dlq) too.
+            max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
+            fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until ``stop``; then commit nothing half done and leave the group."""
+        await self._reader.start()
+        try:
+            self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
+            await self._consumer.start()
+            try:
+                await self._loop()
+            finally:
+                await self._consumer.stop()
+        finally:
+            await self._reader.stop()
+            for processor in self.processors.values():
+                await _stop_producer(processor.producer)
+            self.processors.clear()
+        if self._error is not None:
+            raise AgentError(f"worker stopped on an error: {self._error!r}") from self._error
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Stop, and make ``run`` raise ``error`` once everything is closed."""
+        log.error("worker failing: %r", error)
+        self._error = error
+        self._stopping.set()
+
+    async def _loop(self) -> None:
+        consumer = self._consumer
+        stopping = self._stopping
+        while not stopping.is_set():
+            fetched = await consumer.getmany(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch_max
+            )
+            if not fetched:
+                continue
+            async with self._lock:
+                work = [
+                    (self.processors[tp.partition], messages)
+                    for tp, messages in fetched.items()
+                    if tp.partition in self.processors
+                ]
+                results = await asyncio.gather(
+                    *(processor.process(messages) for processor, messages in work),
+                    return_exceptions=True,
                 )
-            for entry_key, value in engine.changes():
-                table_key = state_key(message.partition, entry_key)
-                if value is None:
-                    table.pop(table_key, None)
-                else:
-                    table[table_key] = value
+                for (processor, _), result in zip(work, results, strict=True):
+                    if isinstance(result, BaseException):
+                        await self._recover_after(processor, result)
+                    else:
+                        self.processed += result
 
-    return naive
+    async def _recover_after(self, processor: PartitionProcessor, error: BaseException) -> None:
+        """A batch failed: nothing of it is committed, but the engine has moved on."""
+        p = processor.tp.partition
+        if isinstance(error, PartitionLostError):
+            log.warning("%s; dropping partition %d until the next rebalance", error, p)
+            del self.processors[p]
+            self._consumer.pause(processor.tp)
+            await _stop_producer(processor.producer)
+            return
+        if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
+            raise error
+        # A new producer under the same id settles this one's transactions (the failed
+        # one and a commit whose markers may still be in flight) before the state is
+        # read back. (If this worker had left the group, the partition's new owner would
+        # have fenced it, and the batch would have failed with PartitionLostError instead.)
+        log.warning("partition %d: batch failed (%r); rebuilding from committed state", p, error)
+        del self.processors[p]
+        await _stop_producer(processor.producer)
+        await self._load([p])
+
+    # -- assignment -------------------------------------------------------------------
+
+    async def on_revoked(self) -> None:
+        # Wait for the batch in flight: its transaction commits (or aborts) before the
+        # partitions go. Processors stay until the assignment says which ones remain.
+        self.ready = False
+        async with self._lock:
+            pass
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            mine = {tp.partition for tp in assigned if tp.topic == self.topics.ticks}
+            for p in set(self.processors) - mine:
+                await _stop_producer(self.processors.pop(p).producer)
+            # A partition kept through the rebalance is still exactly as committed,
+            # unless another worker committed on it meanwhile (this one was out of the
+            # group for a while): then the group's offset is not ours.
+            stale = []
+            for p in sorted(mine & set(self.processors)):
+                processor = self.processors[p]
+                committed = await self._consumer.committed(processor.tp)
+                if committed != processor.next_offset:
+                    stale.append(p)
+                    await _stop_producer(self.processors.pop(p).producer)
+                else:
+                    self._consumer.seek(processor.tp, processor.next_offset)
+            new = sorted((mine - set(self.processors)) | set(stale))
+            if new:
+                await self._load(new)
+            self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
+            self.ready = True
+            log.info("%s: partitions %s", READY_MESSAGE, sorted(mine))
+
+    async def _load(self, partitions: list[int]) -> None:
+        """(Re)build the processors of ``partitions`` from the committed state.
+
+        Each gets a new producer first, whose start fences every earlier producer of its
+        partition and settles their transactions, so the state read is complete.
+        """
+        started = await asyncio.gather(
+            *(self._start_producer(p) for p in partitions), return_exceptions=True
+        )
+        producers = {
+            p: x
+            for p, x in zip(partitions, started, strict=True)
+            if not isinstance(x, BaseException)
+        }
+        try:
+            for result in started:
+                if isinstance(result, BaseException):
+                    raise result
+            recovered = await self._reader.read(partitions)
+            for p in partitions:
+                state = recovered[p]
+                tp = TopicPartition(self.topics.ticks, p)
+                engine = Engine(self.config, _source_of(self.topics.ticks, p))
+                engine.load(state.entries)
+                next_offset = state.next_offset
+                if next_offset is None:
+                    next_offset = await self._first_offset(tp)
+                self.processors[p] = PartitionProcessor(
+                    tp,
+                    engine,
+                    producers.pop(p),
+                    next_offset,
+                    self.topics,
+                    self._counts,
+                    self.group_id,
+                )
+                self._consumer.seek(tp, next_offset)
+                log.info(
+                    "partition %d: %d state entries, resuming at offset %d",
+                    p,
+                    len(state.entries),
+                    next_offset,
+                )
+        finally:
+            for producer in producers.values():  # those not handed to a processor
+                await _stop_producer(producer)
+
+    async def _first_offset(self, tp: TopicPartition) -> int:
+        """Where a partition without state starts: its beginning, unless the group has
+        committed offsets (the state topic was deleted: outputs may repeat)."""
+        committed = await self._consumer.committed(tp)
+        if committed is not None:
+            log.warning("%s: no state but a committed offset %d; starting there", tp, committed)
+            return int(committed)
+        return int((await self._reader.beginning_offsets([tp]))[tp])
+
+    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            transactional_id=f"{self.group_id}-ticks-{partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=PRODUCER_BATCH_BYTES,
+            max_request_size=2 * TICKS_MAX_MESSAGE_BYTES,
+        )
+        await producer.start()
+        return producer
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.on_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # aiokafka logs a listener's exception and carries on; a worker that could not
+        # load its partitions must stop instead of idling on them.
+        try:
+            await self._worker.on_assigned(assigned)
+        except Exception as exc:
+            self._worker.fail(exc)
+
+
+def _source_of(topic: str, partition: int) -> Callable[[int], Source]:
+    def source_of(offset: int) -> Source:
+        return {"topic": topic, "partition": partition, "offset": offset}
+
+    return source_of
+
+
+async def _stop_producer(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except Exception as exc:  # a fenced producer may fail to flush: nothing to keep
+        log.debug("producer stop: %r", exc)
+
+
+async def _serve_health(worker: Worker, host: str, port: int) -> web.AppRunner:
+    """``/healthz`` (the process is up) and ``/readyz`` (partitions assigned and loaded)."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        body = {"ready": worker.ready, "partitions": sorted(worker.processors)}
+        return web.json_response(body, status=200 if worker.ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
-    """Create missing topics; return every topic's partition count."""
+    """Create missing topics (the state topic too); return every topic's partition count."""
     topics = await ensure_topics(bootstrap, config)
-    return await partition_counts(bootstrap, list(topics.all()))
+    await ensure_state_topic(bootstrap, config)
+    return await partition_counts(bootstrap, [*topics.all(), topics.state])
+
+
+async def serve(config: Config, settings: WorkerSettings) -> None:
+    """Run a worker until SIGINT/SIGTERM."""
+    counts = await prepare(config, settings.bootstrap)
+    worker = Worker(config, settings, counts)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stop)
+    runner = await _serve_health(worker, settings.web_host, settings.web_port)
+    started = time.monotonic()
+    try:
+        await worker.run()
+    finally:
+        await runner.cleanup()
+        log.info(
+            "worker stopped: %d records in %.1f s", worker.processed, time.monotonic() - started
+        )
 
 
 def run_worker(config: Config, settings: WorkerSettings, loglevel: str = "info") -> None:
     """Run a worker until it is stopped (SIGINT/SIGTERM)."""
-    partitions = asyncio.run(prepare(config, settings.bootstrap))
-    datadir = tempfile.mkdtemp(prefix="arbstream-worker-")  # memory store: nothing to keep
-    try:
-        app = make_app(config, partitions, settings, datadir)
-        worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
-        worker.execute_from_commandline()
-    finally:
-        shutil.rmtree(datadir, ignore_errors=True)
+    logging.basicConfig(
+        level=loglevel.upper(),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    asyncio.run(serve(config, settings))

@@ -46,15 +46,19 @@ from streams.config import Config, load_config
 
 WORKER_CODE = """
 import cProfile, atexit, sys
-from agents.worker import WorkerSettings, run_worker
-from streams.config import load_config
-config_path, mode, port, profile = sys.argv[1:5]
+config_path, mode, port, profile, bootstrap = sys.argv[1:6]
 if profile:
     prof = cProfile.Profile()
     prof.enable()
     atexit.register(lambda: (prof.disable(), prof.dump_stats(profile)))
-settings = WorkerSettings(bootstrap=sys.argv[5], web_port=int(port), naive=mode == "naive")
-run_worker(load_config(config_path), settings, "warning")
+if mode == "naive":
+    from benchmarks.naive_faust import main
+    sys.argv = [sys.argv[0], config_path, bootstrap, port]
+    main()
+else:
+        from streams.config import load_config
+    settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
+    run_worker(load_config(config_path), settings, "warning")
 """
 
 

@@ -24,6 +24,7 @@ from record_compare import diff_streams
 
 from agents.produce import route
 from agents.topics import Topics
+from agents.worker import READY_MESSAGE
 from streams.config import Config
 from streams.engine import Engine
 from streams.validation import raw_text
@@ -78,12 +79,12 @@ class Worker:
         return "\n".join(text[-lines:])
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Until Faust logs that the worker is ready (partitions assigned, recovered)."""
+        """Until the worker logs that it is ready (partitions assigned, state loaded)."""
         deadline = time.monotonic() + scaled(timeout_s)
         while time.monotonic() < deadline:
             if not self.alive():
                 raise AssertionError(f"worker exited early:\n{self.log_tail()}")
-            if b"Worker]: Ready" in self.log_path.read_bytes():
+            if READY_MESSAGE.encode() in self.log_path.read_bytes():
                 return
             time.sleep(0.2)
         raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")

@@ -40,7 +40,7 @@ from streams.config import Config, load_config
 
 PARTITIONS = 4
 #: The worker's log line for an engine rebuilt from a non-empty state.
-RESTORED = re.compile(rb"engine restored from [1-9]\d* state entries")
+RESTORED = re.compile(rb"partition \d+: [1-9]\d* state entries, resuming at offset [1-9]")
 
 
 @dataclass
@@ -156,11 +156,6 @@ def test_live_output_equals_replay_per_key(deployment: DeploymentFactory, name: 
     run_to_end(dep)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open defect: passed 6 of 6 locally but lost 103 of 29,055 outputs in "
-    "a fresh-clone CI run; see the issue 4 note",
-)
 def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
     deployment: DeploymentFactory,
 ) -> None:
@@ -183,12 +178,6 @@ def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
     assert RESTORED.search(second.log_path.read_bytes()), f"seed {seed}: nothing restored"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open defect: in about 1 run of 3 a rebalance around a graceful stop "
-    "mid-stream loses or repeats a few outputs (faust transaction handling across "
-    "rebalances); see the issue 4 note",
-)
 def test_two_workers_one_stopped_mid_stream_still_equal_replay(
     deployment: DeploymentFactory,
 ) -> None:

@@ -1,0 +1,59 @@
+"""The records of one transaction, built into one record batch per destination.
+
+aiokafka's ``send`` is a coroutine per record (metadata wait, partitioner, accumulator);
+for thousands of outputs per transaction that is most of the cost. Appending to a
+``BatchBuilder`` per (topic, partition) and handing each full batch to ``send_batch``
+costs one await per batch. Keyed records go to the partition the default (murmur2)
+partitioner gives their key, as a Java or aiokafka producer would place them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+Destination = tuple[str, int]
+
+
+class OutputBatches:
+    """Collects records for one producer; ``flush`` sends them (without awaiting delivery)."""
+
+    def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int]) -> None:
+        self._producer = producer
+        self._all_partitions = {t: list(range(n)) for t, n in partition_counts.items()}
+        self._partition_of: dict[tuple[str, bytes], int] = {}
+        self._open: dict[Destination, Any] = {}
+        self._full: list[tuple[Destination, Any]] = []
+
+    def keyed(self, topic: str, key: bytes, value: bytes) -> None:
+        """A record placed by its key."""
+        partition = self._partition_of.get((topic, key))
+        if partition is None:
+            partitions = self._all_partitions[topic]
+            partition = DefaultPartitioner()(key, partitions, partitions)
+            self._partition_of[(topic, key)] = partition
+        self.to(topic, partition, key, value)
+
+    def to(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        """A record for an explicit partition."""
+        destination = (topic, partition)
+        batch = self._open.get(destination)
+        if batch is None:
+            batch = self._open[destination] = self._producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            # Full: it goes out as it is, and a new one takes the record (a record larger
+            # than a batch always fits an empty one).
+            self._full.append((destination, batch))
+            batch = self._open[destination] = self._producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+
+    async def flush(self) -> list[asyncio.Future[Any]]:
+        """Send every batch; return their delivery futures (commit awaits delivery)."""
+        batches = self._full + list(self._open.items())
+        self._full = []
+        self._open = {}
+        send = self._producer.send_batch
+        return [await send(batch, topic, partition=p) for (topic, p), batch in batches]
