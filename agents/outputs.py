@@ -21,10 +21,16 @@ Destination = tuple[str, int]
 class OutputBatches:
     """Collects records for one producer; ``flush`` sends them (without awaiting delivery)."""
 
-    def __init__(self, producer: AIOKafkaProducer, partition_counts: dict[str, int]) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        partition_counts: dict[str, int],
+        partition_of: dict[tuple[str, bytes], int],
+    ) -> None:
+        """``partition_of``: a cache of (topic, key) -> partition, kept across batches."""
         self._producer = producer
-        self._all_partitions = {t: list(range(n)) for t, n in partition_counts.items()}
-        self._partition_of: dict[tuple[str, bytes], int] = {}
+        self._counts = partition_counts
+        self._partition_of = partition_of
         self._open: dict[Destination, Any] = {}
         self._full: list[tuple[Destination, Any]] = []
 
@@ -32,7 +38,7 @@ class OutputBatches:
         """A record placed by its key."""
         partition = self._partition_of.get((topic, key))
         if partition is None:
-            partitions = self._all_partitions[topic]
+            partitions = list(range(self._counts[topic]))
             partition = DefaultPartitioner()(key, partitions, partitions)
             self._partition_of[(topic, key)] = partition
         self.to(topic, partition, key, value)

@@ -115,6 +115,7 @@ class PartitionProcessor:
         self._counts = counts
         self._group_id = group_id
         self._dlq_partition = tp.partition % counts[topics.dlq]
+        self._partition_of: dict[tuple[str, bytes], int] = {}
 
     async def process(self, messages: Sequence[Any]) -> int:
         """Run one batch in one transaction; return how many records it processed.
@@ -132,7 +133,7 @@ class PartitionProcessor:
             raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
         producer = self.producer
         topics = self._topics
-        out = OutputBatches(producer, self._counts)
+        out = OutputBatches(producer, self._counts, self._partition_of)
         keyed = out.keyed
         dumps = orjson.dumps
         process = self.engine.process
