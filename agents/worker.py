@@ -6,23 +6,26 @@ topic. For each ticks partition p it is assigned, it keeps one engine
 its own FX book) and one transactional producer whose id, ``arbstream-<prefix>-ticks-p``,
 is the partition's: whoever owns p next fences this one when it starts.
 
-Each poll returns a batch of records per partition. For each partition's batch, in one
+A fetch loop hands each partition's records to that partition's task
+(agents/partition.py), which takes what has arrived as one batch and, in one
 transaction:
 
-1. every record goes through the engine;
-2. the outputs go to their topics (spreads and signals keyed as contracts.md §5 says,
-   dlq records to the source partition's number), built into record batches
+1. runs every record through the engine;
+2. sends the outputs to their topics (spreads and signals keyed as contracts.md §5
+   says, dlq records to the source partition's number), built into record batches
    (agents/outputs.py), with no await per record;
-3. the engine's state changes and the next ticks offset go to partition p of the state
-   topic (agents/state_store.py);
-4. the next offset is committed to the group, and the transaction commits.
+3. writes the engine's state changes and the next ticks offset to partition p of the
+   state topic (agents/state_store.py);
+4. at most once a second, the group's offset (for lag monitoring); then commits.
 
 Outputs, state and offset become visible together or not at all; readers use
 ``isolation_level=read_committed``. When p is assigned, the worker starts its producer
 (fencing the previous owner and settling its open transaction), reads the committed
 state of p, and resumes at the offset stored with it. So a worker killed with SIGKILL,
 or a partition moved to another worker, continues exactly where the committed output
-stopped.
+stopped. At a rebalance every partition finishes its batch in flight, and every
+partition assigned afterwards, kept ones included, is rebuilt from the committed state:
+one rule, with no case in which a kept engine could be stale.
 
 Why not Faust's agents (design.md expected them): see the module docstring of
 benchmarks/naive_faust.py and the README. In short, Faust's stream delivers at most
@@ -38,18 +41,16 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
-from agents.outputs import OutputBatches
-from agents.state_store import OFFSET_KEY, StateReader
+from agents.partition import BatchStats, Loaded, PartitionLostError, PartitionProcessor
+from agents.state_store import StateReader
 from agents.topics import (
     TICKS_MAX_MESSAGE_BYTES,
     Topics,
@@ -73,6 +74,8 @@ HEARTBEAT_INTERVAL_MS = 1_000
 #: Producer batches; the broker's default max.message.bytes is 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
 READY_MESSAGE = "arbstream worker ready"
+#: How often the worker logs its batch statistics.
+STATS_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -90,84 +93,6 @@ def app_id(config: Config) -> str:
     return f"arbstream-{config.topic_prefix}"
 
 
-class PartitionLostError(AgentError):
-    """Another worker owns the partition now (this worker's producer was fenced)."""
-
-
-class PartitionProcessor:
-    """One assigned ticks partition: its engine, producer and next offset."""
-
-    def __init__(
-        self,
-        tp: TopicPartition,
-        engine: Engine,
-        producer: AIOKafkaProducer,
-        next_offset: int,
-        topics: Topics,
-        counts: dict[str, int],
-        group_id: str,
-    ) -> None:
-        self.tp = tp
-        self.engine = engine
-        self.producer = producer
-        self.next_offset = next_offset
-        self._topics = topics
-        self._counts = counts
-        self._group_id = group_id
-        self._dlq_partition = tp.partition % counts[topics.dlq]
-        self._partition_of: dict[tuple[str, bytes], int] = {}
-
-    async def process(self, messages: Sequence[Any]) -> int:
-        """Run one batch in one transaction; return how many records it processed.
-
-        Records below the next offset (fetched before a seek) are skipped. On any error
-        the engine is ahead of the committed state: the caller must rebuild it.
-        """
-        start = self.next_offset
-        skip = 0
-        while skip < len(messages) and messages[skip].offset < start:
-            skip += 1
-        if skip == len(messages):
-            return 0
-        if messages[skip].offset != start:
-            raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
-        producer = self.producer
-        topics = self._topics
-        out = OutputBatches(producer, self._counts, self._partition_of)
-        keyed = out.keyed
-        dumps = orjson.dumps
-        process = self.engine.process
-        spreads, signals, dlq = topics.spreads, topics.signals, topics.dlq
-        names = {"spreads": spreads, "signals": signals}
-        await producer.begin_transaction()
-        try:
-            offset = start - 1
-            for message in messages[skip:]:
-                offset = message.offset
-                value = message.value
-                for stream, key, record in process(b"" if value is None else value, offset):
-                    if key is None:
-                        out.to(dlq, self._dlq_partition, None, dumps(record))
-                    else:
-                        keyed(names[stream], key.encode(), dumps(record))
-            next_offset = offset + 1
-            state, p = topics.state, self.tp.partition
-            for entry_key, entry in self.engine.changes():
-                out.to(state, p, entry_key.encode(), entry)
-            out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
-            await out.flush()
-            await producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
-            await producer.commit_transaction()
-        except ProducerFenced as exc:
-            raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.abort_transaction()
-            raise
-        self.next_offset = next_offset
-        return next_offset - start
-
-
 class Worker:
     """The consumer, the processors of the assigned partitions, and the rebalance logic."""
 
@@ -178,13 +103,12 @@ class Worker:
         self.group_id = app_id(config)
         self._counts = counts
         self.processors: dict[int, PartitionProcessor] = {}
-        # Held while a batch runs; a revocation waits for it, so no partition moves away
-        # in the middle of a transaction.
-        self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self.ready = False
-        self.processed = 0
         self._error: BaseException | None = None
+        self._totals = BatchStats()
+        self._taken = asyncio.Event()  # a partition task emptied its inbox
+        self._next_report = time.monotonic() + STATS_INTERVAL_S
         self._reader = StateReader(settings.bootstrap, self.topics.state)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
@@ -199,23 +123,25 @@ class Worker:
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
         )
 
+    @property
+    def processed(self) -> int:
+        return self._totals.records + sum(p.stats.records for p in self.processors.values())
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until ``stop``; then commit nothing half done and leave the group."""
+        """Consume until ``stop``; then let each partition finish its batch, and leave."""
         await self._reader.start()
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
             await self._consumer.start()
             try:
-                await self._loop()
+                await self._fetch_loop()
             finally:
+                await self._drop_all()
                 await self._consumer.stop()
         finally:
             await self._reader.stop()
-            for processor in self.processors.values():
-                await _stop_producer(processor.producer)
-            self.processors.clear()
         if self._error is not None:
             raise AgentError(f"worker stopped on an error: {self._error!r}") from self._error
 
@@ -225,92 +151,112 @@ class Worker:
     def fail(self, error: BaseException) -> None:
         """Stop, and make ``run`` raise ``error`` once everything is closed."""
         log.error("worker failing: %r", error)
-        self._error = error
+        if self._error is None:
+            self._error = error
         self._stopping.set()
 
-    async def _loop(self) -> None:
+    async def _fetch_loop(self) -> None:
+        """Hand fetched records to their partitions' tasks. While an inbox holds
+        ``batch_max`` records or more, stop taking records from the consumer (whose
+        fetch buffer is bounded), so memory stays bounded when the engine falls behind.
+        (Pausing the partition instead made aiokafka drop and refetch its buffer: 4x
+        slower.)"""
         consumer = self._consumer
         stopping = self._stopping
+        taken = self._taken
+        batch_max = self.settings.batch_max
         while not stopping.is_set():
-            fetched = await consumer.getmany(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch_max
-            )
-            if not fetched:
-                continue
-            async with self._lock:
-                work = [
-                    (self.processors[tp.partition], messages)
-                    for tp, messages in fetched.items()
-                    if tp.partition in self.processors
-                ]
-                results = await asyncio.gather(
-                    *(processor.process(messages) for processor, messages in work),
-                    return_exceptions=True,
-                )
-                for (processor, _), result in zip(work, results, strict=True):
-                    if isinstance(result, BaseException):
-                        await self._recover_after(processor, result)
-                    else:
-                        self.processed += result
+            fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=batch_max)
+            for tp, messages in fetched.items():
+                processor = self.processors.get(tp.partition)
+                if processor is not None:
+                    processor.deliver(messages)
+            while not stopping.is_set() and any(
+                len(p.inbox) >= batch_max for p in self.processors.values()
+            ):
+                taken.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(taken.wait(), POLL_TIMEOUT_MS / 1000)
+            if time.monotonic() >= self._next_report:
+                self._report()
 
-    async def _recover_after(self, processor: PartitionProcessor, error: BaseException) -> None:
+    def _report(self) -> None:
+        """Log the batches of the last ``STATS_INTERVAL_S`` (all partitions together)."""
+        window = BatchStats()
+        for processor in self.processors.values():
+            window.merge(processor.stats)
+            processor.stats = BatchStats()
+        self._totals.merge(window)
+        if window.batches:
+            log.info("last %.0f s: %s", STATS_INTERVAL_S, window.report())
+        self._next_report = time.monotonic() + STATS_INTERVAL_S
+
+    async def _on_partition_error(self, processor: PartitionProcessor, error: Exception) -> bool:
         """A batch failed: nothing of it is committed, but the engine has moved on."""
         p = processor.tp.partition
         if isinstance(error, PartitionLostError):
             log.warning("%s; dropping partition %d until the next rebalance", error, p)
-            del self.processors[p]
+            self.processors.pop(p, None)
             self._consumer.pause(processor.tp)
             await _stop_producer(processor.producer)
-            return
+            return False
         if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
-            raise error
+            self.fail(error)  # a defect, not a broker hiccup
+            return False
         # A new producer under the same id settles this one's transactions (the failed
         # one and a commit whose markers may still be in flight) before the state is
-        # read back. (If this worker had left the group, the partition's new owner would
-        # have fenced it, and the batch would have failed with PartitionLostError instead.)
+        # read back. (Had this worker left the group, the partition's new owner would
+        # have fenced it, and the batch would have failed with PartitionLostError.)
         log.warning("partition %d: batch failed (%r); rebuilding from committed state", p, error)
-        del self.processors[p]
         await _stop_producer(processor.producer)
-        await self._load([p])
+        try:
+            processor.install((await self._load([p]))[p])
+        except Exception as exc:
+            self.fail(exc)
+            return False
+        return True
 
     # -- assignment -------------------------------------------------------------------
 
     async def on_revoked(self) -> None:
-        # Wait for the batch in flight: its transaction commits (or aborts) before the
-        # partitions go. Processors stay until the assignment says which ones remain.
+        """Every partition finishes its batch in flight (it commits or aborts) and is
+        dropped; the assignment that follows rebuilds each from the committed state."""
         self.ready = False
-        async with self._lock:
-            pass
+        await self._drop_all()
+
+    async def _drop_all(self) -> None:
+        processors, self.processors = self.processors, {}
+        if processors:
+            log.info(
+                "closing partitions at offsets %s",
+                {p: x.next_offset for p, x in sorted(processors.items())},
+            )
+        for processor in processors.values():
+            await processor.close()
+            self._totals.merge(processor.stats)
+        for processor in processors.values():
+            await _stop_producer(processor.producer)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self._lock:
-            mine = {tp.partition for tp in assigned if tp.topic == self.topics.ticks}
-            for p in set(self.processors) - mine:
-                await _stop_producer(self.processors.pop(p).producer)
-            # A partition kept through the rebalance is still exactly as committed,
-            # unless another worker committed on it meanwhile (this one was out of the
-            # group for a while): then the group's offset is not ours.
-            stale = []
-            for p in sorted(mine & set(self.processors)):
-                processor = self.processors[p]
-                committed = await self._consumer.committed(processor.tp)
-                if committed != processor.next_offset:
-                    stale.append(p)
-                    await _stop_producer(self.processors.pop(p).producer)
-                else:
-                    self._consumer.seek(processor.tp, processor.next_offset)
-            new = sorted((mine - set(self.processors)) | set(stale))
-            if new:
-                await self._load(new)
-            self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
-            self.ready = True
-            log.info("%s: partitions %s", READY_MESSAGE, sorted(mine))
+        mine = sorted(tp.partition for tp in assigned if tp.topic == self.topics.ticks)
+        # No fetching while the partitions load: each starts at its stored offset.
+        self._consumer.pause(*[TopicPartition(self.topics.ticks, p) for p in mine])
+        loaded = await self._load(mine)
+        for p in mine:
+            tp = TopicPartition(self.topics.ticks, p)
+            processor = PartitionProcessor(tp, loaded[p], self.topics, self._counts, self.group_id)
+            self.processors[p] = processor
+            processor.start(self._on_partition_error, self._taken)
+        self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
+        self.ready = True
+        log.info("%s: partitions %s", READY_MESSAGE, mine)
 
-    async def _load(self, partitions: list[int]) -> None:
-        """(Re)build the processors of ``partitions`` from the committed state.
+    async def _load(self, partitions: list[int]) -> dict[int, Loaded]:
+        """The committed state of ``partitions``, each with a new producer, and the
+        consumer positioned at each one's stored offset.
 
-        Each gets a new producer first, whose start fences every earlier producer of its
-        partition and settles their transactions, so the state read is complete.
+        Each new producer's start fences every earlier producer of its partition and
+        settles their transactions, so the state read afterwards is complete.
         """
         started = await asyncio.gather(
             *(self._start_producer(p) for p in partitions), return_exceptions=True
@@ -320,6 +266,7 @@ class Worker:
             for p, x in zip(partitions, started, strict=True)
             if not isinstance(x, BaseException)
         }
+        out: dict[int, Loaded] = {}
         try:
             for result in started:
                 if isinstance(result, BaseException):
@@ -333,16 +280,8 @@ class Worker:
                 next_offset = state.next_offset
                 if next_offset is None:
                     next_offset = await self._first_offset(tp)
-                self.processors[p] = PartitionProcessor(
-                    tp,
-                    engine,
-                    producers.pop(p),
-                    next_offset,
-                    self.topics,
-                    self._counts,
-                    self.group_id,
-                )
                 self._consumer.seek(tp, next_offset)
+                out[p] = Loaded(engine, producers.pop(p), next_offset)
                 log.info(
                     "partition %d: %d state entries, resuming at offset %d",
                     p,
@@ -350,8 +289,9 @@ class Worker:
                     next_offset,
                 )
         finally:
-            for producer in producers.values():  # those not handed to a processor
+            for producer in producers.values():  # those not handed over
                 await _stop_producer(producer)
+        return out
 
     async def _first_offset(self, tp: TopicPartition) -> int:
         """Where a partition without state starts: its beginning, unless the group has

@@ -44,8 +44,11 @@ from agents.worker import app_id
 from benchmarks.workload import CONFIG_TOML, ticks
 from streams.config import Config, load_config
 
+#: The output consumer's fetch_max_wait_ms (aiokafka's default is 500).
+FETCH_WAIT_MS = int(os.environ.get("BENCH_FETCH_WAIT_MS", "5"))
+
 WORKER_CODE = """
-import cProfile, atexit, sys
+import cProfile, atexit, os, sys
 config_path, mode, port, profile, bootstrap = sys.argv[1:6]
 if profile:
     prof = cProfile.Profile()
@@ -56,9 +59,10 @@ if mode == "naive":
     sys.argv = [sys.argv[0], config_path, bootstrap, port]
     main()
 else:
-        from streams.config import load_config
+    from agents.worker import WorkerSettings, run_worker
+    from streams.config import load_config
     settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
-    run_worker(load_config(config_path), settings, "warning")
+    run_worker(load_config(config_path), settings, os.environ.get("BENCH_WORKER_LOGLEVEL", "warning"))
 """
 
 
@@ -166,6 +170,9 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
         isolation_level="read_committed",
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        # A fetch parked at the broker waits this long for data; committed records
+        # are waited for the same way, so this bounds what the subscriber adds.
+        fetch_max_wait_ms=FETCH_WAIT_MS,
     )
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import Record, consume, free_port, scaled
 from record_compare import diff_streams
 
@@ -169,12 +170,22 @@ def compare_with_replay(
     for key in sorted(set(actual) | set(expected), key=str):
         for line in diff_streams(actual.get(key, []), expected.get(key, []), limit=3):
             problems.append(f"{key}: {line}")
+    # Keyed records sit where Kafka's default (murmur2) partitioner puts their key, as
+    # for any Java or aiokafka producer; every topic of a test has ``partitions``.
+    every = list(range(partitions))
+    for stream in ("spreads", "signals"):
+        for r in outputs[stream]:
+            if r.key is None or r.partition != DefaultPartitioner()(r.key, every, every):
+                problems.append(f"{stream} key {r.key!r} in partition {r.partition}")
+                break
     want = expected_dlq(rejected, partitions)
     got: Counter[tuple[str, str]] = Counter()
     for r in outputs["dlq"]:
         record = orjson.loads(r.value)
         got[(record["reason"], record["raw"])] += 1
         source = record["source"]
+        if r.partition != source["partition"] % partitions:
+            problems.append(f"dlq record of ticks partition {source['partition']} in {r.partition}")
         value = ticks.get((source["partition"], source["offset"]))
         if source["topic"] != topics.ticks or value is None or raw_text(value) != record["raw"]:
             problems.append(f"dlq source {source} does not point at {record['raw'][:60]!r}")

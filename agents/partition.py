@@ -1,0 +1,263 @@
+"""One assigned ticks partition: its engine, its transactional producer, and the task
+that runs its batches (agents/worker.py explains the whole).
+
+Each partition runs in its own task, so one partition's commit round trips overlap
+another's engine work, and a slow commit holds up only its own partition. The fetch
+loop appends records to a partition's inbox; the task takes everything there as one
+batch and runs it as one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
+
+from agents.errors import AgentError
+from agents.outputs import OutputBatches
+from agents.state_store import OFFSET_KEY
+from agents.topics import Topics
+from streams.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: The group's offset (for lag monitoring only: the state holds the offset the worker
+#: resumes from) rides along with a batch at most this often, and after this much idle
+#: time on its own. Each costs two more round trips in the transaction.
+OFFSETS_EVERY_S = 1.0
+OFFSETS_IDLE_S = 0.05
+
+
+class PartitionLostError(AgentError):
+    """Another worker owns the partition now (this worker's producer was fenced)."""
+
+
+@dataclass
+class Loaded:
+    """A partition's committed state, ready to run: what a (re)load gives a processor."""
+
+    engine: Engine
+    producer: AIOKafkaProducer
+    next_offset: int
+
+
+class BatchStats:
+    """Batches since the last report: records, time in the engine, time to commit."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.records = 0
+        self.engine_s = 0.0
+        self.commit_s = 0.0
+        self.commit_max_s = 0.0
+
+    def add(self, records: int, engine_s: float, commit_s: float) -> None:
+        self.batches += 1
+        self.records += records
+        self.engine_s += engine_s
+        self.commit_s += commit_s
+        self.commit_max_s = max(self.commit_max_s, commit_s)
+
+    def merge(self, other: BatchStats) -> None:
+        self.batches += other.batches
+        self.records += other.records
+        self.engine_s += other.engine_s
+        self.commit_s += other.commit_s
+        self.commit_max_s = max(self.commit_max_s, other.commit_max_s)
+
+    def report(self) -> str:
+        n = max(1, self.batches)
+        return (
+            f"{self.batches} batches, {self.records} records, "
+            f"{self.records / n:.0f} per batch, engine {1000 * self.engine_s / n:.1f} ms, "
+            f"commit {1000 * self.commit_s / n:.1f} ms (max {1000 * self.commit_max_s:.1f})"
+        )
+
+
+#: Called with a processor and the error of its batch; returns whether the processor
+#: was rebuilt (and should go on) or is finished.
+ErrorHandler = Callable[["PartitionProcessor", Exception], Awaitable[bool]]
+
+
+class PartitionProcessor:
+    """The engine, producer, inbox and task of one assigned ticks partition."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        loaded: Loaded,
+        topics: Topics,
+        counts: dict[str, int],
+        group_id: str,
+    ) -> None:
+        self.tp = tp
+        self.engine = loaded.engine
+        self.producer = loaded.producer
+        self.next_offset = loaded.next_offset
+        self.inbox: list[Any] = []
+        self.stats = BatchStats()
+        self._topics = topics
+        self._counts = counts
+        self._group_id = group_id
+        self._dlq_partition = tp.partition % counts[topics.dlq]
+        self._partition_of: dict[tuple[str, bytes], int] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._failed = False  # its error handler gave it up
+        self._taken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._offsets_due = False  # the group's offset is behind next_offset
+        self._offsets_sent_at = 0.0
+
+    def install(self, loaded: Loaded) -> None:
+        """Continue from a rebuilt state (after a failed batch)."""
+        self.engine = loaded.engine
+        self.producer = loaded.producer
+        self.next_offset = loaded.next_offset
+        self.inbox.clear()
+
+    # -- the task -----------------------------------------------------------------------
+
+    def start(self, on_error: ErrorHandler, taken: asyncio.Event) -> None:
+        """Run batches as records arrive; set ``taken`` whenever the inbox is emptied
+        (the fetch loop waits on it while an inbox is full)."""
+        self._taken = taken
+        self._task = asyncio.create_task(self._run(on_error), name=f"partition-{self.tp}")
+
+    def deliver(self, messages: list[Any]) -> None:
+        """Append fetched records."""
+        self.inbox.extend(messages)
+        self._wake.set()
+
+    def _take(self) -> list[Any]:
+        batch, self.inbox = self.inbox, []
+        self._taken.set()
+        return batch
+
+    async def close(self) -> None:
+        """Finish the batch in flight (it commits or aborts), then stop the task."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            if self._offsets_due and not self._failed:
+                # Leave the group's offset where the state is (for lag monitoring).
+                with contextlib.suppress(Exception):
+                    await self._send_offsets()
+        self.inbox.clear()
+
+    async def _run(self, on_error: ErrorHandler) -> None:
+        while not self._closing:
+            idle_timeout = OFFSETS_IDLE_S if self._offsets_due else None
+            if not self.inbox and not await self._wait(idle_timeout):
+                await self._guarded(self._send_offsets, on_error)
+                continue
+            self._wake.clear()
+            if self._closing:
+                break
+            batch = self._take()
+            if not await self._guarded(functools.partial(self.process, batch), on_error):
+                return
+
+    async def _wait(self, timeout: float | None) -> bool:
+        """Until records arrive or the processor closes (True), or ``timeout`` (False)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _guarded(self, step: Callable[[], Awaitable[object]], on_error: ErrorHandler) -> bool:
+        try:
+            await step()
+        except Exception as exc:  # the worker decides: rebuild, drop, or stop everything
+            if not await on_error(self, exc):
+                self._closing = self._failed = True
+                return False
+        return True
+
+    # -- one transaction ----------------------------------------------------------------
+
+    async def process(self, messages: list[Any]) -> int:
+        """Run one batch in one transaction; return how many records it processed.
+
+        Records below the next offset (fetched before a seek) are skipped. On any error
+        the engine is ahead of the committed state: the caller must rebuild it.
+        """
+        start = self.next_offset
+        skip = 0
+        while skip < len(messages) and messages[skip].offset < start:
+            skip += 1
+        if skip == len(messages):
+            return 0
+        if messages[skip].offset != start:
+            raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
+        producer = self.producer
+        topics = self._topics
+        out = OutputBatches(producer, self._counts, self._partition_of)
+        keyed = out.keyed
+        dumps = orjson.dumps
+        process = self.engine.process
+        dlq, dlq_partition = topics.dlq, self._dlq_partition
+        names = {"spreads": topics.spreads, "signals": topics.signals}
+        t0 = time.perf_counter()
+        await producer.begin_transaction()
+        try:
+            offset = start - 1
+            for message in messages[skip:]:
+                offset = message.offset
+                value = message.value
+                for stream, key, record in process(b"" if value is None else value, offset):
+                    if key is None:
+                        out.to(dlq, dlq_partition, None, dumps(record))
+                    else:
+                        keyed(names[stream], key.encode(), dumps(record))
+            next_offset = offset + 1
+            state, p = topics.state, self.tp.partition
+            for entry_key, entry in self.engine.changes():
+                out.to(state, p, entry_key.encode(), entry)
+            out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
+            t1 = time.perf_counter()
+            await out.flush()
+            now = time.monotonic()
+            if now - self._offsets_sent_at >= OFFSETS_EVERY_S:
+                await producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
+                self._offsets_sent_at = now
+                self._offsets_due = False
+            else:
+                self._offsets_due = True
+            await producer.commit_transaction()
+            self.stats.add(next_offset - start, t1 - t0, time.perf_counter() - t1)
+        except ProducerFenced as exc:
+            raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        self.next_offset = next_offset
+        return next_offset - start
+
+    async def _send_offsets(self) -> None:
+        """Commit the group's offset on its own (the partition is idle)."""
+        producer = self.producer
+        await producer.begin_transaction()
+        try:
+            await producer.send_offsets_to_transaction({self.tp: self.next_offset}, self._group_id)
+            await producer.commit_transaction()
+        except ProducerFenced as exc:
+            raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        self._offsets_sent_at = time.monotonic()
+        self._offsets_due = False

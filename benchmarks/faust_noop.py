@@ -1,0 +1,98 @@
+"""How fast Faust's stream delivers events to an agent that does nothing with them.
+
+The ceiling of any worker built as a Faust agent on this machine: 100,000 small records
+preloaded into a 4-partition topic, one worker, an agent taking ``take_events`` batches
+of 2,000 (2 ms) and only counting them. Prints events/s from the first batch to the
+last, for ``at_least_once`` and ``exactly_once``. Needs ``KAFKA_BOOTSTRAP``.
+
+Run: ``python -m benchmarks.faust_noop`` (``make bench`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from socket import socket
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+N = 100_000
+
+APP_CODE = """
+import os, sys, time
+import faust
+bootstrap, topic, guarantee, port, n = sys.argv[1:6]
+n = int(n)
+app = faust.App(f"noop-{topic}-{guarantee}", broker=f"kafka://{bootstrap}", store="memory://",
+                processing_guarantee=guarantee, key_serializer="raw", value_serializer="raw",
+                consumer_auto_offset_reset="earliest", web_port=int(port), web_host="127.0.0.1")
+source = app.topic(topic, key_type=bytes, value_type=bytes)
+seen = {"n": 0, "t0": 0.0}
+
+@app.agent(source)
+async def count(stream):
+    async for events in stream.take_events(2000, within=0.002):
+        if not seen["n"]:
+            seen["t0"] = time.perf_counter()
+        seen["n"] += len(events)
+        if seen["n"] >= n:
+            print("RESULT", n / (time.perf_counter() - seen["t0"]), flush=True)
+            os._exit(0)
+
+sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+app.main()
+"""
+
+
+async def load(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=262144)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, b'{"x": 1}', key=b"%d" % (i % 4)) for i in range(N)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def main() -> None:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        sys.exit("faust_noop: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
+    topic = f"noop{uuid.uuid4().hex[:8]}"
+    asyncio.run(load(bootstrap, topic))
+    for guarantee in ("at_least_once", "exactly_once"):
+        with socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        started = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-c", APP_CODE, bootstrap, topic, guarantee, str(port), str(N)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        rate = next((ln.split()[-1] for ln in out.stdout.splitlines() if "RESULT" in ln), None)
+        if rate is None:
+            sys.exit(
+                f"faust_noop: {guarantee} run failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}"
+            )
+        print(
+            f"faust no-op agent, {guarantee}: {float(rate):,.0f} events/s "
+            f"({N:,} events; run took {time.monotonic() - started:.1f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
