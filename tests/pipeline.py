@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,10 +42,11 @@ class Worker:
     def __init__(self, config_path: Path, bootstrap: str, log_path: Path) -> None:
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.web_port = free_port()
         env = {
             **os.environ,
             "ARBSTREAM_BROKER": f"kafka://{bootstrap}",
-            "ARBSTREAM_WEB_PORT": str(free_port()),
+            "ARBSTREAM_WEB_PORT": str(self.web_port),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "arbstream.cli", "worker", "--config", str(config_path)],
@@ -51,6 +54,15 @@ class Worker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path`` on the worker's web port: (status, JSON body)."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_helpers import scaled
 from pipeline import (
     Worker,
@@ -36,6 +37,7 @@ from streamgen import config_toml, random_stream, random_venues
 
 from agents.produce import produce_lines, route
 from agents.topics import Topics, ensure_topics
+from agents.worker import READY_MESSAGE
 from streams.config import Config, load_config
 
 PARTITIONS = 4
@@ -143,6 +145,8 @@ def run_to_end(dep: Deployment) -> None:
     try:
         dep.check_equals_replay()
         assert worker.alive(), worker.log_tail()
+        assert worker.get("/healthz") == (200, {"status": "ok"})
+        assert worker.get("/readyz") == (200, {"ready": True, "partitions": [0, 1, 2, 3]})
     finally:
         status = worker.stop()
     assert status == 0, worker.log_tail()
@@ -252,3 +256,27 @@ def test_garbage_goes_to_the_dlq_and_the_scenario_outputs_do_not_change(
     assert {k: [orjson.dumps(r) for r in v] for k, v in clean.items()} == {
         k: [orjson.dumps(r) for r in v] for k, v in dirty.items()
     }
+
+
+def test_a_state_topic_with_other_partitions_stops_the_worker_naming_it(
+    deployment: DeploymentFactory, kafka_bootstrap: str
+) -> None:
+    """The engine of ticks partition p lives in state partition p: a state topic with
+    another partition count is refused before anything is consumed."""
+    dep = deployment(*scenario("random-101"))
+
+    async def make_state_topic() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(dep.topics.state, 2, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(make_state_topic())
+    worker = dep.worker()
+    status = worker.wait()
+    assert status != 0
+    log = worker.log_path.read_text()
+    assert f"'{dep.topics.state}' has 2 partitions but '{dep.topics.ticks}' has 4" in log
+    assert READY_MESSAGE not in log
