@@ -14,8 +14,10 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from socket import socket
 
 from aiokafka import AIOKafkaProducer
@@ -26,9 +28,10 @@ N = 100_000
 APP_CODE = """
 import os, sys, time
 import faust
-bootstrap, topic, guarantee, port, n = sys.argv[1:6]
+bootstrap, topic, guarantee, port, n, result, datadir = sys.argv[1:8]
 n = int(n)
 app = faust.App(f"noop-{topic}-{guarantee}", broker=f"kafka://{bootstrap}", store="memory://",
+                datadir=datadir,
                 processing_guarantee=guarantee, key_serializer="raw", value_serializer="raw",
                 consumer_auto_offset_reset="earliest", web_port=int(port), web_host="127.0.0.1")
 source = app.topic(topic, key_type=bytes, value_type=bytes)
@@ -41,7 +44,8 @@ async def count(stream):
             seen["t0"] = time.perf_counter()
         seen["n"] += len(events)
         if seen["n"] >= n:
-            print("RESULT", n / (time.perf_counter() - seen["t0"]), flush=True)
+            with open(result, "w") as out:
+                out.write(str(n / (time.perf_counter() - seen["t0"])))
             os._exit(0)
 
 sys.argv = [sys.argv[0], "worker", "-l", "warn"]
@@ -76,14 +80,17 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         started = time.monotonic()
-        out = subprocess.run(
-            [sys.executable, "-c", APP_CODE, bootstrap, topic, guarantee, str(port), str(N)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        rate = next((ln.split()[-1] for ln in out.stdout.splitlines() if "RESULT" in ln), None)
+        with tempfile.TemporaryDirectory(prefix="faust-noop-") as tmp:
+            result = Path(tmp) / "rate"
+            args = [bootstrap, topic, guarantee, str(port), str(N), str(result), tmp]
+            out = subprocess.run(
+                [sys.executable, "-c", APP_CODE, *args],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            rate = result.read_text() if result.exists() else None
         if rate is None:
             sys.exit(
                 f"faust_noop: {guarantee} run failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}"

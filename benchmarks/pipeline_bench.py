@@ -62,7 +62,8 @@ else:
     from agents.worker import WorkerSettings, run_worker
     from streams.config import load_config
     settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
-    run_worker(load_config(config_path), settings, os.environ.get("BENCH_WORKER_LOGLEVEL", "warning"))
+    loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
+    run_worker(load_config(config_path), settings, loglevel)
 """
 
 
@@ -155,11 +156,28 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
                 raise RuntimeError(f"{mode} worker did not finish; see {tmp}")
             time.sleep(0.05)
         done = time.time()
+        peak_mib = peak_rss_mib(proc.pid)
     finally:
         stop_worker(proc)
     first = asyncio.run(first_record_time(bootstrap, topics.spreads))
     seconds = done - first
-    return {"ticks": n, "seconds": round(seconds, 3), "ticks_per_s": round(n / seconds)}
+    return {
+        "ticks": n,
+        "seconds": round(seconds, 3),
+        "ticks_per_s": round(n / seconds),
+        "peak_rss_mib": peak_mib,
+    }
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), where /proc has it."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float) -> list[float]:
@@ -288,7 +306,8 @@ def main() -> None:
     for mode in ("batched", "naive"):
         t, lat = results[mode]["throughput"], results[mode]["latency"]
         print(
-            f"  {mode:8} {t['ticks_per_s']:>8,} ticks/s ({t['ticks']:,} ticks in {t['seconds']} s);"
+            f"  {mode:8} {t['ticks_per_s']:>8,} ticks/s ({t['ticks']:,} ticks in {t['seconds']} s,"
+            f" peak RSS {t['peak_rss_mib']} MiB);"
             f" at {lat['rate']:,} ticks/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms,"
             f" p99.9 {lat['p999_ms']} ms over {lat['outputs']:,} outputs"
         )
