@@ -63,8 +63,9 @@ from streams.engine import Engine, Source
 
 log = logging.getLogger(__name__)
 
-#: Records per poll at most. A poll returns what the fetcher holds, so at low rates
-#: batches are small and latency is one poll plus one commit.
+#: Records per poll at most, and the inbox size at which the fetch loop waits for the
+#: partition's task. A poll returns what the fetcher holds, so at low rates batches are
+#: small and a record waits for at most the commit in flight on its partition.
 BATCH_MAX = 5000
 POLL_TIMEOUT_MS = 100
 #: A worker that dies without leaving the group (kill -9, lost host) keeps its
