@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,17 +201,15 @@ class PartitionProcessor:
             return 0
         if messages[skip].offset != start:
             raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
-        producer = self.producer
         topics = self._topics
-        out = OutputBatches(producer, self._counts, self._partition_of)
+        out = OutputBatches(self.producer, self._counts, self._partition_of)
         keyed = out.keyed
         dumps = orjson.dumps
         process = self.engine.process
         dlq, dlq_partition = topics.dlq, self._dlq_partition
         names = {"spreads": topics.spreads, "signals": topics.signals}
         t0 = time.perf_counter()
-        await producer.begin_transaction()
-        try:
+        async with self._transaction():
             offset = start - 1
             for message in messages[skip:]:
                 offset = message.offset
@@ -228,30 +226,33 @@ class PartitionProcessor:
             out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
             t1 = time.perf_counter()
             await out.flush()
-            now = time.monotonic()
-            if now - self._offsets_sent_at >= OFFSETS_EVERY_S:
-                await producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
-                self._offsets_sent_at = now
-                self._offsets_due = False
+            if time.monotonic() - self._offsets_sent_at >= OFFSETS_EVERY_S:
+                await self._add_offsets(next_offset)
             else:
                 self._offsets_due = True
-            await producer.commit_transaction()
-            self.stats.add(next_offset - start, t1 - t0, time.perf_counter() - t1)
-        except ProducerFenced as exc:
-            raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.abort_transaction()
-            raise
+        self.stats.add(next_offset - start, t1 - t0, time.perf_counter() - t1)
         self.next_offset = next_offset
         return next_offset - start
 
     async def _send_offsets(self) -> None:
         """Commit the group's offset on its own (the partition is idle)."""
+        async with self._transaction():
+            await self._add_offsets(self.next_offset)
+
+    async def _add_offsets(self, next_offset: int) -> None:
+        """Put the group's offset into the open transaction."""
+        await self.producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
+        self._offsets_sent_at = time.monotonic()
+        self._offsets_due = False
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """Begin a transaction, commit it when the block ends, abort it when the block
+        raises. A fenced producer means another worker owns the partition now."""
         producer = self.producer
         await producer.begin_transaction()
         try:
-            await producer.send_offsets_to_transaction({self.tp: self.next_offset}, self._group_id)
+            yield
             await producer.commit_transaction()
         except ProducerFenced as exc:
             raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
@@ -259,5 +260,3 @@ class PartitionProcessor:
             with contextlib.suppress(Exception):
                 await producer.abort_transaction()
             raise
-        self._offsets_sent_at = time.monotonic()
-        self._offsets_due = False

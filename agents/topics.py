@@ -79,24 +79,18 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
             for name in topics.all()
             if name not in existing
         ]
-        if missing:
-            response = await admin.create_topics(missing)
-            for error in response.to_object()["topic_errors"]:
-                # 36: another process created it between our list and our create
-                if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
-                    raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
+        await _create(admin, missing)
     return topics
 
 
-async def ensure_state_topic(bootstrap: str, config: Config) -> int:
-    """Create the workers' state topic if missing, compacted, with as many partitions as
-    the ticks topic (which must exist); return that count.
+async def ensure_state_topic(bootstrap: str, config: Config, n_ticks: int) -> int:
+    """Create the workers' state topic if missing, compacted, with ``n_ticks`` partitions
+    (the ticks topic's count); return its partition count.
 
     Raises AgentError when an existing state topic has another partition count: the
     engine of ticks partition p lives in state partition p.
     """
     topics = Topics(config.topic_prefix)
-    n_ticks = (await partition_counts(bootstrap, [topics.ticks]))[topics.ticks]
     async with _admin(bootstrap) as admin:
         if topics.state not in set(await admin.list_topics()):
             new = NewTopic(
@@ -105,17 +99,14 @@ async def ensure_state_topic(bootstrap: str, config: Config) -> int:
                 config.kafka.replication,
                 topic_configs=STATE_TOPIC_CONFIG,
             )
-            response = await admin.create_topics([new])
-            for error in response.to_object()["topic_errors"]:
-                if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
-                    raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
+            await _create(admin, [new])
     n_state = (await partition_counts(bootstrap, [topics.state]))[topics.state]
     if n_state != n_ticks:
         raise AgentError(
             f"topic {topics.state!r} has {n_state} partitions but {topics.ticks!r} has "
             f"{n_ticks}; they must be equal"
         )
-    return n_ticks
+    return n_state
 
 
 async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
@@ -140,6 +131,17 @@ async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
             if not unknown:
                 return counts
             await asyncio.sleep(0.1)
+
+
+async def _create(admin: AIOKafkaAdminClient, new_topics: list[NewTopic]) -> None:
+    """Create topics; one that another process created meanwhile is not an error."""
+    if not new_topics:
+        return
+    response = await admin.create_topics(new_topics)
+    for error in response.to_object()["topic_errors"]:
+        # 36: another process created it between our list and our create
+        if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
+            raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
 
 
 @asynccontextmanager

@@ -369,8 +369,9 @@ async def _serve_health(worker: Worker, host: str, port: int) -> web.AppRunner:
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
     """Create missing topics (the state topic too); return every topic's partition count."""
     topics = await ensure_topics(bootstrap, config)
-    await ensure_state_topic(bootstrap, config)
-    return await partition_counts(bootstrap, [*topics.all(), topics.state])
+    counts = await partition_counts(bootstrap, list(topics.all()))
+    counts[topics.state] = await ensure_state_topic(bootstrap, config, counts[topics.ticks])
+    return counts
 
 
 async def serve(config: Config, settings: WorkerSettings) -> None:
