@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.errors import ConfigError
+from streams.feed_config import FeedSettings, ProducerSettings, feed_problems
 
 #: Troy ounces in one unit of each named unit (contracts.md §1).
 OZ_PER_UNIT: dict[str, float] = {"oz": 1.0, "kg": 32.1507466, "g": 0.0321507466}
@@ -88,6 +89,8 @@ class ConfigModel(_Section):
     venues: Annotated[dict[str, VenueSettings], Field(min_length=1)]
     routes: list[RouteSettings] = []
     kafka: KafkaSettings = KafkaSettings()
+    feeds: dict[str, FeedSettings] = {}
+    producer: ProducerSettings = ProducerSettings()
 
 
 class Route:
@@ -120,6 +123,8 @@ class Config:
         self.arb = model.arb
         self.wide = model.wide
         self.kafka = model.kafka
+        self.feeds: Mapping[str, FeedSettings] = model.feeds
+        self.producer = model.producer
         self.venues: Mapping[str, VenueSettings] = model.venues
         self.venue_names: tuple[str, ...] = tuple(sorted(model.venues))
         self.stale_ms: dict[str, int] = {
@@ -143,8 +148,11 @@ class Config:
         return OZ_PER_UNIT[unit] if isinstance(unit, str) else float(unit)
 
     def fingerprint(self) -> str:
-        """A stable text identifying the config, stored in snapshots."""
-        return self.model.model_dump_json()
+        """A stable text identifying what the engine computes, stored in snapshots.
+
+        Feed and producer settings are left out: moving a feed to another URL must not
+        invalidate a worker's state."""
+        return self.model.model_dump_json(exclude={"feeds", "producer"})
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
@@ -201,6 +209,7 @@ def _check_relations(model: ConfigModel, source: str) -> None:
         for instrument, unit in venue.units.items():
             if isinstance(unit, float) and not math.isfinite(unit):
                 problems.append(f"  venues.{name}.units.{instrument}: must be finite")
+    problems += feed_problems(model.feeds, model.venues)
     if problems:
         raise ConfigError(f"invalid config {source}:\n" + "\n".join(problems))
 

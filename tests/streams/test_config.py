@@ -31,6 +31,23 @@ GOOD: dict[str, Any] = {
     },
     "routes": [{"buy": "COMEX", "sell": "SGE", "cost_usd": 1.5, "cost_bps": 10}],
     "kafka": {"partitions": 8, "replication": 1},
+    "feeds": {
+        "comex": {"protocol": "native", "url": "ws://127.0.0.1:9001/comex", "venue": "COMEX"},
+        "slv": {
+            "protocol": "binance",
+            "url": "wss://fstream.binance.com/public/ws",
+            "venue": "SLV",
+            "symbols": {"XAGUSDT": "XAG"},
+            "sequence": "contiguous",
+        },
+        "usdcny": {
+            "protocol": "massive",
+            "url": "wss://socket.massive.com/forex",
+            "symbols": {"USD/CNY": "USDCNY"},
+            "api_key_env": "MASSIVE_API_KEY",
+        },
+    },
+    "producer": {"buffer_max_records": 1000, "compression": "lz4"},
 }
 
 
@@ -75,6 +92,33 @@ BAD = [
     ("zero window", _with("defaults.windows_ms", [0]), "defaults.windows_ms[0]"),
     ("no venues", _with("venues", {}), "venues"),
     ("zero partitions", _with("kafka.partitions", 0), "kafka.partitions"),
+    ("unknown protocol", _with("feeds.comex.protocol", "fix"), "feeds.comex.protocol"),
+    ("http url", _with("feeds.comex.url", "http://x:1/"), "feeds.comex.url"),
+    ("feed option typo", _with("feeds.comex.idle_timeout", 5), "feeds.comex.idle_timeout"),
+    ("zero idle timeout", _with("feeds.comex.idle_timeout_s", 0), "feeds.comex.idle_timeout_s"),
+    ("feed venue unknown", _with("feeds.comex.venue", "NYMEX"), "feeds.comex.venue"),
+    ("quote feed without venue", _with("feeds.comex.venue", KeyError), "feeds.comex.venue"),
+    ("fx feed with a venue", _with("feeds.usdcny.venue", "COMEX"), "feeds.usdcny.venue"),
+    ("binance without symbols", _with("feeds.slv.symbols", {}), "feeds.slv.symbols"),
+    ("bad sequence mode", _with("feeds.slv.sequence", "strict"), "feeds.slv.sequence"),
+    (
+        "massive without key",
+        _with("feeds.usdcny.api_key_env", KeyError),
+        "feeds.usdcny.api_key_env",
+    ),
+    ("key env not a name", _with("feeds.usdcny.api_key_env", "my key"), "feeds.usdcny.api_key_env"),
+    (
+        "massive bad pair",
+        _with("feeds.usdcny.symbols", {"USD/CNY": "CNY"}),
+        "feeds.usdcny.symbols.USD/CNY",
+    ),
+    (
+        "feed name",
+        _with("feeds.a b", {"protocol": "native", "url": "ws://h:1", "venue": "SGE"}),
+        "feeds.a b",
+    ),
+    ("zero buffer", _with("producer.buffer_max_records", 0), "producer.buffer_max_records"),
+    ("bad compression", _with("producer.compression", "brotli"), "producer.compression"),
 ]
 
 
@@ -93,6 +137,16 @@ def test_good_config_derives_lookups() -> None:
     assert cfg.oz_per_unit("SGE", "XAU") == pytest.approx(0.0321507466)
     assert cfg.oz_per_unit("SLV", "XAG") == 0.8636
     assert [(r.buy, r.sell) for r in cfg.routes] == [("COMEX", "SGE")]
+
+
+def test_feed_tables_are_validated_models_left_out_of_the_fingerprint() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.feeds["slv"].symbols == {"XAGUSDT": "XAG"}
+    assert cfg.feeds["comex"].backoff_max_s == 3.0 and cfg.producer.buffer_max_records == 1000
+    # A worker's state must survive moving a feed: only what the engine computes counts.
+    moved = parse_config(_with("feeds.comex.url", "ws://10.0.0.1:9001/comex"))
+    assert moved.fingerprint() == cfg.fingerprint()
+    assert parse_config(_with("arb.open_usd", 0.6)).fingerprint() != cfg.fingerprint()
 
 
 def test_no_routes_means_every_ordered_pair_at_zero_cost() -> None:
