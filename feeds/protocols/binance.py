@@ -1,0 +1,58 @@
+"""Binance USD-M futures ``bookTicker`` (domain.md): best bid and ask as decimal strings.
+
+Frames arrive either bare or wrapped as ``{"stream": ..., "data": {...}}`` (combined
+streams). ``u`` is the book's update id and becomes the record's ``seq``; ``T``, the
+transaction time, is the event time (``E``, when the frame was pushed, if ``T`` is absent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from feeds.errors import BadFrameError
+from feeds.protocols.base import Parsed, Protocol, load_json, millis, price
+
+
+class Binance(Protocol):
+    def on_connect(self) -> list[str]:
+        streams = [f"{symbol.lower()}@bookTicker" for symbol in self.symbols]
+        return [orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}).decode()]
+
+    def parse(self, frame: str | bytes) -> Parsed:
+        msg = load_json(frame)
+        if isinstance(msg, dict) and "data" in msg and "stream" in msg:
+            msg = msg["data"]
+        if not isinstance(msg, dict):
+            raise BadFrameError(f"expected an object, got {type(msg).__name__}")
+        if "result" in msg and "id" in msg:  # the reply to SUBSCRIBE
+            if msg["result"] is not None:
+                raise BadFrameError(f"subscription refused: {msg!r}")
+            return Parsed()
+        if "code" in msg and "msg" in msg:
+            raise BadFrameError(f"venue error {msg['code']}: {msg['msg']}")
+        if msg.get("e") != "bookTicker":
+            raise BadFrameError(f"unexpected event {msg.get('e')!r}")
+        return Parsed([self._quote(msg)])
+
+    def _quote(self, msg: dict[str, Any]) -> dict[str, Any]:
+        symbol = msg.get("s")
+        instrument = self.symbols.get(symbol) if isinstance(symbol, str) else None
+        if instrument is None:
+            raise BadFrameError(f"unknown symbol {symbol!r}")
+        update_id = msg.get("u")
+        if isinstance(update_id, bool) or not isinstance(update_id, int):
+            raise BadFrameError(f"u: expected an integer, got {update_id!r}")
+        ts = millis(msg["T"] if "T" in msg else msg.get("E"), "T")
+        return {
+            "type": "quote",
+            "venue": self.venue,
+            "instrument": instrument,
+            "bid": price(msg.get("b"), "b"),
+            "ask": price(msg.get("a"), "a"),
+            "ts": ts,
+            "bid_size": price(msg.get("B"), "B"),
+            "ask_size": price(msg.get("A"), "A"),
+            "seq": update_id,
+        }
