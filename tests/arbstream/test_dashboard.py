@@ -1,0 +1,324 @@
+"""The live dashboard's view model: counts, open signals, tick rates, ages, bounds and rendering."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from arbstream.dashboard import MAX_TRACKED, Dashboard
+
+VENUES = ("COMEX", "LBMA", "SHFE", "SGE", "SHUIBEI")
+WINDOWS = (60_000, 300_000)
+T0 = 1_769_990_400_000  # event time (instrument clock)
+NOW = 1_770_000_000_000  # wall clock of the observing process
+
+ZERO_SIGNALS = {"arb.open": 0, "arb.close": 0, "arb.update": 0, "wide.open": 0, "wide.close": 0}
+
+
+def quote(venue: str, bid: float, ask: float, ts: int, **extra: Any) -> dict[str, Any]:
+    base = {"type": "quote", "venue": venue, "instrument": "XAG", "bid": bid, "ask": ask, "ts": ts}
+    return base | extra
+
+
+def fx(mid: float, ts: int) -> dict[str, Any]:
+    return {"type": "fx", "pair": "USDCNY", "bid": mid - 0.0003, "ask": mid + 0.0003, "ts": ts}
+
+
+def spread(a: str, b: str, value: float, ts: int, z: float | None = -1.7) -> dict[str, Any]:
+    return {
+        "type": "spread",
+        "instrument": "XAG",
+        "a": a,
+        "b": b,
+        "ts": ts,
+        "a_mid": 78.525,
+        "b_mid": 78.525 - value,
+        "spread": value,
+        "spread_bps": value / (78.525 - value) * 10_000,
+        "windows": {
+            "60000": {"n": 12, "mean": -6.1, "std": 0.4, "min": -6.9, "max": -5.5, "z": z},
+            "300000": {"n": 1, "mean": value, "std": 0.0, "min": value, "max": value, "z": None},
+        },
+    }
+
+
+def arb(event: str, net: float, ts: int, buy: str = "COMEX", sell: str = "SHFE") -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "type": "signal",
+        "kind": "arb",
+        "event": event,
+        "instrument": "XAG",
+        "buy": buy,
+        "sell": sell,
+        "ts": ts,
+        "opened_ts": T0,
+        "buy_px": 78.55,
+        "sell_px": 78.55 + net + 1.58,
+        "gross": net + 1.58,
+        "net": net,
+        "net_bps": net / 78.55 * 10_000,
+        "peak_net": net,
+        "reason": None,
+    }
+    if event == "close":
+        record |= {"reason": "converged", "duration_ms": ts - T0}
+    return record
+
+
+def wide(event: str, ts: int, bid: float = 91.6, ask: float = 136.8) -> dict[str, Any]:
+    width = (ask - bid) / ((ask + bid) / 2) * 10_000
+    return {
+        "type": "signal",
+        "kind": "wide",
+        "event": event,
+        "instrument": "XAG",
+        "venue": "SHUIBEI",
+        "ts": ts,
+        "bid": bid,
+        "ask": ask,
+        "width_bps": width,
+    }
+
+
+def dashboard() -> Dashboard:
+    return Dashboard(VENUES, WINDOWS)
+
+
+def rendered(d: Dashboard, now_ms: int = NOW, width: int = 120) -> str:
+    console = Console(record=True, width=width, file=io.StringIO())
+    console.print(d.render(now_ms))
+    return console.export_text()
+
+
+def venue_row(d: Dashboard, venue: str, now_ms: int = NOW) -> list[str]:
+    """The cells of the venue's row in the Venues table (the only row whose first cell is it)."""
+    rows = [line.split() for line in rendered(d, now_ms).splitlines()]
+    matches = [cells for cells in rows if cells and cells[0] == venue]
+    assert len(matches) == 1, rows
+    return matches[0]
+
+
+def test_summary_starts_with_every_configured_venue_and_signal_key_at_zero() -> None:
+    assert dashboard().summary() == {
+        "quotes": dict.fromkeys(VENUES, 0),
+        "spreads": 0,
+        "signals": ZERO_SIGNALS,
+    }
+
+
+def test_summary_counts_quotes_spreads_and_signals_exactly() -> None:
+    d = dashboard()
+    for i in range(3):
+        d.observe_tick(quote("COMEX", 78.50, 78.55, T0 + i), NOW)
+    d.observe_tick(quote("SHFE", 21980.0, 21990.0, T0), NOW)
+    d.observe_tick(quote("MCX", 92000.0, 92100.0, T0), NOW)  # unconfigured: counted by name
+    d.observe_spread(spread("COMEX", "SHFE", -6.785, T0))
+    d.observe_spread(spread("COMEX", "SHFE", -6.7, T0 + 1))
+    d.observe_signal(arb("open", 5.12, T0 + 1000))
+    d.observe_signal(arb("update", 5.5, T0 + 2000))
+    d.observe_signal(arb("close", 0.1, T0 + 3000))
+    d.observe_signal(wide("open", T0))
+    d.observe_signal({"type": "signal", "kind": "halt", "event": "start", "ts": T0})
+    assert d.summary() == {
+        "quotes": {"COMEX": 3, "LBMA": 0, "SHFE": 1, "SGE": 0, "SHUIBEI": 0, "MCX": 1},
+        "spreads": 2,
+        "signals": ZERO_SIGNALS
+        | {"arb.open": 1, "arb.update": 1, "arb.close": 1, "wide.open": 1, "halt.start": 1},
+    }
+    assert d.other == 0
+
+
+def test_fx_is_not_a_quote_and_duplicates_across_partitions_keep_the_latest() -> None:
+    d = dashboard()
+    for _ in range(8):  # one copy per partition of the ticks topic
+        d.observe_tick(fx(7.1015, T0 + 5000), NOW)
+    d.observe_tick(fx(6.9000, T0), NOW)  # an older partition's copy arrives late
+    assert d.summary()["quotes"] == dict.fromkeys(VENUES, 0)
+    assert d.other == 0
+    text = rendered(d)
+    assert "USDCNY 7.1015" in text
+    assert "6.9000" not in text
+    d.observe_tick(fx(7.2000, T0 + 6000), NOW)
+    assert "USDCNY 7.2000" in rendered(d)
+
+
+def test_arb_open_update_close_lifecycle_takes_net_from_the_latest_update() -> None:
+    d = dashboard()
+    d.observe_tick(quote("COMEX", 78.50, 78.55, T0 + 4000), NOW)
+    d.observe_signal(arb("open", 5.12, T0 + 1000))
+    d.observe_signal(arb("update", 5.50, T0 + 2000))
+    d.observe_signal(arb("open", 0.80, T0 + 2000, buy="LBMA", sell="SGE"))
+    assert "arb open 2 (best COMEX>SHFE +5.50 USD/oz)" in d.status_line(NOW)
+    text = rendered(d)
+    route_line = next(line for line in text.splitlines() if "COMEX>SHFE" in line)
+    # net, peak and age = instrument clock (T0 + 4 s) - opened_ts (T0)
+    assert route_line.split() == ["COMEX>SHFE", "XAG", "+5.50", "+700.2", "+5.50", "4.0s"]
+    assert text.index("COMEX>SHFE") < text.index("LBMA>SGE")  # sorted by net, best first
+
+    d.observe_signal(arb("close", 0.20, T0 + 3000))
+    d.observe_signal(arb("close", 0.10, T0 + 3000, buy="LBMA", sell="SGE"))
+    assert "arb open 0 |" in d.status_line(NOW)
+    text = rendered(d)
+    assert "COMEX>SHFE" not in text
+    assert "none open" in text
+
+
+def test_update_without_a_seen_open_still_counts_as_open() -> None:
+    d = dashboard()  # the view started while the route was already open
+    d.observe_signal(arb("update", 2.25, T0 + 9000))
+    assert "arb open 1 (best COMEX>SHFE +2.25 USD/oz)" in d.status_line(NOW)
+
+
+def test_wide_market_open_then_close_leaves_nothing_open() -> None:
+    d = dashboard()
+    d.observe_signal(wide("open", T0))
+    assert "wide open 1" in d.status_line(NOW)
+    assert "3958" in rendered(d)  # width_bps of 91.6 / 136.8
+    d.observe_signal(wide("close", T0 + 500, bid=100.0, ask=101.0))
+    assert "wide open 0" in d.status_line(NOW)
+    assert "3958" not in rendered(d)
+
+
+def test_tick_rate_counts_observations_in_the_last_window_of_wall_clock() -> None:
+    d = dashboard()
+    for i in range(20):  # spread over the last 9.5 s
+        d.observe_tick(quote("COMEX", 78.50, 78.55, T0 + i), NOW - 9_500 + i * 500)
+    d.observe_tick(quote("LBMA", 78.48, 78.56, T0), NOW - 20_000)  # long before the window
+    assert venue_row(d, "COMEX")[2] == "2.0/s"
+    assert "(2.0/s)" in d.status_line(NOW)
+    assert venue_row(d, "LBMA")[2] == "0.0/s"
+    # 1 s later the two oldest (NOW - 9.5 s, NOW - 9 s) have left the 10 s window
+    assert venue_row(d, "COMEX", NOW + 1_000)[2] == "1.8/s"
+    assert venue_row(d, "COMEX", NOW + 20_000)[2] == "0.0/s"
+
+
+def test_tick_rate_memory_is_bounded_by_the_window_not_the_quote_count() -> None:
+    d = Dashboard(VENUES, WINDOWS, rate_window_ms=1_000)
+    for i in range(50_000):  # 5 quotes per wall-clock ms
+        d.observe_tick(quote("COMEX", 78.50, 78.55, T0 + i), NOW + i // 5)
+    assert len(d._arrivals["COMEX"]) <= 1_001
+    assert venue_row(d, "COMEX", NOW + 9_999)[2] == "5000.0/s"
+
+
+def test_quote_age_on_the_instrument_clock_and_on_the_wall_clock() -> None:
+    d = dashboard()
+    d.observe_tick(quote("COMEX", 78.50, 78.55, T0, recv_ts=NOW - 300), NOW)
+    d.observe_tick(quote("SHFE", 21980.0, 21990.0, T0 + 2_500), NOW)  # no recv_ts
+    d.observe_tick(quote("SGE", 21950.0, 21970.0, T0 + 1_000, recv_ts=NOW - 1_200), NOW)
+    # cells: venue quotes rate instrument bid ask age(instrument) [age(wall)]
+    assert venue_row(d, "COMEX") == ["COMEX", "1", "0.1/s", "XAG", "78.5", "78.55", "2.5s", "0.3s"]
+    assert venue_row(d, "SHFE")[6:] == ["0.0s"]  # wall age blank without recv_ts
+    assert venue_row(d, "SGE")[6:] == ["1.5s", "1.2s"]
+    assert venue_row(d, "LBMA") == ["LBMA", "0", "-", "-", "-", "-", "-", "-"]
+    # an older quote of another venue does not move the clock back
+    d.observe_tick(quote("LBMA", 78.48, 78.56, T0 + 100), NOW)
+    assert venue_row(d, "COMEX")[6] == "2.5s"
+
+
+def test_malformed_records_never_raise_and_count_as_other() -> None:
+    d = dashboard()
+    bad_ticks: list[Any] = [
+        None,
+        [],
+        "not a dict",
+        {},
+        {"type": "trade", "venue": "COMEX"},
+        {"type": "quote", "venue": "COMEX", "instrument": "XAG", "bid": 78.5, "ts": T0},
+        quote("COMEX", "78.50", 78.55, T0),  # type: ignore[arg-type]
+        quote("COMEX", 78.50, float("nan"), T0),
+        quote("COMEX", 78.50, 78.55, True),  # booleans are not timestamps
+        quote("COMEX", 78.50, 78.55, T0) | {"instrument": ""},
+        quote("COMEX", 78.50, 78.55, -1),
+        {"type": "fx", "pair": "USDCNY", "bid": 7.1, "ts": T0},
+    ]
+    for record in bad_ticks:
+        d.observe_tick(record, NOW)
+    bad_spreads: list[Any] = [
+        None,
+        {"type": "signal"},
+        spread("COMEX", "SHFE", -6.7, T0) | {"spread": None},
+        spread("COMEX", "SHFE", -6.7, T0) | {"b": 7},
+    ]
+    for record in bad_spreads:
+        d.observe_spread(record)
+    bad_signals: list[Any] = [
+        None,
+        {"type": "spread"},
+        {"type": "signal", "kind": "arb"},
+        arb("open", 5.0, T0) | {"net": "5.0"},
+        arb("update", 5.0, T0) | {"buy": None},
+        wide("open", T0) | {"width_bps": None},
+        wide("close", T0) | {"venue": 3},
+    ]
+    for record in bad_signals:
+        d.observe_signal(record)
+    assert d.other == len(bad_ticks) + len(bad_spreads) + len(bad_signals)
+    assert d.summary() == {
+        "quotes": dict.fromkeys(VENUES, 0),
+        "spreads": 0,
+        "signals": ZERO_SIGNALS,
+    }
+    rendered(d)  # and the view still renders
+    assert f"other {d.other}" in d.status_line(NOW)
+
+
+def test_cardinality_of_unconfigured_names_is_capped() -> None:
+    d = dashboard()
+    for i in range(1_000):
+        d.observe_tick(quote(f"FAKE{i}", 1.0, 2.0, T0) | {"instrument": f"I{i}"}, NOW)
+        d.observe_spread(spread("COMEX", f"FAKE{i}", 1.0, T0) | {"instrument": f"I{i}"})
+        d.observe_signal(arb("open", 1.0, T0, sell=f"FAKE{i}"))
+        d.observe_signal(wide("open", T0) | {"venue": f"FAKE{i}"})
+        d.observe_signal({"type": "signal", "kind": f"k{i}", "event": "x", "ts": T0})
+        d.observe_tick({"type": "fx", "pair": f"USD{i:03d}", "bid": 1.0, "ask": 1.1, "ts": T0}, NOW)
+    summary = d.summary()
+    assert set(summary["quotes"]) - set(VENUES) == {f"FAKE{i}" for i in range(MAX_TRACKED)}
+    assert sum(summary["quotes"].values()) == MAX_TRACKED
+    assert len(summary["signals"]) == len(ZERO_SIGNALS) + MAX_TRACKED
+    assert summary["spreads"] == 1_000  # every record counted even when its pair is not tracked
+    for tracked in (d._spreads, d._arbs, d._wides, d._clock, d._fx):
+        assert len(tracked) <= MAX_TRACKED
+    untracked = 900 * 6  # quotes, spreads, arbs, wides, signal kinds and fx pairs beyond the cap
+    assert d.other == untracked
+    assert "... 88 more" in rendered(d)  # 100 tracked pairs, 12 rows shown
+
+
+def test_render_shows_spreads_routes_venues_and_z_scores() -> None:
+    d = dashboard()
+    d.observe_tick(quote("COMEX", 78.50, 78.55, T0 + 1_000, recv_ts=NOW - 50), NOW)
+    d.observe_tick(quote("SHFE", 21980.0, 21990.0, T0 + 1_000), NOW)
+    d.observe_tick(fx(7.1015, T0), NOW)
+    d.observe_spread(spread("COMEX", "SHFE", -6.785, T0 + 1_000, z=-1.7))
+    d.observe_spread(spread("COMEX", "LBMA", 0.05, T0, z=None))
+    d.observe_signal(arb("open", 5.12, T0 + 1_000))
+    d.observe_signal(wide("open", T0))
+    text = rendered(d)
+    assert "quotes 3" not in text  # fx is not a quote
+    assert "quotes 2  spreads 2  signals 2" in text
+    for venue in VENUES:
+        assert venue in text
+    assert "COMEX>SHFE" in text
+    spread_line = next(line for line in text.splitlines() if "XAG COMEX/SHFE" in line)
+    assert spread_line.split() == ["XAG", "COMEX/SHFE", "-6.785", "-795.3", "-1.70", "0.0s"]
+    lbma_line = next(line for line in text.splitlines() if "XAG COMEX/LBMA" in line)
+    assert lbma_line.split() == ["XAG", "COMEX/LBMA", "+0.050", "+6.4", "1.0s"]  # null z blank
+    assert text.index("COMEX/LBMA") < text.index("COMEX/SHFE")
+    assert "z 1m" in text and "z 5m" in text
+
+
+def test_a_full_demo_view_fits_a_100x40_terminal() -> None:
+    d = dashboard()
+    for i, venue in enumerate(VENUES):
+        d.observe_tick(quote(venue, 78.0 + i, 78.1 + i, T0 + i, recv_ts=NOW - 5), NOW)
+    for i, a in enumerate(VENUES):
+        for b in VENUES[i + 1 :]:
+            d.observe_spread(spread(*sorted((a, b)), -1.23, T0))
+    d.observe_signal(arb("open", 5.12, T0))
+    d.observe_signal(arb("open", 1.2, T0, buy="LBMA", sell="SGE"))
+    d.observe_signal(wide("open", T0))
+    d.observe_tick(fx(7.1015, T0), NOW)
+    lines = rendered(d, width=100).splitlines()
+    assert len(lines) <= 40
+    assert max(map(len, lines)) <= 100
