@@ -9,6 +9,7 @@ from agents.errors import AgentError
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 DEFAULT_WEB_PORT = 6066
+DEFAULT_FEED_METRICS_PORT = 9464
 
 
 def broker_bootstrap(env: Mapping[str, str] = os.environ) -> str:
@@ -26,7 +27,16 @@ def broker_bootstrap(env: Mapping[str, str] = os.environ) -> str:
 
 def web_port(env: Mapping[str, str] = os.environ) -> int:
     """``ARBSTREAM_WEB_PORT``: the worker's web and metrics port."""
-    raw = env.get("ARBSTREAM_WEB_PORT", str(DEFAULT_WEB_PORT)).strip()
+    return _port(env, "ARBSTREAM_WEB_PORT", DEFAULT_WEB_PORT)
+
+
+def feed_metrics_port(env: Mapping[str, str] = os.environ) -> int:
+    """``ARBSTREAM_FEED_METRICS_PORT``: the feed process's health and metrics port."""
+    return _port(env, "ARBSTREAM_FEED_METRICS_PORT", DEFAULT_FEED_METRICS_PORT)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default)).strip()
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise AgentError(f"ARBSTREAM_WEB_PORT: expected a port number, got {raw!r}")
+        raise AgentError(f"{name}: expected a port number, got {raw!r}")
     return int(raw)

@@ -22,11 +22,12 @@ from rich.progress import (
 )
 
 from agents.produce import produce_lines
-from agents.settings import broker_bootstrap, web_port
+from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from agents.topics import ensure_topics
 from agents.worker import WorkerSettings, run_worker
 from arbstream import __version__
 from arbstream.replay import replay as run_replay
+from feeds.runner import run_feeds, select_feeds
 from streams.config import Config, load_config
 from streams.engine import Engine
 from streams.errors import ArbstreamError
@@ -136,6 +137,39 @@ def worker(config_path: str, loglevel: str) -> None:
         _exit(exc, EXIT_CONFIG)
     try:
         run_worker(config, settings, loglevel)
+    except ArbstreamError as exc:
+        _exit(exc, 1)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this feed (repeatable); default: every [feeds.NAME] of the config.",
+)
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
+    """Run the configured venue feeds: WebSocket quotes and fx into the ticks topic (fx
+    also to the fx topic). Broker from ARBSTREAM_BROKER; /healthz and /readyz on
+    ARBSTREAM_FEED_METRICS_PORT (default 9464). API keys come from the environment
+    variables the config names."""
+    config = _load_config_or_exit(config_path)
+    try:
+        feeds = select_feeds(config, only)
+        bootstrap = broker_bootstrap()
+        port = feed_metrics_port()
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    try:
+        run_feeds(config, bootstrap, feeds, port, loglevel)
     except ArbstreamError as exc:
         _exit(exc, 1)
 

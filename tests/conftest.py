@@ -23,29 +23,9 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))
 
-from kafka_helpers import create_topic, free_port, scaled
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_SH = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+from kafka_helpers import create_topic, free_port, kafka_sh, scaled
 
 TopicFactory = Callable[..., str]
-
-
-def _kafka_sh(command: str, env: dict[str, str], timeout_s: float) -> None:
-    proc = subprocess.run(
-        ["bash", str(KAFKA_SH), command],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"`kafka.sh {command}` failed with exit code {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +46,10 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.pop("KAFKA_CONTROLLER_PORT", None)
     try:
         # generous: the first run may also download the jars (kafka.sh fetch)
-        _kafka_sh("up", env, scaled(300))
+        kafka_sh("up", env, scaled(300))
     except BaseException as exc:
         try:
-            _kafka_sh("down", env, scaled(60))
+            kafka_sh("down", env, scaled(60))
         except Exception as down_exc:  # report it, but keep the start error
             exc.add_note(f"cleanup `kafka.sh down` also failed: {down_exc}")
         if isinstance(exc, subprocess.TimeoutExpired):
@@ -78,7 +58,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        _kafka_sh("down", env, scaled(60))
+        kafka_sh("down", env, scaled(60))
 
 
 @pytest.fixture

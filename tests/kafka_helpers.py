@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -231,3 +233,24 @@ async def describe_topic_config(bootstrap: str, topic: str) -> dict[str, str]:
             for entry in resource["config_entries"]:
                 config[entry["config_names"]] = entry["config_value"]
     return config
+
+
+KAFKA_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafka.sh"
+
+
+def kafka_sh(command: str, env: dict[str, str], timeout_s: float) -> None:
+    """Run ``deploy/kafka/kafka.sh COMMAND``; raise with its output if it fails."""
+    proc = subprocess.run(
+        ["bash", str(KAFKA_SH), command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"`kafka.sh {command}` failed with exit code {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.errors import AgentError
-from agents.settings import broker_bootstrap, web_port
+from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from streams.errors import ArbstreamError
 
 
@@ -35,3 +35,10 @@ def test_web_port() -> None:
     assert web_port({"ARBSTREAM_WEB_PORT": "7000"}) == 7000
     with pytest.raises(AgentError, match="ARBSTREAM_WEB_PORT"):
         web_port({"ARBSTREAM_WEB_PORT": "http"})
+
+
+def test_feed_metrics_port() -> None:
+    assert feed_metrics_port({}) == 9464
+    assert feed_metrics_port({"ARBSTREAM_FEED_METRICS_PORT": "9500"}) == 9500
+    with pytest.raises(AgentError, match="ARBSTREAM_FEED_METRICS_PORT"):
+        feed_metrics_port({"ARBSTREAM_FEED_METRICS_PORT": "0"})

@@ -1,0 +1,214 @@
+"""From feed records to Kafka, surviving a broker that is away (contracts.md §2).
+
+Connection loops call ``put`` synchronously: a record is encoded once and appended to a
+bounded buffer, so a feed never waits on Kafka and keeps its WebSockets open whatever
+the broker does. One sender task drains the buffer in chunks: quotes go to the ticks
+topic in the partition of their instrument (murmur2, as any Kafka client places a
+key), fx records to *every* ticks partition and once to the fx topic, keyed by pair.
+A chunk is built into one record batch per partition (no await per record) on an
+idempotent acks=all producer, and the sender waits for the chunk's delivery before
+taking the next, which keeps the order of the ticks partition the order of arrival.
+
+If Kafka is unreachable, or a chunk is not acknowledged within the delivery timeout,
+the chunk goes back to the front of the buffer and the producer is rebuilt after a
+backoff. While that lasts the buffer holds at most ``buffer_max_records``; beyond, the
+oldest records are dropped and counted, because fresh quotes are worth more than old
+ones. A chunk that timed out may in fact have landed, so across such an outage
+delivery is at-least-once: the worker applies a repeated quote again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from agents.outputs import OutputBatches
+from agents.topics import Topics, ensure_topics, partition_counts
+from feeds.backoff import backoff
+from streams.config import Config
+
+log = logging.getLogger(__name__)
+
+#: Records per chunk: one delivery round trip each.
+CHUNK_MAX = 5_000
+#: On shutdown the buffer gets this long to drain before what is left is given up.
+DRAIN_TIMEOUT_S = 10.0
+
+_FX = 1
+_QUOTE = 0
+Entry = tuple[int, bytes, bytes]  # (kind, key, value)
+
+
+@dataclass(slots=True)
+class SinkStats:
+    sent: int = 0  # records acknowledged by Kafka (an fx record counts once)
+    dropped: int = 0  # oldest records dropped from a full buffer
+    send_errors: int = 0  # failed chunks (each retried)
+    connected: bool = False  # a producer is up and the topics are known
+
+
+class RecordBuffer:
+    """A FIFO of encoded records that drops its oldest when full, counting them."""
+
+    def __init__(self, max_records: int, stats: SinkStats) -> None:
+        self._entries: deque[Entry] = deque()
+        self._max = max_records
+        self._stats = stats
+        self.ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self._trim()
+        self.ready.set()
+
+    def take(self, n: int) -> list[Entry]:
+        entries = self._entries
+        chunk = [entries.popleft() for _ in range(min(n, len(entries)))]
+        if not entries:
+            self.ready.clear()
+        return chunk
+
+    def put_back(self, chunk: list[Entry]) -> None:
+        """Return an undelivered chunk to the front, in its order."""
+        self._entries.extendleft(reversed(chunk))
+        self._trim()
+        if self._entries:
+            self.ready.set()
+
+    def _trim(self) -> None:
+        over = len(self._entries) - self._max
+        for _ in range(over):
+            self._entries.popleft()
+        if over > 0:
+            self._stats.dropped += over
+
+
+class KafkaSink:
+    """The feeds' way into Kafka: ``put`` from any feed, ``run`` once per process."""
+
+    def __init__(self, config: Config, bootstrap: str, *, retry_max_s: float = 3.0) -> None:
+        self._config = config
+        self._bootstrap = bootstrap
+        self._settings = config.producer
+        self._retry_max_s = retry_max_s
+        self.stats = SinkStats()
+        self.buffer = RecordBuffer(self._settings.buffer_max_records, self.stats)
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Queue one record (a connection loop's sink); never blocks."""
+        if record.get("type") == "fx":
+            self.buffer.put((_FX, str(record["pair"]).encode(), orjson.dumps(record)))
+        else:
+            self.buffer.put((_QUOTE, str(record["instrument"]).encode(), orjson.dumps(record)))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop``, then drain what is buffered (bounded in time)."""
+        delays = backoff(self._retry_max_s)
+        drain_deadline: float | None = None
+        while True:
+            if stop.is_set() and drain_deadline is None:
+                drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            if drain_deadline is not None and (
+                not self.buffer or time.monotonic() > drain_deadline
+            ):
+                break
+            try:
+                if drain_deadline is None:
+                    await self._deliver(stop, draining=False)
+                else:  # a broker that is away must not hold the shutdown for long
+                    left = max(0.1, drain_deadline - time.monotonic())
+                    await asyncio.wait_for(self._deliver(stop, draining=True), left)
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self.stats.send_errors += 1
+                self.stats.connected = False
+                log.warning(
+                    "Kafka at %s unavailable (%s); %d records buffered, %d dropped so far",
+                    self._bootstrap,
+                    exc,
+                    len(self.buffer),
+                    self.stats.dropped,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), next(delays))
+        if self.buffer:
+            log.error("shutting down with %d undelivered records", len(self.buffer))
+
+    async def _deliver(self, stop: asyncio.Event, draining: bool) -> None:
+        """One producer's life: connect, then send chunks until stopped and drained."""
+        s = self._settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=s.linger_ms,
+            compression_type=None if s.compression == "none" else s.compression,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=int(s.delivery_timeout_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), s.delivery_timeout_s)
+            topics = await ensure_topics(self._bootstrap, self._config)
+            counts = await partition_counts(self._bootstrap, [topics.ticks, topics.fx])
+            self.stats.connected = True
+            log.info("producing to %s (%d ticks partitions)", self._bootstrap, counts[topics.ticks])
+            partition_of: dict[tuple[str, bytes], int] = {}
+            while True:
+                if not self.buffer:
+                    if stop.is_set() or draining:
+                        return
+                    await _first(self.buffer.ready.wait(), stop.wait())
+                    continue
+                chunk = self.buffer.take(CHUNK_MAX)
+                try:
+                    await self._send(producer, topics, counts, partition_of, chunk)
+                except BaseException:
+                    self.buffer.put_back(chunk)
+                    raise
+                self.stats.sent += len(chunk)
+        finally:
+            self.stats.connected = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    async def _send(
+        self,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        counts: dict[str, int],
+        partition_of: dict[tuple[str, bytes], int],
+        chunk: list[Entry],
+    ) -> None:
+        batches = OutputBatches(producer, counts, partition_of)
+        ticks, n_ticks = topics.ticks, counts[topics.ticks]
+        for kind, key, value in chunk:
+            if kind == _FX:
+                for partition in range(n_ticks):
+                    batches.to(ticks, partition, key, value)
+                batches.keyed(topics.fx, key, value)
+            else:
+                batches.keyed(ticks, key, value)
+        futures = await batches.flush()
+        await asyncio.wait_for(asyncio.gather(*futures), self._settings.delivery_timeout_s)
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of several awaitables finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
