@@ -10,7 +10,7 @@ SCENARIO := $(SHARED)/scenarios/dislocation-2026-01-30
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help install lint typecheck test demo kafka-up kafka-down kafka-fetch bench lock clean
+.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -36,7 +36,10 @@ typecheck: install ## mypy (strict on streams/)
 test: lint typecheck ## lint, type-check, then pytest against a real Kafka broker
 	ARBSTREAM_SHARED=$(SHARED) scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: install ## the main job: replay the 30 Jan 2026 silver dislocation and show its signals
+demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
+	SHARED=$(SHARED) scripts/demo.sh
+
+replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show its signals
 	@mkdir -p out
 	$(BIN)/arbstream replay $(SCENARIO)/ticks.jsonl --config $(SCENARIO)/config.toml \
 		--output out/dislocation.jsonl

@@ -26,14 +26,18 @@ from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from agents.topics import ensure_topics
 from agents.worker import WorkerSettings, run_worker
 from arbstream import __version__
+from arbstream.demo import DemoSettings, child_env, run_demo
 from arbstream.replay import replay as run_replay
 from feeds.runner import run_feeds, select_feeds
+from feeds.simulator.server import SimulatorSettings, run_simulator
 from streams.config import Config, load_config
 from streams.engine import Engine
 from streams.errors import ArbstreamError
 
 #: Exit status for a config that cannot be used.
 EXIT_CONFIG = 2
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 def _exit(exc: ArbstreamError, status: int) -> NoReturn:
@@ -170,6 +174,153 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
         _exit(exc, EXIT_CONFIG)
     try:
         run_feeds(config, bootstrap, feeds, port, loglevel)
+    except ArbstreamError as exc:
+        _exit(exc, 1)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="JSONL input records to serve (default: the generated endless scenario).",
+)
+@click.option(
+    "--speed",
+    type=_POSITIVE,
+    default=1.0,
+    show_default=True,
+    help="Event time runs this many times faster than wall time.",
+)
+@click.option("--loop", is_flag=True, help="Serve the scenario again and again, time moving on.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Of the generated scenario.")
+@click.option(
+    "--drop-every",
+    type=_POSITIVE,
+    default=None,
+    metavar="S",
+    help="Fault: abort every client connection every S seconds.",
+)
+@click.option(
+    "--stall-every",
+    type=_POSITIVE,
+    default=None,
+    metavar="S",
+    help="Fault: every S seconds send nothing for --stall-for seconds.",
+)
+@click.option("--stall-for", type=_POSITIVE, default=None, metavar="S")
+@click.option(
+    "--bad-every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Fault: after every N-th frame also send a garbled one.",
+)
+@click.option(
+    "--wait-for-clients",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="S",
+    help="Hold the clock until every feed has a subscribed client, at most S s.",
+)
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def simulate(
+    config_path: str,
+    scenario: str | None,
+    speed: float,
+    loop: bool,
+    seed: int,
+    drop_every: float | None,
+    stall_every: float | None,
+    stall_for: float | None,
+    bad_every: int | None,
+    wait_for_clients: float,
+    loglevel: str,
+) -> None:
+    """Serve a scenario's venues on local WebSockets, each in the protocol its feed is
+    configured with (the url's host and port), paced by event time."""
+    config = _load_config_or_exit(config_path)
+    try:
+        settings = SimulatorSettings(
+            speed=speed,
+            loop=loop,
+            drop_every_s=drop_every,
+            stall_every_s=stall_every,
+            stall_for_s=stall_for,
+            bad_every=bad_every,
+            wait_for_clients_s=wait_for_clients,
+            seed=seed,
+        )
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    try:
+        run_simulator(config, None if scenario is None else Path(scenario), settings, loglevel)
+    except ArbstreamError as exc:
+        _exit(exc, 1)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="JSONL input records to serve, looping; default: the generated endless scenario.",
+)
+@click.option(
+    "--speed", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this long and print the summary (default: until Ctrl-C).",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the summary here as JSON.",
+)
+@click.option("--log-dir", type=click.Path(file_okay=False), default="out/demo", show_default=True)
+def demo(
+    config_path: str,
+    scenario: str | None,
+    speed: float,
+    seconds: float | None,
+    summary_path: str | None,
+    log_dir: str,
+) -> None:
+    """The live system on one machine: simulator, feeds and a worker on the broker of
+    ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues."""
+    config = _load_config_or_exit(config_path)
+    try:
+        bootstrap = broker_bootstrap()
+        web_port()  # the children read these: fail here, naming the variable
+        feed_metrics_port()
+        select_feeds(config, (), child_env(config, bootstrap, dict(os.environ)))
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    settings = DemoSettings(
+        config_path=Path(config_path),
+        scenario=None if scenario is None else Path(scenario),
+        speed=speed,
+        seconds=seconds,
+        summary_path=None if summary_path is None else Path(summary_path),
+        log_dir=Path(log_dir),
+        bootstrap=bootstrap,
+        env=child_env(config, bootstrap, dict(os.environ)),
+    )
+    try:
+        run_demo(config, settings)
     except ArbstreamError as exc:
         _exit(exc, 1)
 

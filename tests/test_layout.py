@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from shared_paths import REPO
+from shared_paths import REPO, SCENARIOS
+
+from streams.config import load_config
 
 
 def _pom_kafka_version() -> str:
@@ -36,3 +38,11 @@ def test_streams_core_imports_no_io_layers() -> None:
     )
     for path in (REPO / "streams").glob("*.py"):
         assert not forbidden.search(path.read_text()), f"{path.name} imports an I/O layer"
+
+
+def test_demo_config_is_the_dislocation_scenario_plus_feeds() -> None:
+    demo = load_config(REPO / "deploy" / "demo" / "silver.toml")
+    scenario = load_config(SCENARIOS / "dislocation-2026-01-30" / "config.toml")
+    # the engine computes the same: the live demo is the replay scenario, served live
+    assert demo.fingerprint() == scenario.fingerprint()
+    assert {f.venue for f in demo.feeds.values() if f.venue} == set(scenario.venue_names)

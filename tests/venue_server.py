@@ -3,8 +3,9 @@
 It publishes numbered native quotes every ``period_s`` to whoever is connected, like a
 venue: frames published while a client is away are gone. On each new connection it
 first replays its last few frames, as venues that snapshot on subscribe or replay a
-buffer do, so the client's duplicate guard has something to drop. The test can drop every connection,
-stop and restart the server on the same port, stall it, and inject garbled frames.
+buffer do, so the client's duplicate guard has something to drop. The test can drop
+every connection, stop and restart the server on the same port, stall it, and inject
+garbled frames.
 """
 
 from __future__ import annotations
