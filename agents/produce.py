@@ -54,7 +54,7 @@ async def send_line(
     kind, key = route(record)
     if kind == "fx":
         for p in partitions:
-            pending.append(await producer.send(topics.ticks, record, partition=p))
+            pending.append(await producer.send(topics.ticks, record, key=key, partition=p))
         pending.append(await producer.send(topics.fx, record, key=key))
     else:
         pending.append(await producer.send(topics.ticks, record, key=key))

@@ -97,6 +97,8 @@ def test_produce_routes_every_line_as_the_contract_says(
             elif kind == "other":
                 assert rec.key is None
                 other_partition.append(p)
+            else:
+                assert rec.key == key  # fx: keyed by pair on every partition (contract §2)
     assert set(instrument_partition) == {b"XAG", b"XAU"}
 
     # Each partition holds, in file order, exactly: its instruments' quotes, every fx record,
