@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,16 @@ class DemoSettings:
     env: dict[str, str]  # for the children (broker, ports, API keys)
 
 
+def _with_parent_death_signal(args: list[str]) -> list[str]:
+    """Prefix ``setpriv --pdeathsig TERM`` where util-linux has it (Linux): the child is
+    then stopped if the demo dies (SIGKILL, a crash), so no orphan keeps the simulator's
+    ports or the consumer group. Elsewhere the demo's own stop path is all there is."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux"):
+        return args
+    return [setpriv, "--pdeathsig", "TERM", "--", *args]
+
+
 class Child:
     """One started component, its output in a log file."""
 
@@ -65,7 +76,7 @@ class Child:
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "arbstream.cli", *args],
+            _with_parent_death_signal([sys.executable, "-m", "arbstream.cli", *args]),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -145,6 +156,18 @@ class TopicWatcher:
     async def stop(self) -> None:
         await self._consumer.stop()
 
+    async def catch_up(self, dashboard: Dashboard, timeout_s: float) -> None:
+        """Read up to the ends of the topics as they are now (after the children
+        stopped), so the summary counts everything they published."""
+        parts = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            positions = {tp: await self._consumer.position(tp) for tp in parts}
+            if all(positions[tp] >= ends[tp] for tp in parts):
+                return
+            await self.poll(dashboard, 0.25)
+
     async def poll(self, dashboard: Dashboard, timeout_s: float) -> None:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
         now_ms = int(time.time() * 1000)
@@ -202,7 +225,7 @@ async def _demo(config: Config, settings: DemoSettings, dashboard: Dashboard) ->
     await watcher.start(settings.bootstrap)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     children = start_children(settings)
     print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
@@ -212,8 +235,7 @@ async def _demo(config: Config, settings: DemoSettings, dashboard: Dashboard) ->
         statuses = await asyncio.to_thread(stop_children, children)
         try:
             # outputs of the last ticks were committed as the worker stopped: read them
-            for _ in range(8):
-                await watcher.poll(dashboard, 0.25)
+            await watcher.catch_up(dashboard, 10.0)
         finally:
             await watcher.stop()
     bad = {name: s for name, s in statuses.items() if s not in (0, -signal.SIGTERM)}

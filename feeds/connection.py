@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from feeds.backoff import backoff
-from feeds.errors import BadFrameError
+from feeds.errors import BadFrameError, FeedAuthError
 from feeds.guard import StreamGuard, Verdict
 from feeds.protocols import Protocol
 from streams.feed_config import FeedSettings
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Bad frames, gaps and connection failures are logged at most this often per feed.
 LOG_EVERY_S = 10.0
+
+#: Frames handled before the receive loop lets other tasks run.
+YIELD_EVERY = 256
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -126,7 +129,8 @@ class FeedConnection:
                 await asyncio.wait_for(stop.wait(), next(delays))
 
     async def _session(self, stop: asyncio.Event) -> bool:
-        """One connection, until it fails or ``stop``; True if it delivered a frame."""
+        """One connection, until it fails or ``stop``; True if it delivered a record
+        (a venue that greets and then hangs up must not reset the backoff)."""
         s = self.settings
         app_ping = self.protocol.keepalive is not None
         async with connect(
@@ -157,16 +161,22 @@ class FeedConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(idle) as watchdog:
+                frames = 0
                 async for frame in ws:
                     watchdog.reschedule(loop.time() + idle)
-                    delivered = True
-                    self.on_frame(frame, time.time())
+                    if self.on_frame(frame, time.time()):
+                        delivered = True
+                    frames += 1
+                    if frames % YIELD_EVERY == 0:
+                        # websockets hands over frames already read without suspending:
+                        # in a burst the sink and the other feeds would starve.
+                        await asyncio.sleep(0)
         except TimeoutError:
             self._conn_log.warning(f"no frame for {idle:g} s, reconnecting")
         return delivered
 
-    def on_frame(self, frame: str | bytes, now: float) -> None:
-        """Parse one frame received at ``now`` and sink its new records."""
+    def on_frame(self, frame: str | bytes, now: float) -> int:
+        """Parse one frame received at ``now``, sink its new records, return how many."""
         stats = self.stats
         stats.frames += 1
         stats.last_frame_at = now
@@ -175,7 +185,14 @@ class FeedConnection:
         except BadFrameError as exc:
             stats.bad_frames += 1
             self._bad_log.warning(f"bad frame: {exc}")
-            return
+            return 0
+        except FeedAuthError:
+            raise
+        except Exception as exc:  # a parser bug must not take the feed down with it
+            stats.bad_frames += 1
+            self._bad_log.warning(f"frame the parser failed on ({_why(exc)}): {frame!r:.200}")
+            return 0
+        sunk = 0
         if parsed.bad:
             stats.bad_frames += 1
             self._bad_log.warning(f"bad frame: {'; '.join(parsed.bad)}")
@@ -188,9 +205,13 @@ class FeedConnection:
             if verdict is Verdict.GAP:
                 stats.seq_gaps += 1
                 self._gap_log.warning(f"sequence gap before seq {record.get('seq')}")
+            elif verdict is Verdict.RESTART:
+                self._gap_log.warning(f"sequence restarted at {record.get('seq')}")
             record["recv_ts"] = recv_ts
             self._sink(record)
-            stats.records += 1
+            sunk += 1
+        stats.records += sunk
+        return sunk
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         assert self.protocol.keepalive is not None

@@ -36,6 +36,7 @@ class VenueServer:
         self._server: Server | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._recent: list[str] = []
+        self._replay: list[str] = []  # what a new connection gets first
 
     @property
     def url(self) -> str:
@@ -49,6 +50,7 @@ class VenueServer:
     async def stop_listening(self) -> None:
         """The venue goes away: the listening socket and every connection close."""
         assert self._server is not None
+        self._replay = list(self._recent)
         self._server.close()
         await self._server.wait_closed()
         self._server = None
@@ -63,6 +65,8 @@ class VenueServer:
 
     def drop_all(self) -> None:
         """Abort every connection without a close handshake (a network failure)."""
+        # the frames just before the drop, which the client has: replayed on reconnect
+        self._replay = list(self._recent)
         for ws in list(self._clients):
             ws.transport.abort()
 
@@ -80,7 +84,7 @@ class VenueServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connected_at.append(time.monotonic())
-        for frame in self._recent:
+        for frame in self._replay:
             await ws.send(frame)
         self._clients.add(ws)
         try:

@@ -15,6 +15,8 @@ import orjson
 from feeds.errors import BadFrameError, FeedAuthError
 from feeds.protocols.base import Parsed, Protocol, load_json, millis, price
 
+_QUIET_STATUSES = frozenset({"connected", "auth_success", "success"})
+
 
 class Massive(Protocol):
     def on_connect(self) -> list[str]:
@@ -48,9 +50,13 @@ class Massive(Protocol):
             raise BadFrameError(f"event: expected an object, got {event!r}")
         kind = event.get("ev")
         if kind == "status":
-            if event.get("status") == "auth_failed":
+            status = event.get("status")
+            if status == "auth_failed":
                 raise FeedAuthError(f"authentication failed: {event.get('message')!r}")
-            return None
+            if status in _QUIET_STATUSES:
+                return None
+            # e.g. "max_connections" or "error": not data, but an operator must see it
+            raise BadFrameError(f"status {status!r}: {event.get('message')!r}")
         if kind != "C":
             raise BadFrameError(f"unexpected event {kind!r}")
         symbol = event.get("p")

@@ -13,13 +13,14 @@ import orjson
 import pytest
 from kafka_helpers import free_port, scaled
 from venue_server import VenueServer
+from websockets.asyncio.server import ServerConnection, serve
 
 from feeds.connection import FeedConnection
 from feeds.errors import FeedAuthError
-from feeds.protocols import make_protocol
+from feeds.protocols import Parsed, Protocol, make_protocol
 from streams.feed_config import FeedSettings
 
-RECONNECT_WITHIN_S = 3.0
+RECONNECT_WITHIN_S = scaled(3.0)
 
 
 def _settings(url: str, **overrides: Any) -> FeedSettings:
@@ -168,7 +169,7 @@ def test_hyperliquid_keepalive_pings_are_sent_and_pongs_are_quiet() -> None:
         await server.start()
         task = asyncio.create_task(feed.run(stop))
         try:
-            await asyncio.sleep(2.5)  # pongs every 0.2 s keep the 1 s watchdog quiet
+            await asyncio.sleep(scaled(2.5))  # pongs every 0.2 s keep the 1 s watchdog quiet
         finally:
             stop.set()
             await asyncio.wait_for(task, scaled(5))
@@ -206,3 +207,66 @@ def test_refused_authentication_stops_the_feed() -> None:
 
     asyncio.run(run())
     assert server.received[:2] == [auth, '{"action":"subscribe","params":"C.USD/CNY"}']
+
+
+class _BuggyParser(Protocol):
+    def parse(self, frame: str | bytes) -> Parsed:
+        if frame == "boom":
+            raise KeyError("bid")
+        return Parsed(
+            [
+                {
+                    "type": "quote",
+                    "venue": "X",
+                    "instrument": "XAG",
+                    "bid": 1.0,
+                    "ask": 2.0,
+                    "ts": int(frame),
+                }
+            ]
+        )
+
+
+def test_a_parser_exception_is_a_bad_frame_not_the_end_of_the_feed() -> None:
+    records: list[dict[str, Any]] = []
+    settings = _settings("ws://127.0.0.1:1/x")
+    feed = FeedConnection("x", settings, _BuggyParser(settings), records.append)
+    assert feed.on_frame("1", 1.0) == 1
+    assert feed.on_frame("boom", 2.0) == 0
+    assert feed.on_frame("2", 3.0) == 1
+    assert feed.stats.bad_frames == 1 and [r["ts"] for r in records] == [1, 2]
+    assert records[1]["recv_ts"] == 3000
+
+
+def test_a_venue_that_greets_and_hangs_up_does_not_reset_the_backoff() -> None:
+    connections: list[float] = []
+
+    async def greet_and_close(ws: ServerConnection) -> None:
+        connections.append(time.monotonic())
+        await ws.recv()  # auth
+        await ws.recv()  # subscribe
+        await ws.send('[{"ev":"status","status":"max_connections","message":"too many"}]')
+
+    async def run() -> FeedConnection:
+        port = free_port()
+        settings = _settings(
+            f"ws://127.0.0.1:{port}/forex",
+            protocol="massive",
+            venue=None,
+            symbols={"USD/CNY": "USDCNY"},
+            api_key_env="K",
+            backoff_max_s=2.0,
+        )
+        feed = FeedConnection("fx", settings, make_protocol(settings, "k"), print)
+        async with serve(greet_and_close, "127.0.0.1", port):
+            stop = asyncio.Event()
+            task = asyncio.create_task(feed.run(stop))
+            await asyncio.sleep(4.0)
+            stop.set()
+            await asyncio.wait_for(task, scaled(5))
+        return feed
+
+    feed = asyncio.run(run())
+    # backoff grows 0.1, 0.2, 0.4 ... 2 s (jittered): a handful of attempts, not a storm
+    assert 3 <= len(connections) <= 20, len(connections)
+    assert feed.stats.bad_frames == len(connections)  # the status is logged, not swallowed
