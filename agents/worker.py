@@ -44,11 +44,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
+from agents.health import configure_logging, serve_health
 from agents.partition import BatchStats, Loaded, PartitionLostError, PartitionProcessor
 from agents.state_store import StateReader
 from agents.topics import (
@@ -347,25 +347,6 @@ async def _stop_producer(producer: AIOKafkaProducer) -> None:
         log.debug("producer stop: %r", exc)
 
 
-async def _serve_health(worker: Worker, host: str, port: int) -> web.AppRunner:
-    """``/healthz`` (the process is up) and ``/readyz`` (partitions assigned and loaded)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        body = {"ready": worker.ready, "partitions": sorted(worker.processors)}
-        return web.json_response(body, status=200 if worker.ready else 503)
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
-
-
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
     """Create missing topics (the state topic too); return every topic's partition count."""
     topics = await ensure_topics(bootstrap, config)
@@ -381,7 +362,12 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
-    runner = await _serve_health(worker, settings.web_host, settings.web_port)
+
+    def readiness() -> tuple[bool, dict[str, object]]:
+        body = {"ready": worker.ready, "partitions": sorted(worker.processors)}
+        return worker.ready, body
+
+    runner = await serve_health(settings.web_host, settings.web_port, readiness)
     started = time.monotonic()
     try:
         await worker.run()
@@ -394,8 +380,5 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
 
 def run_worker(config: Config, settings: WorkerSettings, loglevel: str = "info") -> None:
     """Run a worker until it is stopped (SIGINT/SIGTERM)."""
-    logging.basicConfig(
-        level=loglevel.upper(),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    configure_logging(loglevel)
     asyncio.run(serve(config, settings))

@@ -38,6 +38,13 @@ from streams.errors import ArbstreamError
 EXIT_CONFIG = 2
 
 _POSITIVE = click.FloatRange(min=0, min_open=True)
+#: The log level option of the long-running commands.
+_LOGLEVEL = click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 
 
 def _exit(exc: ArbstreamError, status: int) -> NoReturn:
@@ -124,12 +131,7 @@ def produce(file_path: str, config_path: str) -> None:
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--loglevel",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_LOGLEVEL
 def worker(config_path: str, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
     and dlq topics, exactly once. Broker from ARBSTREAM_BROKER, web and metrics port from
@@ -154,12 +156,7 @@ def worker(config_path: str, loglevel: str) -> None:
     metavar="NAME",
     help="Run only this feed (repeatable); default: every [feeds.NAME] of the config.",
 )
-@click.option(
-    "--loglevel",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_LOGLEVEL
 def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     """Run the configured venue feeds: WebSocket quotes and fx into the ticks topic (fx
     also to the fx topic). Broker from ARBSTREAM_BROKER; /healthz and /readyz on
@@ -225,12 +222,7 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     metavar="S",
     help="Hold the clock until every feed has a subscribed client, at most S s.",
 )
-@click.option(
-    "--loglevel",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_LOGLEVEL
 def simulate(
     config_path: str,
     scenario: str | None,

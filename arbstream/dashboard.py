@@ -379,9 +379,7 @@ class Dashboard:
                 *zs,
                 _age(self._clock_age(instrument, s.ts)),
             )
-        if not rows:
-            table.add_row(Text("none yet", style="dim"))
-        _more(table, len(rows))
+        _footer(table, len(rows), "none yet")
         return table
 
     def _arb_table(self) -> Table:
@@ -400,9 +398,7 @@ class Dashboard:
                 _signed(arb.peak_net),
                 _age(self._clock_age(instrument, arb.opened_ts)),
             )
-        if not rows:
-            table.add_row(Text("none open", style="dim"))
-        _more(table, len(rows))
+        _footer(table, len(rows), "none open")
         return table
 
     def _wide_table(self) -> Table:
@@ -414,9 +410,7 @@ class Dashboard:
         rows = sorted(self._wides.items())
         for (instrument, venue), q in rows[:_MAX_ROWS]:
             table.add_row(venue, instrument, repr(q.bid), repr(q.ask), f"{q.width_bps:.0f}")
-        if not rows:
-            table.add_row(Text("none open", style="dim"))
-        _more(table, len(rows))
+        _footer(table, len(rows), "none open")
         return table
 
     def _venue_table(self, now_ms: int) -> Table:
@@ -452,6 +446,9 @@ def _z_style(z: float | None) -> str:
     return "bold yellow" if z is not None and abs(z) >= 2 else ""
 
 
-def _more(table: Table, total: int) -> None:
-    if total > _MAX_ROWS:
+def _footer(table: Table, total: int, empty: str) -> None:
+    """A dim row saying the table is empty, or how many rows did not fit."""
+    if total == 0:
+        table.add_row(Text(empty, style="dim"))
+    elif total > _MAX_ROWS:
         table.add_row(Text(f"... {total - _MAX_ROWS} more", style="dim"))

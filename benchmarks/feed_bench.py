@@ -68,6 +68,7 @@ from websockets.asyncio.server import ServerConnection, serve
 import feeds.sink
 from agents.outputs import OutputBatches
 from agents.topics import Topics, ensure_topics
+from benchmarks.stats import percentiles
 from feeds.connection import FeedConnection
 from feeds.protocols import make_protocol
 from feeds.simulator.frames import make_venue
@@ -708,6 +709,7 @@ class Bench:
                 continue
             total.append(now - sent_us / 1e6)
             to_feed.append(record["recv_ts"] / 1000 - sent_us / 1e6)
+        to_feed_pct = percentiles(to_feed)
         return {
             "rate": self.rate,
             "seconds": self.seconds,
@@ -716,8 +718,8 @@ class Bench:
             "samples": len(total),
             **percentiles(total),
             # recv_ts is whole milliseconds, so this leg is +-1 ms
-            "to_feed_p50_ms": percentiles(to_feed)["p50_ms"],
-            "to_feed_p99_ms": percentiles(to_feed)["p99_ms"],
+            "to_feed_p50_ms": to_feed_pct["p50_ms"],
+            "to_feed_p99_ms": to_feed_pct["p99_ms"],
             "peak_rss_mib": fed["peak_rss_mib"],
             "feed_cpu_pct": fed["cpu_pct"],
             "loop_lag": fed["loop_lag"],
@@ -734,22 +736,6 @@ class Bench:
                 await admin.delete_topics(mine)
         finally:
             await admin.close()
-
-
-def percentiles(samples: list[float]) -> Json:
-    if not samples:
-        return {"p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None}
-    ordered = sorted(samples)
-
-    def pct(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "p999_ms": pct(0.999),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
 
 
 async def run_all(bench: Bench, protocols: Sequence[str], keep_topics: bool) -> Json:

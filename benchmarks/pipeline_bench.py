@@ -41,6 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from agents.produce import produce_lines, send_line
 from agents.topics import Topics, ensure_topics
 from agents.worker import app_id
+from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
 from streams.config import Config, load_config
 
@@ -250,18 +251,7 @@ def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> 
         samples = asyncio.run(offered_load(bootstrap, topics, rate, seconds))
     finally:
         stop_worker(proc)
-    samples.sort()
-
-    def pct(q: float) -> float:
-        return round(samples[min(len(samples) - 1, int(q * len(samples)))] * 1000, 2)
-
-    return {
-        "rate": rate,
-        "outputs": len(samples),
-        "p50_ms": pct(0.50) if samples else None,
-        "p99_ms": pct(0.99) if samples else None,
-        "p999_ms": pct(0.999) if samples else None,
-    }
+    return {"rate": rate, "outputs": len(samples), **percentiles(samples)}
 
 
 def main() -> None:

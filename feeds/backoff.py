@@ -7,6 +7,8 @@ feed from sleeping long after its venue is back.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import Iterator
 
@@ -18,3 +20,9 @@ def backoff(cap_s: float, base_s: float = 0.1, rng: random.Random | None = None)
     while True:
         yield rng.uniform(0.0, min(cap_s, ceiling))
         ceiling = min(cap_s, ceiling * 2)
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, but wake at once when ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -31,7 +31,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from feeds.backoff import backoff
+from feeds.backoff import backoff, sleep_unless_stopped
 from feeds.errors import BadFrameError, FeedAuthError
 from feeds.guard import StreamGuard, Verdict
 from feeds.protocols import Protocol
@@ -125,8 +125,7 @@ class FeedConnection:
             if delivered:
                 delays = backoff(self.settings.backoff_max_s, self._backoff_base, self._rng)
             self.stats.reconnects += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), next(delays))
+            await sleep_unless_stopped(stop, next(delays))
 
     async def _session(self, stop: asyncio.Event) -> bool:
         """One connection, until it fails or ``stop``; True if it delivered a record

@@ -19,8 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiohttp import web
-
+from agents.health import configure_logging, serve_health
 from feeds.connection import FeedConnection
 from feeds.errors import FeedError
 from feeds.protocols import make_protocol
@@ -83,6 +82,10 @@ class FeedProcess:
     @property
     def ready(self) -> bool:
         return all(c.stats.connected for c in self.connections)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        feeds = {c.name: c.stats.connected for c in self.connections}
+        return self.ready, {"ready": self.ready, "feeds": feeds}
 
     def stop(self) -> None:
         self._stop.set()
@@ -156,24 +159,6 @@ class FeedProcess:
         )
 
 
-async def _serve_health(process: FeedProcess, port: int) -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        feeds = {c.name: c.stats.connected for c in process.connections}
-        body = {"ready": process.ready, "feeds": feeds}
-        return web.json_response(body, status=200 if process.ready else 503)
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    return runner
-
-
 async def serve_feeds(
     config: Config, bootstrap: str, feeds: Sequence[SelectedFeed], port: int
 ) -> None:
@@ -182,7 +167,7 @@ async def serve_feeds(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, process.stop)
     try:
-        runner = await _serve_health(process, port)
+        runner = await serve_health("0.0.0.0", port, process.readiness)
     except OSError as exc:
         raise FeedError(f"ARBSTREAM_FEED_METRICS_PORT={port}: cannot listen: {exc}") from None
     try:
@@ -200,8 +185,5 @@ def run_feeds(
     loglevel: str = "info",
 ) -> None:
     """Run the feeds until SIGINT/SIGTERM. Raises FeedAuthError if a key is refused."""
-    logging.basicConfig(
-        level=loglevel.upper(),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    configure_logging(loglevel)
     asyncio.run(serve_feeds(config, bootstrap, feeds, port))

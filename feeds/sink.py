@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 
 from agents.outputs import OutputBatches
 from agents.topics import Topics, ensure_topics, partition_counts
-from feeds.backoff import backoff
+from feeds.backoff import backoff, sleep_unless_stopped
 from streams.config import Config
 from streams.errors import ArbstreamError
 
@@ -156,8 +156,7 @@ class KafkaSink:
                 deadline = deadline or time.monotonic() + self._drain_timeout_s
                 if not self.buffer or time.monotonic() >= deadline:
                     break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), next(delays))
+            await sleep_unless_stopped(stop, next(delays))
         if self.buffer:
             log.error("shutting down with %d undelivered records", len(self.buffer))
 

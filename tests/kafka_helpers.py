@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,15 @@ def timeout_factor() -> float:
 def scaled(seconds: float) -> float:
     """``seconds`` scaled by ``ARBSTREAM_TIMEOUT_FACTOR``."""
     return seconds * timeout_factor()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` every 10 ms until it holds; fail after ``timeout_s`` (scaled)."""
+    deadline = time.monotonic() + scaled(timeout_s)
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ socket or a clock, so every parser is unit-tested on recorded frames.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,8 @@ class Parsed:
     bad: list[str] = field(default_factory=list)
 
 
-class Protocol:
-    """Base of the protocol adapters; subclasses override ``parse`` and the hooks."""
+class Protocol(ABC):
+    """Base of the protocol adapters; subclasses define ``parse`` and may override hooks."""
 
     #: An application-level ping sent every ``ping_interval_s`` (None: WebSocket pings).
     keepalive: str | None = None
@@ -44,9 +45,9 @@ class Protocol:
         """Frames to send, in order, right after the handshake."""
         return []
 
+    @abstractmethod
     def parse(self, frame: str | bytes) -> Parsed:
         """Records from one frame. Raises BadFrameError when nothing of it is usable."""
-        raise NotImplementedError
 
 
 def load_json(frame: str | bytes) -> Any:

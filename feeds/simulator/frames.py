@@ -17,6 +17,7 @@ sees a gap.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ def _request(message: str | bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class VenueProtocol:
+class VenueProtocol(ABC):
     """Base of the venue sides; one subclass per ``FeedSettings.protocol``."""
 
     #: Native venues push everything right after connect; the others wait for a subscribe.
@@ -127,9 +128,9 @@ class VenueProtocol:
         """Replies to one client frame; updates what the session is subscribed to."""
         return []
 
+    @abstractmethod
     def encode(self, record: Record) -> Frame:
         """The frame of one routed record. Raises EncodeError if it cannot be carried."""
-        raise NotImplementedError
 
     def _symbol(self, name: str) -> str:
         symbol = self.symbol_of.get(name)

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from agents.health import configure_logging
+from feeds.backoff import sleep_unless_stopped
 from feeds.errors import FeedError
 from feeds.simulator.frames import EncodeError, Frame, Router, Session, garble, make_venue
 from feeds.simulator.timeline import GeneratedScenario, ScenarioFile, event_ts, pace
@@ -333,8 +335,7 @@ class Simulator:
                 return False
             delay = start + offset - loop.time()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await sleep_unless_stopped(stop, delay)
                 if stop.is_set():
                     return False
                 burst = 0
@@ -441,10 +442,7 @@ def run_simulator(
     """The ``arbstream simulate`` entry point: serve until done or SIGINT/SIGTERM.
 
     ``scenario`` None serves the generated, endless market starting now."""
-    logging.basicConfig(
-        level=loglevel.upper(),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    configure_logging(loglevel)
     source: Iterable[Any]
     if scenario is None:
         source = GeneratedScenario(config, settings.seed, lambda: time.time_ns() // 1_000_000)

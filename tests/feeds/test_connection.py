@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_helpers import free_port, scaled
+from kafka_helpers import free_port, scaled, until
 from venue_server import VenueServer
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -35,14 +35,6 @@ def _settings(url: str, **overrides: Any) -> FeedSettings:
     return FeedSettings(**(base | overrides))
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + scaled(timeout_s)
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def _with_feed(
     server: VenueServer,
     scenario: Callable[[FeedConnection, list[dict[str, Any]]], Awaitable[None]],
@@ -55,7 +47,7 @@ async def _with_feed(
     await server.start()
     task = asyncio.create_task(feed.run(stop))
     try:
-        await _until(lambda: len(records) >= 20, 5, "the first records")
+        await until(lambda: len(records) >= 20, 5, "the first records")
         await scenario(feed, records)
     finally:
         stop.set()
@@ -75,7 +67,7 @@ def _assert_clean(records: list[dict[str, Any]], server: VenueServer) -> None:
 
 
 async def _reconnected_within(server: VenueServer, since: float, connections: int) -> float:
-    await _until(lambda: len(server.connected_at) > connections, 10, "a reconnect")
+    await until(lambda: len(server.connected_at) > connections, 10, "a reconnect")
     return server.connected_at[connections] - since
 
 
@@ -88,7 +80,7 @@ def test_reconnects_after_the_server_drops_the_connection() -> None:
             dropped = time.monotonic()
             server.drop_all()
             assert await _reconnected_within(server, dropped, before) < RECONNECT_WITHIN_S
-            await _until(lambda n=n: len(records) > n + 20, 5, "records after the reconnect")
+            await until(lambda n=n: len(records) > n + 20, 5, "records after the reconnect")
 
     feed, records = asyncio.run(_with_feed(server, scenario))
     _assert_clean(records, server)
@@ -104,13 +96,13 @@ def test_reconnects_after_the_server_restarts() -> None:
 
     async def scenario(feed: FeedConnection, records: list[dict[str, Any]]) -> None:
         await server.stop_listening()
-        await _until(lambda: not feed.stats.connected, 5, "the disconnect")
+        await until(lambda: not feed.stats.connected, 5, "the disconnect")
         await asyncio.sleep(1.5)  # down long enough for several failed attempts
         n, before = len(records), len(server.connected_at)
         restarted = time.monotonic()
         await server.start()
         assert await _reconnected_within(server, restarted, before) < RECONNECT_WITHIN_S
-        await _until(lambda: len(records) > n + 20, 5, "records after the restart")
+        await until(lambda: len(records) > n + 20, 5, "records after the restart")
 
     feed, records = asyncio.run(_with_feed(server, scenario))
     _assert_clean(records, server)
@@ -128,7 +120,7 @@ def test_idle_watchdog_replaces_a_stalled_connection() -> None:
         assert await _reconnected_within(server, stalled, before) < RECONNECT_WITHIN_S
         n = len(records)
         server.stalled = False
-        await _until(lambda: len(records) > n + 20, 5, "records after the stall")
+        await until(lambda: len(records) > n + 20, 5, "records after the stall")
 
     feed, records = asyncio.run(_with_feed(server, scenario))
     _assert_clean(records, server)
@@ -140,7 +132,7 @@ def test_bad_frames_are_counted_and_never_fatal() -> None:
     server.garbage_every = 5
 
     async def scenario(feed: FeedConnection, records: list[dict[str, Any]]) -> None:
-        await _until(lambda: len(records) >= 200, 10, "200 records")
+        await until(lambda: len(records) >= 200, 10, "200 records")
 
     feed, records = asyncio.run(_with_feed(server, scenario))
     _assert_clean(records, server)

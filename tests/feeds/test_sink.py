@@ -7,13 +7,12 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from kafka_helpers import consume, free_port, kafka_sh, scaled
+from kafka_helpers import consume, free_port, kafka_sh, scaled, until
 
 from feeds.sink import KafkaSink
 from streams.config import Config, parse_config
@@ -45,14 +44,6 @@ def _quote(instrument: str, seq: int) -> dict[str, Any]:
     }
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + scaled(timeout_s)
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def test_quotes_go_to_their_instrument_partition_and_fx_to_every_partition(
     kafka_bootstrap: str,
 ) -> None:
@@ -71,7 +62,7 @@ def test_quotes_go_to_their_instrument_partition_and_fx_to_every_partition(
     async def run() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(sink.run(stop))
-        await _until(lambda: sink.stats.sent == len(sent), 30, "delivery")
+        await until(lambda: sink.stats.sent == len(sent), 30, "delivery")
         stop.set()
         await asyncio.wait_for(task, scaled(15))
 
@@ -117,12 +108,12 @@ def test_unreachable_kafka_keeps_the_newest_records_up_to_the_bound(tmp_path: Pa
         for seq in range(250):
             sink.put(_quote("XAG", seq))
             await asyncio.sleep(0.004)  # the feeds keep putting while Kafka is away
-        await _until(lambda: sink.stats.send_errors >= 2, 20, "failed connection attempts")
+        await until(lambda: sink.stats.send_errors >= 2, 20, "failed connection attempts")
         assert sink.stats.sent == 0 and not sink.stats.connected
         assert len(sink.buffer) == 100 and sink.stats.dropped == 150
         # the broker comes up on that port; the sink must find it by itself
         await asyncio.to_thread(kafka_sh, "up", env, scaled(120))
-        await _until(lambda: sink.stats.sent == 100, 60, "delivery after the broker came up")
+        await until(lambda: sink.stats.sent == 100, 60, "delivery after the broker came up")
         stop.set()
         await asyncio.wait_for(task, scaled(15))
 

@@ -1,0 +1,22 @@
+"""Latency percentiles, computed one way for every benchmark (nearest rank, in ms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def percentiles(samples: list[float]) -> dict[str, Any]:
+    """p50, p99, p99.9 and max of ``samples`` (seconds) in ms; None for no samples."""
+    if not samples:
+        return {"p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None}
+    ordered = sorted(samples)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "p999_ms": pct(0.999),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
