@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.errors import ConfigError
-from streams.feed_config import FeedSettings, ProducerSettings, feed_problems
+from streams.feed_config import QUOTE_PROTOCOLS, FeedSettings, ProducerSettings, feed_problems
 
 #: Troy ounces in one unit of each named unit (contracts.md §1).
 OZ_PER_UNIT: dict[str, float] = {"oz": 1.0, "kg": 32.1507466, "g": 0.0321507466}
@@ -81,6 +81,14 @@ class KafkaSettings(_Section):
     replication: Annotated[int, Field(ge=1)] = 1
 
 
+class MetricsSettings(_Section):
+    #: The instruments that get their own label value in metrics; every other instrument
+    #: is summed under ``other`` in counters and left out of gauges, so what arrives on
+    #: the ticks topic cannot grow the label sets. Default: the instruments the config
+    #: names elsewhere (feed symbol maps of quote feeds, venues' ``units``).
+    instruments: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
 class ConfigModel(_Section):
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "arb"
     defaults: Defaults = Defaults()
@@ -91,6 +99,7 @@ class ConfigModel(_Section):
     kafka: KafkaSettings = KafkaSettings()
     feeds: dict[str, FeedSettings] = {}
     producer: ProducerSettings = ProducerSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 class Route:
@@ -140,6 +149,11 @@ class Config:
             names = self.venue_names
             routes = [Route(b, s, 0.0, 0.0) for b in names for s in names if b != s]
         self.routes: tuple[Route, ...] = tuple(sorted(routes, key=lambda r: (r.buy, r.sell)))
+        self.metric_instruments: frozenset[str] = _metric_instruments(model)
+        #: The FX pairs the venues need ("USD" + currency of each non-USD venue).
+        self.fx_pairs: frozenset[str] = frozenset(
+            "USD" + cur for cur in self.currency.values() if cur != "USD"
+        )
 
     def oz_per_unit(self, venue: str, instrument: str) -> float:
         """Troy ounces in one quoted unit of ``instrument`` at ``venue``."""
@@ -150,9 +164,19 @@ class Config:
     def fingerprint(self) -> str:
         """A stable text identifying what the engine computes, stored in snapshots.
 
-        Feed and producer settings are left out: moving a feed to another URL must not
-        invalidate a worker's state."""
-        return self.model.model_dump_json(exclude={"feeds", "producer"})
+        Feed, producer and metrics settings are left out: moving a feed to another URL
+        must not invalidate a worker's state."""
+        return self.model.model_dump_json(exclude={"feeds", "producer", "metrics"})
+
+
+def _metric_instruments(model: ConfigModel) -> frozenset[str]:
+    if model.metrics.instruments is not None:
+        return frozenset(model.metrics.instruments)
+    named = {i for venue in model.venues.values() for i in venue.units}
+    for feed in model.feeds.values():
+        if feed.protocol in QUOTE_PROTOCOLS:
+            named.update(feed.symbols.values())
+    return frozenset(named)
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
@@ -203,6 +227,8 @@ def _check_relations(model: ConfigModel, source: str) -> None:
         if (route.buy, route.sell) in seen:
             problems.append(f"  routes[{i}]: duplicate route {route.buy}>{route.sell}")
         seen.add((route.buy, route.sell))
+    if model.metrics.instruments is not None and "other" in model.metrics.instruments:
+        problems.append('  metrics.instruments: "other" is the label of unlisted instruments')
     for name, venue in model.venues.items():
         if not name or "|" in name or ">" in name:
             problems.append(f"  venues.{name}: a venue name must be non-empty without '|' or '>'")

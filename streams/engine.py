@@ -20,6 +20,7 @@ from typing import Any, Final
 from streams import state as s
 from streams import validation as v
 from streams.config import Config
+from streams.counters import EngineCounters
 from streams.errors import StateError
 from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
 from streams.state import InstrumentState, PairState, VenueQuote
@@ -42,8 +43,14 @@ _USD: Final = (1.0, 0)  # the FX "book" of USD venues: rate 1, never stale
 class Engine:
     """Validate, normalise and evaluate input records; see contracts.md §3-§5."""
 
-    def __init__(self, config: Config, source_of: Callable[[int], Source] = line_source) -> None:
+    def __init__(
+        self,
+        config: Config,
+        source_of: Callable[[int], Source] = line_source,
+        counters: EngineCounters | None = None,
+    ) -> None:
         self.config = config
+        self.counters = counters if counters is not None else EngineCounters()
         # Builds a rejected record's ``source`` from the input's position (line number,
         # or Kafka offset), so accepted inputs cost no per-record allocation for it.
         self.source_of = source_of
@@ -69,6 +76,9 @@ class Engine:
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
         self._window_names = [str(w) for w in config.windows_ms]
+        #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
+        #: a rebuilt engine starts without, and fills it as it emits.
+        self.latest_spreads: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ input
 
@@ -91,6 +101,8 @@ class Engine:
                 return [self._rejected(v.OUT_OF_ORDER, raw, position)]
             self._fx[pair] = ((bid + ask) / 2.0, ts)
             self._fx_dirty = True
+            fx_counts = self.counters.fx
+            fx_counts[pair] = fx_counts.get(pair, 0) + 1
             return []
         venue: str = obj["venue"]
         if venue not in self.config.venues:
@@ -107,7 +119,15 @@ class Engine:
         else:
             quote.bid, quote.ask, quote.ts, quote.book = bid, ask, ts, None
         self._dirty.add(instrument)
-        return self._evaluate(instrument, state, venue, bid, ask, ts)
+        counted = self.counters.quotes
+        counted[venue, instrument] = counted.get((venue, instrument), 0) + 1
+        out = self._evaluate(instrument, state, venue, bid, ask, ts)
+        signals = self.counters.signals
+        for stream, _, record in out:
+            if stream == "signals":
+                signal = (record["kind"], record["event"])
+                signals[signal] = signals.get(signal, 0) + 1
+        return out
 
     def _new_quote(
         self, venue: str, instrument: str, bid: float, ask: float, ts: int
@@ -117,6 +137,8 @@ class Engine:
         return VenueQuote(bid, ask, ts, factor, self._fx_pair[venue], cfg.stale_ms[venue])
 
     def _rejected(self, reason: str, raw: bytes | str, position: int) -> Output:
+        rejected = self.counters.rejected
+        rejected[reason] = rejected.get(reason, 0) + 1
         record = {
             "type": "rejected",
             "reason": reason,
@@ -234,6 +256,24 @@ class Engine:
                 "windows": windows,
             }
             out.append(("spreads", f"{instrument}|{pair_key}", record))
+            self.latest_spreads[instrument, pair_key] = record
+
+    # ------------------------------------------------------------- read-only views
+
+    @property
+    def instruments(self) -> Mapping[str, InstrumentState]:
+        """Every instrument's state (read it; never change it: see streams/observe.py)."""
+        return self._instruments
+
+    @property
+    def fx_book(self) -> Mapping[str, tuple[float, int]]:
+        """Pair -> (mid, ts) of the latest FX record per pair."""
+        return self._fx
+
+    @property
+    def route_terms(self) -> list[RouteTerms]:
+        """The configured routes with their costs, in ``InstrumentState.routes`` order."""
+        return self._routes
 
     # ------------------------------------------------------------------ state
 
@@ -289,6 +329,7 @@ class Engine:
             instruments[name] = st
         self._fx = fx
         self._instruments = instruments
+        self.latest_spreads.clear()
         self._dirty.clear()
         self._fx_dirty = False
         self._meta_saved = bool(entries)
