@@ -1,8 +1,10 @@
-"""``/healthz`` and ``/readyz`` for every long-running arbstream process (worker, feeds).
+"""``/healthz``, ``/readyz`` and ``/metrics`` for every long-running arbstream process
+(worker, feeds).
 
 ``/healthz`` answers while the process is up. ``/readyz`` answers 200 or 503 with the
 JSON body the process's ``readiness`` callback gives, so each process decides what
-"ready" means (worker: partitions loaded; feeds: every feed connected).
+"ready" means (worker: partitions loaded; feeds: every feed connected). ``/metrics``
+serves the process's Prometheus registry in the text format.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 #: One log format for every arbstream process, so their logs read alike side by side.
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -23,7 +26,9 @@ def configure_logging(loglevel: str) -> None:
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
 
 
-async def serve_health(host: str, port: int, readiness: Readiness) -> web.AppRunner:
+async def serve_health(
+    host: str, port: int, readiness: Readiness, registry: CollectorRegistry
+) -> web.AppRunner:
     """Start the endpoints on host:port; ``cleanup()`` the returned runner to stop."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -33,9 +38,16 @@ async def serve_health(host: str, port: int, readiness: Readiness) -> web.AppRun
         ready, body = readiness()
         return web.json_response(body, status=200 if ready else 503)
 
+    async def metrics(_: web.Request) -> web.Response:
+        # Collected on the event loop, between batches: the collectors read the engines
+        # without locks, and a scrape costs well under a millisecond.
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from agents.errors import AgentError
+from agents.metrics import BatchMetrics
 from agents.outputs import OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
@@ -98,8 +99,10 @@ class PartitionProcessor:
         topics: Topics,
         counts: dict[str, int],
         group_id: str,
+        metrics: BatchMetrics,
     ) -> None:
         self.tp = tp
+        self._metrics = metrics
         self.engine = loaded.engine
         self.producer = loaded.producer
         self.next_offset = loaded.next_offset
@@ -230,7 +233,11 @@ class PartitionProcessor:
                 await self._add_offsets(next_offset)
             else:
                 self._offsets_due = True
-        self.stats.add(next_offset - start, t1 - t0, time.perf_counter() - t1)
+        commit_s = time.perf_counter() - t1
+        self.stats.add(next_offset - start, t1 - t0, commit_s)
+        self._metrics.committed(
+            next_offset - start, commit_s, [m.timestamp for m in messages[skip:]]
+        )
         self.next_offset = next_offset
         return next_offset - start
 

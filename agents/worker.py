@@ -49,6 +49,7 @@ from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
 from agents.health import configure_logging, serve_health
+from agents.metrics import WorkerMetrics, WorkerView
 from agents.partition import BatchStats, Loaded, PartitionLostError, PartitionProcessor
 from agents.state_store import StateReader
 from agents.topics import (
@@ -59,6 +60,7 @@ from agents.topics import (
     partition_counts,
 )
 from streams.config import Config
+from streams.counters import EngineCounters
 from streams.engine import Engine, Source
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,14 @@ class Worker:
         self._taken = asyncio.Event()  # a partition task emptied its inbox
         self._next_report = time.monotonic() + STATS_INTERVAL_S
         self._reader = StateReader(settings.bootstrap, self.topics.state)
+        # Shared by every engine this worker builds, so totals survive rebalances.
+        self.counters = EngineCounters()
+        self.metrics = WorkerMetrics(config, self.counters, self.topics.ticks)
+        self.metrics.view = WorkerView(
+            ready=lambda: self.ready,
+            engines=lambda: [p.engine for p in self.processors.values()],
+            lag=self.lag,
+        )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             group_id=self.group_id,
@@ -127,6 +137,16 @@ class Worker:
     @property
     def processed(self) -> int:
         return self._totals.records + sum(p.stats.records for p in self.processors.values())
+
+    def lag(self) -> dict[int, int]:
+        """Records after the committed position, per assigned ticks partition, as of the
+        consumer's last fetch (the ticks producers are not transactional, so the high
+        watermark is the end a read_committed consumer sees)."""
+        out = {}
+        for p, processor in self.processors.items():
+            end = self._consumer.highwater(processor.tp)
+            out[p] = max(0, end - processor.next_offset) if end is not None else 0
+        return out
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -245,7 +265,9 @@ class Worker:
         loaded = await self._load(mine)
         for p in mine:
             tp = TopicPartition(self.topics.ticks, p)
-            processor = PartitionProcessor(tp, loaded[p], self.topics, self._counts, self.group_id)
+            processor = PartitionProcessor(
+                tp, loaded[p], self.topics, self._counts, self.group_id, self.metrics.batches
+            )
             self.processors[p] = processor
             processor.start(self._on_partition_error, self._taken)
         self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
@@ -276,7 +298,7 @@ class Worker:
             for p in partitions:
                 state = recovered[p]
                 tp = TopicPartition(self.topics.ticks, p)
-                engine = Engine(self.config, _source_of(self.topics.ticks, p))
+                engine = Engine(self.config, _source_of(self.topics.ticks, p), self.counters)
                 engine.load(state.entries)
                 next_offset = state.next_offset
                 if next_offset is None:
@@ -367,7 +389,9 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
         body = {"ready": worker.ready, "partitions": sorted(worker.processors)}
         return worker.ready, body
 
-    runner = await serve_health(settings.web_host, settings.web_port, readiness)
+    runner = await serve_health(
+        settings.web_host, settings.web_port, readiness, worker.metrics.registry
+    )
     started = time.monotonic()
     try:
         await worker.run()

@@ -1,11 +1,12 @@
 """``arbstream feed``: the configured feeds of one process, their Kafka sink, health.
 
 Every selected feed runs its connection loop (feeds.connection) into one shared sink
-(feeds.sink). The process serves ``/healthz`` (alive) and ``/readyz`` (every feed
-connected) on ``ARBSTREAM_FEED_METRICS_PORT`` and logs each feed's counters every
-``REPORT_EVERY_S``. On SIGINT/SIGTERM the feeds close first, then the sink drains.
-API keys are read here, from the environment variables the config names; a variable
-that is not set is a config error before any connection is opened.
+(feeds.sink). The process serves ``/healthz`` (alive), ``/readyz`` (every feed
+connected) and ``/metrics`` (feeds/metrics.py) on ``ARBSTREAM_FEED_METRICS_PORT``, and
+logs each feed's counters every ``REPORT_EVERY_S``. On SIGINT/SIGTERM the feeds close
+first, then the sink drains. API keys are read here, from the environment variables the
+config names; a variable that is not set is a config error before any connection is
+opened.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from agents.health import configure_logging, serve_health
 from feeds.connection import FeedConnection
 from feeds.errors import FeedError
+from feeds.metrics import FeedMetrics
 from feeds.protocols import make_protocol
 from feeds.sink import KafkaSink
 from streams.config import Config
@@ -77,15 +79,27 @@ class FeedProcess:
             FeedConnection(f.name, f.settings, make_protocol(f.settings, f.api_key), self.sink.put)
             for f in feeds
         ]
+        self.metrics = FeedMetrics(self.connections, self.sink)
         self._stop = asyncio.Event()
+        self._was_ready = False
 
     @property
     def ready(self) -> bool:
         return all(c.stats.connected for c in self.connections)
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
+        ready = self._note_readiness()
         feeds = {c.name: c.stats.connected for c in self.connections}
-        return self.ready, {"ready": self.ready, "feeds": feeds}
+        return ready, {"ready": ready, "feeds": feeds}
+
+    def _note_readiness(self) -> bool:
+        """Log when every feed has become connected. Called by the reporter every 0.1 s
+        and by every /readyz, so the message is out before a probe sees 200."""
+        ready = self.ready
+        if ready and not self._was_ready:
+            log.info("%s: %s", READY_MESSAGE, ", ".join(c.name for c in self.connections))
+        self._was_ready = ready
+        return ready
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,13 +134,10 @@ class FeedProcess:
             raise failure
 
     async def _report(self) -> None:
-        was_ready = False
         last = time.monotonic()
         while True:
             await asyncio.sleep(0.1)
-            if self.ready and not was_ready:
-                log.info("%s: %s", READY_MESSAGE, ", ".join(c.name for c in self.connections))
-            was_ready = self.ready
+            self._note_readiness()
             if time.monotonic() - last >= REPORT_EVERY_S:
                 last = time.monotonic()
                 self._log_counters()
@@ -167,7 +178,7 @@ async def serve_feeds(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, process.stop)
     try:
-        runner = await serve_health("0.0.0.0", port, process.readiness)
+        runner = await serve_health("0.0.0.0", port, process.readiness, process.metrics.registry)
     except OSError as exc:
         raise FeedError(f"ARBSTREAM_FEED_METRICS_PORT={port}: cannot listen: {exc}") from None
     try:

@@ -69,6 +69,10 @@ class RecordBuffer:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def capacity(self) -> int:
+        return self._max
+
     def put(self, entry: Entry) -> None:
         self._entries.append(entry)
         self._trim()

@@ -1,0 +1,296 @@
+"""The worker's Prometheus metrics, served on ``/metrics`` (README "Operating arbstream").
+
+Almost everything is read at scrape time, not counted per record: the engines' counters
+(streams/counters.py) and a read-only view of their state (streams/observe.py), the
+consumer's positions, and batch figures the partitions report once per transaction. A
+scrape costs O(instruments x venues + routes); a record costs a dict increment.
+
+Label values come from the config only. An instrument that is not one of
+``config.metric_instruments`` is counted under ``instrument="other"`` and has no gauges;
+venues the config does not know never get this far (the engine rejects them as
+``unknown_venue``). So nothing on the ticks topic can grow a label set.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Histogram,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from streams.config import Config
+from streams.counters import EngineCounters
+from streams.engine import Engine
+from streams.observe import Observation, QuoteView, observe
+from streams.validation import REASONS
+
+#: Seconds from a tick's Kafka timestamp to the commit of its outputs: 0.5 ms to 10 s.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+#: Records per transaction, up to the worker's batch_max.
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+#: Seconds to flush and commit one transaction.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SIGNAL_KINDS = (("arb", "open"), ("arb", "update"), ("arb", "close"), ("wide", "open"),
+                ("wide", "close"))  # fmt: skip
+OTHER = "other"
+
+
+class LatencyHistogram:
+    """A histogram observed a batch at a time.
+
+    ``prometheus_client.Histogram.observe`` costs about a microsecond per value under its
+    lock; a batch of a few thousand records instead sorts its timestamps (nearly sorted
+    already) and bisects once per bucket.
+    """
+
+    def __init__(self, bounds_s: tuple[float, ...]) -> None:
+        self.bounds_s = bounds_s
+        self._bounds_ms = [1000.0 * b for b in bounds_s]
+        self.cumulative = [0] * len(bounds_s)  # values <= each bound
+        self.count = 0
+        self.sum_s = 0.0
+
+    def observe_batch(self, now_ms: float, timestamps_ms: Sequence[float]) -> None:
+        """Observe ``now_ms - t`` for every t (a latency <= b when t >= now - b)."""
+        if not timestamps_ms:
+            return
+        ts = sorted(timestamps_ms)
+        n = len(ts)
+        for i, bound in enumerate(self._bounds_ms):
+            self.cumulative[i] += n - bisect_left(ts, now_ms - bound)
+        self.count += n
+        # A producer clock ahead of ours gives negative latencies: count them as 0.
+        self.sum_s += max(0.0, (now_ms * n - sum(ts)) / 1000.0)
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        buckets = [(_bound(b), c) for b, c in zip(self.bounds_s, self.cumulative, strict=True)]
+        buckets.append(("+Inf", self.count))
+        return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum_s)
+
+
+class BatchMetrics:
+    """What each committed transaction reports (agents/partition.py calls ``committed``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = LatencyHistogram(LATENCY_BUCKETS)
+        self._records = Histogram(
+            "arbstream_batch_records",
+            "Ticks per transaction.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self._commit = Histogram(
+            "arbstream_batch_commit_seconds",
+            "Time to flush and commit one transaction.",
+            buckets=COMMIT_BUCKETS,
+            registry=registry,
+        )
+
+    def committed(self, records: int, commit_s: float, timestamps_ms: Sequence[float]) -> None:
+        self._records.observe(records)
+        self._commit.observe(commit_s)
+        self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """What the collector reads from the worker at scrape time."""
+
+    ready: Callable[[], bool]
+    engines: Callable[[], Iterable[Engine]]
+    lag: Callable[[], Mapping[int, int]]  # ticks partition -> records behind
+
+
+class WorkerMetrics(Collector):
+    """The registry of one worker process: its own metrics and the process collectors."""
+
+    def __init__(self, config: Config, counters: EngineCounters, ticks_topic: str) -> None:
+        self.config = config
+        self.counters = counters
+        self.ticks_topic = ticks_topic
+        self.registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        self.batches = BatchMetrics(self.registry)
+        self.view: WorkerView | None = None
+        self._instruments = sorted(config.metric_instruments)
+        self.registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names are only known at collect time; skip the registry's dry run
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._counters()
+        yield self.batches.latency.family(
+            "arbstream_processing_latency_seconds",
+            "From a tick's Kafka timestamp to the commit of the transaction with its outputs.",
+        )
+        stale = GaugeMetricFamily(
+            "arbstream_venue_stale_seconds",
+            "The config's staleness threshold of each venue.",
+            labels=["venue"],
+        )
+        for venue in self.config.venue_names:
+            stale.add_metric([venue], self.config.stale_ms[venue] / 1000.0)
+        yield stale
+        view = self.view
+        if view is None:
+            return
+        ready = view.ready()
+        yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(ready))
+        lag = view.lag()
+        yield _gauge("arbstream_assigned_partitions", "Ticks partitions owned.", float(len(lag)))
+        lag_family = GaugeMetricFamily(
+            "arbstream_consumer_lag",
+            "Records in an assigned ticks partition after the committed position.",
+            labels=["topic", "partition"],
+        )
+        for partition, behind in sorted(lag.items()):
+            lag_family.add_metric([self.ticks_topic, str(partition)], float(behind))
+        yield lag_family
+        observed = Observation()
+        for engine in view.engines():
+            part = observe(engine, self.config.metric_instruments)
+            observed.quotes += part.quotes
+            observed.spreads += part.spreads
+            observed.routes += part.routes
+        yield from self._quote_ages(observed.quotes)
+        yield from self._spreads(observed)
+        yield from self._routes(observed)
+
+    # -- families -------------------------------------------------------------------------
+
+    def _counters(self) -> Iterator[Metric]:
+        known = self.config.metric_instruments
+        ticks: dict[tuple[str, str], int] = {
+            (venue, instrument): 0
+            for venue in self.config.venue_names
+            for instrument in self._instruments
+        }
+        for (venue, instrument), n in self.counters.quotes.items():
+            key = (venue, instrument if instrument in known else OTHER)
+            ticks[key] = ticks.get(key, 0) + n
+        family = CounterMetricFamily(
+            "arbstream_ticks", "Accepted quotes.", labels=["venue", "instrument"]
+        )
+        for labels, n in sorted(ticks.items()):
+            family.add_metric(list(labels), n)
+        yield family
+
+        fx: dict[str, int] = dict.fromkeys(sorted(self.config.fx_pairs), 0)
+        for pair, n in self.counters.fx.items():
+            label = pair if pair in self.config.fx_pairs else OTHER
+            fx[label] = fx.get(label, 0) + n
+        family = CounterMetricFamily(
+            "arbstream_fx",
+            "FX records applied; every ticks partition carries every FX record, so each "
+            "counts once per partition.",
+            labels=["pair"],
+        )
+        for pair, n in fx.items():
+            family.add_metric([pair], n)
+        yield family
+
+        family = CounterMetricFamily(
+            "arbstream_rejected", "Records sent to the dlq.", labels=["reason"]
+        )
+        for reason in REASONS:
+            family.add_metric([reason], self.counters.rejected.get(reason, 0))
+        yield family
+
+        family = CounterMetricFamily(
+            "arbstream_signals", "Signal records published.", labels=["kind", "event"]
+        )
+        for kind_event in SIGNAL_KINDS:
+            family.add_metric(list(kind_event), self.counters.signals.get(kind_event, 0))
+        yield family
+
+    def _quote_ages(self, quotes: list[QuoteView]) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "arbstream_quote_age_seconds",
+            "Age of a venue's latest quote: behind the instrument's clock (its newest tick "
+            'from any venue), clock="instrument", or behind the wall clock, clock="wall".',
+            labels=["venue", "instrument", "clock"],
+        )
+        newest: dict[tuple[str, str], QuoteView] = {}
+        for q in quotes:  # an instrument lives in one partition; keep the newest anyway
+            seen = newest.get((q.venue, q.instrument))
+            if seen is None or q.ts > seen.ts:
+                newest[q.venue, q.instrument] = q
+        now_ms = time.time() * 1000.0
+        for (venue, instrument), q in sorted(newest.items()):
+            family.add_metric([venue, instrument, "instrument"], q.behind_ms / 1000.0)
+            family.add_metric([venue, instrument, "wall"], (now_ms - q.ts) / 1000.0)
+        yield family
+
+    def _spreads(self, observed: Observation) -> Iterator[Metric]:
+        usd = GaugeMetricFamily(
+            "arbstream_spread_usd",
+            "Mid spread A - B in USD/oz (while both legs are fresh).",
+            labels=["instrument", "pair"],
+        )
+        bps = GaugeMetricFamily(
+            "arbstream_spread_bps",
+            "Mid spread A - B in bps of B's mid (while both legs are fresh).",
+            labels=["instrument", "pair"],
+        )
+        zscore = GaugeMetricFamily(
+            "arbstream_spread_zscore",
+            "z-score of the spread in each rolling window (window length in ms).",
+            labels=["instrument", "pair", "window"],
+        )
+        for s in observed.spreads:
+            usd.add_metric([s.instrument, s.pair], s.spread)
+            bps.add_metric([s.instrument, s.pair], s.spread_bps)
+            for window, z in s.z.items():
+                zscore.add_metric([s.instrument, s.pair, window], z)
+        yield from (usd, bps, zscore)
+
+    def _routes(self, observed: Observation) -> Iterator[Metric]:
+        is_open = GaugeMetricFamily(
+            "arbstream_arb_open",
+            "1 while the route's arbitrage is open.",
+            labels=["instrument", "route"],
+        )
+        net = GaugeMetricFamily(
+            "arbstream_arb_net_usd",
+            "Net USD/oz of the route now: sell bid - buy ask - costs (fresh legs only).",
+            labels=["instrument", "route"],
+        )
+        open_s = GaugeMetricFamily(
+            "arbstream_arb_open_seconds",
+            "How long the route's arbitrage has been open, on the instrument clock.",
+            labels=["instrument", "route"],
+        )
+        for r in observed.routes:
+            labels = [r.instrument, r.route]
+            is_open.add_metric(labels, 1.0 if r.open else 0.0)
+            open_s.add_metric(labels, r.open_ms / 1000.0)
+            if r.net is not None:
+                net.add_metric(labels, r.net)
+        yield from (is_open, net, open_s)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _bound(b: float) -> str:
+    return repr(float(b))
