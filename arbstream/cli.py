@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import click
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,7 +25,7 @@ from rich.progress import (
 from agents.produce import produce_lines
 from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from agents.topics import ensure_topics
-from agents.worker import WorkerSettings, run_worker
+from agents.worker import WorkerSettings, prepare, run_worker
 from arbstream import __version__
 from arbstream.demo import DemoSettings, child_env, run_demo
 from arbstream.replay import replay as run_replay
@@ -127,6 +128,28 @@ def produce(file_path: str, config_path: str) -> None:
         f"to {config.topic_prefix}.ticks",
         err=True,
     )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+def topics(config_path: str) -> None:
+    """Create the config's topics (ticks, fx, spreads, signals, dlq and the workers' state)
+    where missing, print each with its partition count, and exit. Workers do this too when
+    they start; a deployment runs it once first. Broker from ARBSTREAM_BROKER."""
+    config = _load_config_or_exit(config_path)
+    try:
+        bootstrap = broker_bootstrap()
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    try:
+        counts = asyncio.run(prepare(config, bootstrap))
+    except ArbstreamError as exc:
+        _exit(exc, 1)
+    except KafkaError as exc:
+        click.echo(f"arbstream: topics: Kafka at {bootstrap}: {exc}", err=True)
+        sys.exit(1)
+    for name, partitions in sorted(counts.items()):
+        click.echo(f"{name}\t{partitions}")
 
 
 @main.command()
