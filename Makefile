@@ -10,7 +10,7 @@ SCENARIO := $(SHARED)/scenarios/dislocation-2026-01-30
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
-.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch bench lock clean
+.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -33,7 +33,7 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy (strict on streams/)
 	$(BIN)/mypy
 
-test: lint typecheck ## lint, type-check, then pytest against a real Kafka broker
+test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus)
 	ARBSTREAM_SHARED=$(SHARED) scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
@@ -44,6 +44,9 @@ replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show i
 	$(BIN)/arbstream replay $(SCENARIO)/ticks.jsonl --config $(SCENARIO)/config.toml \
 		--output out/dislocation.jsonl
 	$(BIN)/python -m arbstream.show out/dislocation.jsonl
+
+prometheus-tools: ## unpack Debian's prometheus and promtool into .tools/ (for the tests; starts no service)
+	scripts/install-prometheus.sh
 
 kafka-fetch: ## download the pinned Kafka release's jars from Maven Central (cached)
 	deploy/kafka/kafka.sh fetch

@@ -1,0 +1,64 @@
+"""The metric names of the metrics contract (README, "Metrics"), as exposed on /metrics.
+
+Counters carry their ``_total`` suffix as in the exposition; histograms are listed by their
+base name (the exposition adds ``_bucket``, ``_sum`` and ``_count``). The default
+``process_*`` / ``python_*`` collectors are not listed. Every ``arbstream_*`` name that
+``deploy/prometheus/alerts.yml`` (or a dashboard) uses must be in one of these sets, and the
+processes must export every name here.
+"""
+
+from __future__ import annotations
+
+#: Worker: /metrics on ARBSTREAM_WEB_PORT (default 6066), Prometheus job "arbstream-worker".
+WORKER_METRICS: frozenset[str] = frozenset(
+    {
+        "arbstream_ticks_total",
+        "arbstream_fx_total",
+        "arbstream_rejected_total",
+        "arbstream_quote_age_seconds",
+        "arbstream_venue_stale_seconds",
+        "arbstream_spread_usd",
+        "arbstream_spread_bps",
+        "arbstream_spread_zscore",
+        "arbstream_arb_open",
+        "arbstream_arb_net_usd",
+        "arbstream_arb_open_seconds",
+        "arbstream_signals_total",
+        "arbstream_processing_latency_seconds",
+        "arbstream_consumer_lag",
+        "arbstream_batch_records",
+        "arbstream_batch_commit_seconds",
+        "arbstream_worker_ready",
+        "arbstream_assigned_partitions",
+    }
+)
+
+#: Feeds: /metrics on ARBSTREAM_FEED_METRICS_PORT (default 9464), job "arbstream-feeds".
+FEED_METRICS: frozenset[str] = frozenset(
+    {
+        "arbstream_feed_connected",
+        "arbstream_feed_frames_total",
+        "arbstream_feed_records_total",
+        "arbstream_feed_bad_frames_total",
+        "arbstream_feed_duplicates_total",
+        "arbstream_feed_reconnects_total",
+        "arbstream_feed_seq_gaps_total",
+        "arbstream_feed_last_frame_age_seconds",
+        "arbstream_feed_kafka_connected",
+        "arbstream_feed_kafka_sent_total",
+        "arbstream_feed_kafka_send_errors_total",
+        "arbstream_feed_kafka_dropped_total",
+        "arbstream_feed_buffer_records",
+        "arbstream_feed_buffer_capacity",
+        "arbstream_feeds_ready",
+    }
+)
+
+#: The histograms among them (exposed as ``<name>_bucket``, ``<name>_sum``, ``<name>_count``).
+HISTOGRAMS: frozenset[str] = frozenset(
+    {
+        "arbstream_processing_latency_seconds",
+        "arbstream_batch_records",
+        "arbstream_batch_commit_seconds",
+    }
+)
