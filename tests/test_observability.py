@@ -1,0 +1,288 @@
+"""The operators' surface, with the real tools: ``arbstream simulate`` -> ``arbstream feed``
+-> Kafka -> ``arbstream worker``, scraped by a real Prometheus that loads the shipped
+alert rules; every dashboard query and every alert expression goes through its HTTP API.
+
+Junk arrives as it would in production, to prove the label sets stay bounded: a Binance
+venue sending symbols the config does not map, a bridge sending instruments the metrics
+config does not list, and quotes from unknown venues written straight to the ticks topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from deploy.grafana_queries import dashboard_queries, template_queries
+from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
+from deploy.prom_server import PrometheusServer, alert_exprs
+from kafka_helpers import free_port, produce, scaled
+from pipeline import Worker
+from shared_paths import REPO, SCENARIOS
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+from agents.topics import Topics
+from streams.config import load_config
+
+SCENARIO = SCENARIOS / "dislocation-2026-01-30"
+DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
+ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "arbstream.json"
+JUNK_INSTRUMENTS = 40
+JUNK_VENUES = 60
+
+JUNK_FEEDS = """
+[feeds.junkbin]
+protocol = "binance"
+url = "ws://127.0.0.1:{junk}/junkbin"
+venue = "LBMA"
+symbols = {{ XAGUSD = "XAG" }}
+
+[feeds.junkbridge]
+protocol = "native"
+url = "ws://127.0.0.1:{junk}/junkbridge"
+venue = "COMEX"
+"""
+
+PROMETHEUS = """
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: arbstream-worker
+    static_configs: [{{targets: ["127.0.0.1:{worker}"]}}]
+  - job_name: arbstream-feeds
+    static_configs: [{{targets: ["127.0.0.1:{feeds}"]}}]
+"""
+
+
+def _quote(venue: str, instrument: str, ts: int) -> dict[str, object]:
+    return {"type": "quote", "venue": venue, "instrument": instrument, "bid": 1.0, "ask": 1.1,
+            "ts": ts}  # fmt: skip
+
+
+class JunkVenue:
+    """A WebSocket server sending what the config does not know: Binance frames of
+    unmapped symbols (``/junkbin``) and bridge quotes of unlisted instruments."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._server: Server = serve(self._handle, "127.0.0.1", port)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> JunkVenue:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(10)
+
+    def _handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request is not None else ""
+        seq = itertools.count(1)
+        try:
+            if path == "/junkbin":
+                ws.recv(timeout=10)  # SUBSCRIBE
+                ws.send('{"result":null,"id":1}')
+            while True:
+                n = next(seq)
+                now = int(time.time() * 1000)
+                if path == "/junkbin":
+                    frame = {"e": "bookTicker", "u": n, "E": now, "T": now, "s": f"J{n}USDT",
+                             "b": "1.0", "B": "1", "a": "1.1", "A": "1"}  # fmt: skip
+                else:
+                    frame = _quote("COMEX", f"J{n % JUNK_INSTRUMENTS}", now)
+                ws.send(orjson.dumps(frame).decode())
+                time.sleep(0.02)
+        except (ConnectionClosed, TimeoutError, OSError):
+            return
+
+
+@dataclass
+class Stack:
+    prometheus: PrometheusServer
+    worker_port: int
+    feeds_port: int
+    prefix: str
+    logs: Path
+
+    def values(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        result = self.prometheus.query(expr)["data"]["result"]
+        return [(r["metric"], float(r["value"][1])) for r in result]
+
+
+def _cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "arbstream.cli", *args],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _configs(tmp: Path, prefix: str, junk_port: int) -> tuple[Path, Path]:
+    """The demo config on free ports and a fresh prefix, for the simulator; the same plus
+    the junk feeds for the feeds and the worker (feeds do not enter the fingerprint)."""
+    text = DEMO_CONFIG.read_text().replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
+    for port in sorted(set(re.findall(r"127\.0\.0\.1:(\d+)/", text))):
+        text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
+    text = text.replace("[producer]", "[kafka]\npartitions = 4\n\n[producer]")
+    simulator, feeds = tmp / "simulator.toml", tmp / "feeds.toml"
+    simulator.write_text(text)
+    feeds.write_text(text + JUNK_FEEDS.format(junk=junk_port))
+    return simulator, feeds
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("observability")
+    prefix = f"obs-{uuid.uuid4().hex[:8]}"
+    junk_port, feeds_port = free_port(), free_port()
+    simulator_config, feeds_config = _configs(tmp, prefix, junk_port)
+    env = {
+        **os.environ,
+        "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
+        "ARBSTREAM_FEED_METRICS_PORT": str(feeds_port),
+        "MASSIVE_API_KEY": "test-key",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    worker = Worker(feeds_config, kafka_bootstrap, tmp / "worker.log")
+    worker_port = worker.web_port
+    prometheus = PrometheusServer(
+        PROMETHEUS.format(worker=worker_port, feeds=feeds_port),
+        files={"alerts.yml": ALERTS.read_text()},
+    )
+    try:
+        with JunkVenue(junk_port), prometheus:
+            worker.wait_ready()
+            procs.append(_cli(["feed", "--config", str(feeds_config)], env, tmp / "feeds.log"))
+            simulate = ["simulate", "--config", str(simulator_config), "--loop", "--speed", "20"]
+            simulate += ["--scenario", str(SCENARIO / "ticks.jsonl")]
+            procs.append(_cli(simulate, env, tmp / "simulator.log"))
+            unknown_venues = [
+                (b"XAG", orjson.dumps(_quote(f"NOWHERE{i}", "XAG", 1)), None)
+                for i in range(JUNK_VENUES)
+            ]
+            asyncio.run(produce(kafka_bootstrap, Topics(prefix).ticks, unknown_venues))
+            stack = Stack(prometheus, worker_port, feeds_port, prefix, tmp)
+            # Enough history for rate() over 1m windows, and arbitrage opened meanwhile.
+            deadline = time.monotonic() + scaled(90)
+            while time.monotonic() < deadline:
+                opens = stack.values('arbstream_signals_total{kind="arb",event="open"}')
+                if opens and opens[0][1] > 0 and _history_s(stack) >= 20:
+                    break
+                time.sleep(1)
+            yield stack
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            proc.wait(scaled(30))
+        worker.stop()
+
+
+def _history_s(stack: Stack) -> float:
+    samples = stack.values("count_over_time(arbstream_worker_ready[5m])")
+    return samples[0][1] if samples else 0.0
+
+
+def test_both_processes_are_scraped_and_healthy(stack: Stack) -> None:
+    up = {m["job"]: v for m, v in stack.values("up")}
+    assert up == {"arbstream-worker": 1.0, "arbstream-feeds": 1.0}
+    for port in (stack.worker_port, stack.feeds_port):
+        assert _http_status(f"http://127.0.0.1:{port}/healthz") == 200
+    assert _http_status(f"http://127.0.0.1:{stack.worker_port}/readyz") == 200
+    assert _http_status(f"http://127.0.0.1:{stack.feeds_port}/readyz") == 200
+    assert [v for _, v in stack.values("arbstream_worker_ready")] == [1.0]
+    assert [v for _, v in stack.values("arbstream_feeds_ready")] == [1.0]
+
+
+def test_every_contract_metric_is_exported(stack: Stack) -> None:
+    for job, names in (("arbstream-worker", WORKER_METRICS), ("arbstream-feeds", FEED_METRICS)):
+        exported = {
+            m["__name__"] for m, _ in stack.values(f'count by (__name__) ({{job="{job}"}})')
+        }
+        want = {f"{n}_count" if n in HISTOGRAMS else n for n in names}
+        assert want <= exported, f"{job} lacks {sorted(want - exported)}"
+    assert stack.values("arbstream_arb_open == 1"), "an arbitrage is open in the scenario"
+
+
+def test_label_values_stay_bounded_under_junk(stack: Stack) -> None:
+    config = load_config(stack.logs / "feeds.toml")
+    junk = stack.values('arbstream_feed_bad_frames_total{feed="junkbin"}')
+    assert junk and junk[0][1] > 10, "the unmapped Binance symbols arrived as bad frames"
+    unknown = stack.values('arbstream_rejected_total{reason="unknown_venue"}')
+    assert unknown[0][1] >= JUNK_VENUES
+    other = stack.values('arbstream_ticks_total{instrument="other"}')
+    assert other and other[0][1] > 0, "the bridge's unlisted instruments were counted"
+
+    def label_values(label: str) -> set[str]:
+        return {m[label] for m, _ in stack.values(f'group by ({label}) ({{{label}!=""}})')}
+
+    assert label_values("venue") == set(config.venue_names)
+    assert label_values("instrument") == {"XAG", "other"}
+    assert label_values("feed") == set(config.feeds)
+    venues = config.venue_names
+    assert label_values("pair") <= {f"{a}|{b}" for a in venues for b in venues} | {"USDCNY"}
+    assert label_values("route") <= {f"{r.buy}>{r.sell}" for r in config.routes}
+    series = stack.values('count({__name__=~"arbstream_.+"})')[0][1]
+    assert series < 400, f"{series} arbstream series"
+
+
+def test_every_dashboard_query_returns_series(stack: Stack) -> None:
+    queries = dashboard_queries(DASHBOARD) + template_queries(DASHBOARD)
+    assert len(queries) >= 20
+    empty = []
+    deadline = time.monotonic() + scaled(30)
+    pending = list(queries)
+    while pending:  # a query on an event (an open arbitrage) may need a moment
+        pending = [(t, q) for t, q in pending if not stack.values(q)]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    empty = [f"{title}: {expr}" for title, expr in pending]
+    assert not empty, "queries without series:\n" + "\n".join(empty)
+
+
+def test_every_alert_expression_evaluates(stack: Stack) -> None:
+    for _, expr in alert_exprs(ALERTS):
+        stack.prometheus.query(expr)  # raises with Prometheus's error on a bad expression
+    deadline = time.monotonic() + scaled(10)
+    while True:
+        rules = [r for g in stack.prometheus.rules() for r in g["rules"]]
+        if all(r.get("lastEvaluation", "").startswith("20") for r in rules) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.5)
+    names = {r["name"] for r in rules}
+    assert {name for name, _ in alert_exprs(ALERTS)} == names
+    unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not unhealthy, unhealthy
+    firing = {r["name"] for r in rules if r["state"] == "firing"}
+    assert "ArbstreamFeedDown" not in firing
+    assert "ArbstreamWorkerNotReady" not in firing
