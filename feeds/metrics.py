@@ -55,13 +55,19 @@ class FeedMetrics(Collector):
             "Wall-clock seconds since the feed's last frame (since start if none yet).",
             labels=["feed"],
         )
+        idle = GaugeMetricFamily(
+            "arbstream_feed_idle_timeout_seconds",
+            "The feed's idle_timeout_s: silent this long, it reconnects.",
+            labels=["feed"],
+        )
         now = time.time()
-        for name, stats in feeds:
-            connected.add_metric([name], 1.0 if stats.connected else 0.0)
+        for c in self._connections:
+            stats = c.stats
+            connected.add_metric([c.name], 1.0 if stats.connected else 0.0)
             last = stats.last_frame_at if stats.last_frame_at is not None else self._started
-            age.add_metric([name], max(0.0, now - last))
-        yield connected
-        yield age
+            age.add_metric([c.name], max(0.0, now - last))
+            idle.add_metric([c.name], c.settings.idle_timeout_s)
+        yield from (connected, age, idle)
         for metric, documentation, attribute in _FEED_COUNTERS:
             family = CounterMetricFamily(metric, documentation, labels=["feed"])
             for name, stats in feeds:

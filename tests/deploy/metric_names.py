@@ -44,6 +44,7 @@ FEED_METRICS: frozenset[str] = frozenset(
         "arbstream_feed_reconnects_total",
         "arbstream_feed_seq_gaps_total",
         "arbstream_feed_last_frame_age_seconds",
+        "arbstream_feed_idle_timeout_seconds",
         "arbstream_feed_kafka_connected",
         "arbstream_feed_kafka_sent_total",
         "arbstream_feed_kafka_send_errors_total",
