@@ -14,17 +14,11 @@ venues the config does not know never get this far (the engine rejects them as
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
-    Histogram,
-)
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -33,10 +27,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from agents.health import process_registry
 from streams.config import Config
 from streams.counters import EngineCounters
 from streams.engine import Engine
 from streams.observe import Observation, QuoteView, observe
+from streams.signals import SIGNAL_EVENTS
 from streams.validation import REASONS
 
 #: Seconds from a tick's Kafka timestamp to the commit of its outputs: 0.5 ms to 10 s.
@@ -47,9 +43,6 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 #: Seconds to flush and commit one transaction.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-SIGNAL_KINDS = (("arb", "open"), ("arb", "update"), ("arb", "close"), ("wide", "open"),
-                ("wide", "close"))  # fmt: skip
-OTHER = "other"
 
 
 class LatencyHistogram:
@@ -76,8 +69,10 @@ class LatencyHistogram:
         for i, bound in enumerate(self._bounds_ms):
             self.cumulative[i] += n - bisect_left(ts, now_ms - bound)
         self.count += n
-        # A producer clock ahead of ours gives negative latencies: count them as 0.
-        self.sum_s += max(0.0, (now_ms * n - sum(ts)) / 1000.0)
+        # A producer clock ahead of ours gives negative latencies: they count as 0 (in
+        # the lowest bucket above, and nothing in the sum).
+        past = bisect_right(ts, now_ms)
+        self.sum_s += (now_ms * past - sum(ts[:past])) / 1000.0
 
     def family(self, name: str, documentation: str) -> HistogramMetricFamily:
         buckets = [(_bound(b), c) for b, c in zip(self.bounds_s, self.cumulative, strict=True)]
@@ -86,13 +81,19 @@ class LatencyHistogram:
 
 
 class BatchMetrics:
-    """What each committed transaction reports (agents/partition.py calls ``committed``)."""
+    """What each committed transaction reports (agents/partition.py calls ``committed``):
+    its size, commit time and latencies, and the engine's counts of the work it committed.
+    """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, config: Config, registry: CollectorRegistry) -> None:
         self.latency = LatencyHistogram(LATENCY_BUCKETS)
+        #: Counts of committed work, keyed by label values (streams/counters.py).
+        self.totals = EngineCounters()
+        self._instruments = config.metric_instruments
+        self._fx_pairs = config.fx_pairs
         self._records = Histogram(
             "arbstream_batch_records",
-            "Ticks per transaction.",
+            "Records (quotes, fx and rejected) per transaction.",
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
@@ -103,10 +104,15 @@ class BatchMetrics:
             registry=registry,
         )
 
-    def committed(self, records: int, commit_s: float, timestamps_ms: Sequence[float]) -> None:
+    def committed(
+        self, records: int, commit_s: float, timestamps_ms: Sequence[float], engine: Engine
+    ) -> None:
+        """A transaction committed: only now do the engine's counts of it become totals (a
+        batch that aborts is redone by a rebuilt engine and counted then, once)."""
         self._records.observe(records)
         self._commit.observe(commit_s)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
+        engine.counters.drain_into(self.totals, self._instruments, self._fx_pairs)
 
 
 @dataclass(frozen=True)
@@ -116,22 +122,19 @@ class WorkerView:
     ready: Callable[[], bool]
     engines: Callable[[], Iterable[Engine]]
     lag: Callable[[], Mapping[int, int]]  # ticks partition -> records behind
+    partitions: int  # of the ticks topic
 
 
 class WorkerMetrics(Collector):
     """The registry of one worker process: its own metrics and the process collectors."""
 
-    def __init__(self, config: Config, counters: EngineCounters, ticks_topic: str) -> None:
+    def __init__(self, config: Config, ticks_topic: str, view: WorkerView) -> None:
         self.config = config
-        self.counters = counters
         self.ticks_topic = ticks_topic
-        self.registry = CollectorRegistry(auto_describe=True)
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self.registry.register(collector)
-        self.batches = BatchMetrics(self.registry)
-        self.view: WorkerView | None = None
+        self.view = view
         self._instruments = sorted(config.metric_instruments)
-        self.registry.register(self)
+        self.registry = process_registry(self)
+        self.batches = BatchMetrics(config, self.registry)
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are only known at collect time; skip the registry's dry run
@@ -151,12 +154,13 @@ class WorkerMetrics(Collector):
             stale.add_metric([venue], self.config.stale_ms[venue] / 1000.0)
         yield stale
         view = self.view
-        if view is None:
-            return
-        ready = view.ready()
-        yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(ready))
+        yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(view.ready()))
         lag = view.lag()
-        yield _gauge("arbstream_assigned_partitions", "Ticks partitions owned.", float(len(lag)))
+        engines = list(view.engines())
+        yield _gauge("arbstream_assigned_partitions", "Ticks partitions owned.", len(engines))
+        yield _gauge(
+            "arbstream_ticks_partitions", "Partitions of the ticks topic.", view.partitions
+        )
         lag_family = GaugeMetricFamily(
             "arbstream_consumer_lag",
             "Records in an assigned ticks partition after the committed position.",
@@ -166,8 +170,8 @@ class WorkerMetrics(Collector):
             lag_family.add_metric([self.ticks_topic, str(partition)], float(behind))
         yield lag_family
         observed = Observation()
-        for engine in view.engines():
-            part = observe(engine, self.config.metric_instruments)
+        for engine in engines:
+            part = observe(engine, self._instruments)
             observed.quotes += part.quotes
             observed.spreads += part.spreads
             observed.routes += part.routes
@@ -178,15 +182,11 @@ class WorkerMetrics(Collector):
     # -- families -------------------------------------------------------------------------
 
     def _counters(self) -> Iterator[Metric]:
-        known = self.config.metric_instruments
-        ticks: dict[tuple[str, str], int] = {
-            (venue, instrument): 0
-            for venue in self.config.venue_names
-            for instrument in self._instruments
-        }
-        for (venue, instrument), n in self.counters.quotes.items():
-            key = (venue, instrument if instrument in known else OTHER)
-            ticks[key] = ticks.get(key, 0) + n
+        totals = self.batches.totals
+        ticks = dict.fromkeys(
+            ((v, i) for v in self.config.venue_names for i in self._instruments), 0
+        )
+        ticks.update(totals.quotes)  # already keyed by label values
         family = CounterMetricFamily(
             "arbstream_ticks", "Accepted quotes.", labels=["venue", "instrument"]
         )
@@ -194,10 +194,8 @@ class WorkerMetrics(Collector):
             family.add_metric(list(labels), n)
         yield family
 
-        fx: dict[str, int] = dict.fromkeys(sorted(self.config.fx_pairs), 0)
-        for pair, n in self.counters.fx.items():
-            label = pair if pair in self.config.fx_pairs else OTHER
-            fx[label] = fx.get(label, 0) + n
+        fx = dict.fromkeys(sorted(self.config.fx_pairs), 0)
+        fx.update(totals.fx)
         family = CounterMetricFamily(
             "arbstream_fx",
             "FX records applied; every ticks partition carries every FX record, so each "
@@ -212,14 +210,14 @@ class WorkerMetrics(Collector):
             "arbstream_rejected", "Records sent to the dlq.", labels=["reason"]
         )
         for reason in REASONS:
-            family.add_metric([reason], self.counters.rejected.get(reason, 0))
+            family.add_metric([reason], totals.rejected.get(reason, 0))
         yield family
 
         family = CounterMetricFamily(
             "arbstream_signals", "Signal records published.", labels=["kind", "event"]
         )
-        for kind_event in SIGNAL_KINDS:
-            family.add_metric(list(kind_event), self.counters.signals.get(kind_event, 0))
+        for kind_event in SIGNAL_EVENTS:
+            family.add_metric(list(kind_event), totals.signals.get(kind_event, 0))
         yield family
 
     def _quote_ages(self, quotes: list[QuoteView]) -> Iterator[Metric]:
@@ -289,7 +287,7 @@ class WorkerMetrics(Collector):
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=value)
+    return GaugeMetricFamily(name, documentation, value=float(value))
 
 
 def _bound(b: float) -> str:

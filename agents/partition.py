@@ -236,7 +236,7 @@ class PartitionProcessor:
         commit_s = time.perf_counter() - t1
         self.stats.add(next_offset - start, t1 - t0, commit_s)
         self._metrics.committed(
-            next_offset - start, commit_s, [m.timestamp for m in messages[skip:]]
+            next_offset - start, commit_s, [m.timestamp for m in messages[skip:]], self.engine
         )
         self.next_offset = next_offset
         return next_offset - start

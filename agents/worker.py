@@ -60,7 +60,6 @@ from agents.topics import (
     partition_counts,
 )
 from streams.config import Config
-from streams.counters import EngineCounters
 from streams.engine import Engine, Source
 
 log = logging.getLogger(__name__)
@@ -113,14 +112,21 @@ class Worker:
         self._taken = asyncio.Event()  # a partition task emptied its inbox
         self._next_report = time.monotonic() + STATS_INTERVAL_S
         self._reader = StateReader(settings.bootstrap, self.topics.state)
-        # Shared by every engine this worker builds, so totals survive rebalances.
-        self.counters = EngineCounters()
-        self.metrics = WorkerMetrics(config, self.counters, self.topics.ticks)
-        self.metrics.view = WorkerView(
-            ready=lambda: self.ready,
-            engines=lambda: [p.engine for p in self.processors.values()],
-            lag=self.lag,
+        self.metrics = WorkerMetrics(
+            config,
+            self.topics.ticks,
+            WorkerView(
+                ready=lambda: self.ready,
+                engines=lambda: [p.engine for p in self.processors.values()],
+                lag=self.lag,
+                partitions=counts[self.topics.ticks],
+            ),
         )
+        if not config.metric_instruments:
+            log.warning(
+                "metrics: no instrument is listed ([metrics] instruments, feed symbols, "
+                'venue units): every instrument is counted as "other", without gauges'
+            )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             group_id=self.group_id,
@@ -144,8 +150,12 @@ class Worker:
         watermark is the end a read_committed consumer sees)."""
         out = {}
         for p, processor in self.processors.items():
-            end = self._consumer.highwater(processor.tp)
-            out[p] = max(0, end - processor.next_offset) if end is not None else 0
+            try:
+                end = self._consumer.highwater(processor.tp)
+            except AssertionError:  # aiokafka: not assigned (a rebalance is under way)
+                continue
+            if end is not None:  # None until the first fetch: unknown, not 0
+                out[p] = max(0, end - processor.next_offset)
         return out
 
     # -- lifecycle --------------------------------------------------------------------
@@ -298,7 +308,7 @@ class Worker:
             for p in partitions:
                 state = recovered[p]
                 tp = TopicPartition(self.topics.ticks, p)
-                engine = Engine(self.config, _source_of(self.topics.ticks, p), self.counters)
+                engine = Engine(self.config, _source_of(self.topics.ticks, p))
                 engine.load(state.entries)
                 next_offset = state.next_offset
                 if next_offset is None:
@@ -371,9 +381,12 @@ async def _stop_producer(producer: AIOKafkaProducer) -> None:
 
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
     """Create missing topics (the state topic too); return every topic's partition count."""
-    topics = await ensure_topics(bootstrap, config)
-    counts = await partition_counts(bootstrap, list(topics.all()))
-    counts[topics.state] = await ensure_state_topic(bootstrap, config, counts[topics.ticks])
+    try:
+        topics = await ensure_topics(bootstrap, config)
+        counts = await partition_counts(bootstrap, list(topics.all()))
+        counts[topics.state] = await ensure_state_topic(bootstrap, config, counts[topics.ticks])
+    except KafkaError as exc:
+        raise AgentError(f"Kafka at {bootstrap}: {exc}") from exc
     return counts
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import click
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -145,9 +144,6 @@ def topics(config_path: str) -> None:
         counts = asyncio.run(prepare(config, bootstrap))
     except ArbstreamError as exc:
         _exit(exc, 1)
-    except KafkaError as exc:
-        click.echo(f"arbstream: topics: Kafka at {bootstrap}: {exc}", err=True)
-        sys.exit(1)
     for name, partitions in sorted(counts.items()):
         click.echo(f"{name}\t{partitions}")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from feeds.connection import FeedConnection, FeedStats
+from agents.health import process_registry
+from feeds.connection import FeedConnection
 from feeds.sink import KafkaSink
 
 #: (metric, help, FeedStats attribute) of the per-feed counters.
@@ -25,7 +25,8 @@ _FEED_COUNTERS = (
      "bad_frames"),
     ("arbstream_feed_duplicates", "Duplicate records dropped (replays after a reconnect).",
      "duplicates"),
-    ("arbstream_feed_reconnects", "Reconnections after the first connect.", "reconnects"),
+    ("arbstream_feed_reconnects", "Connection attempts after the first, failed ones too.",
+     "reconnects"),
     ("arbstream_feed_seq_gaps", "Sequence gaps (protocols with sequence numbers).", "seq_gaps"),
 )  # fmt: skip
 
@@ -37,18 +38,14 @@ class FeedMetrics(Collector):
         self._connections = connections
         self._sink = sink
         self._started = time.time()
-        self.registry = CollectorRegistry()
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self.registry.register(collector)
-        self.registry.register(self)
+        self.registry = process_registry(self)
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        feeds: list[tuple[str, FeedStats]] = [(c.name, c.stats) for c in self._connections]
         connected = GaugeMetricFamily(
-            "arbstream_feed_connected", "1 while the feed is connected.", labels=["feed"]
+            "arbstream_feed_connected", "1 while the feed's WebSocket is open.", labels=["feed"]
         )
         age = GaugeMetricFamily(
             "arbstream_feed_last_frame_age_seconds",
@@ -70,10 +67,10 @@ class FeedMetrics(Collector):
         yield from (connected, age, idle)
         for metric, documentation, attribute in _FEED_COUNTERS:
             family = CounterMetricFamily(metric, documentation, labels=["feed"])
-            for name, stats in feeds:
-                family.add_metric([name], getattr(stats, attribute))
+            for c in self._connections:
+                family.add_metric([c.name], getattr(c.stats, attribute))
             yield family
-        ready = all(stats.connected for _, stats in feeds)
+        ready = all(c.stats.connected for c in self._connections)
         yield GaugeMetricFamily(
             "arbstream_feeds_ready", "1 while every feed is connected.", value=float(ready)
         )

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from streams.counters import OTHER
 from streams.errors import ConfigError
 from streams.feed_config import QUOTE_PROTOCOLS, FeedSettings, ProducerSettings, feed_problems
 
@@ -227,8 +228,8 @@ def _check_relations(model: ConfigModel, source: str) -> None:
         if (route.buy, route.sell) in seen:
             problems.append(f"  routes[{i}]: duplicate route {route.buy}>{route.sell}")
         seen.add((route.buy, route.sell))
-    if model.metrics.instruments is not None and "other" in model.metrics.instruments:
-        problems.append('  metrics.instruments: "other" is the label of unlisted instruments')
+    if model.metrics.instruments is not None and OTHER in model.metrics.instruments:
+        problems.append(f'  metrics.instruments: "{OTHER}" is the label of unlisted instruments')
     for name, venue in model.venues.items():
         if not name or "|" in name or ">" in name:
             problems.append(f"  venues.{name}: a venue name must be non-empty without '|' or '>'")

@@ -1,16 +1,24 @@
 """What an engine has counted: accepted quotes and FX, rejections, signals.
 
 The worker exports these as Prometheus counters. They live outside the engine's state
-(they are not restored from the changelog) and can be shared by several engines, so a
-worker's totals survive the engine rebuilds of a rebalance. Keys are raw input values;
-bounding label sets is the exporter's job (agents/metrics.py).
+(they are not restored from the changelog). A worker drains an engine's counts into its
+totals after each committed transaction (``drain_into``), so work that is aborted and
+redone is counted once, and the totals are keyed by label values: an instrument or FX
+pair the config does not list is folded into ``OTHER`` there, so junk on the ticks topic
+grows neither the label sets nor the totals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
+from typing import Final
+
+#: The label value of every instrument (and FX pair) the config does not list.
+OTHER: Final = "other"
+
 
 class EngineCounters:
-    """Running totals; the engine adds to them as it processes records."""
+    """Running counts; the engine adds to them as it processes records."""
 
     __slots__ = ("fx", "quotes", "rejected", "signals")
 
@@ -19,3 +27,20 @@ class EngineCounters:
         self.fx: dict[str, int] = {}  # pair -> accepted
         self.rejected: dict[str, int] = {}  # reason -> records sent to the dlq
         self.signals: dict[tuple[str, str], int] = {}  # (kind, event) -> published
+
+    def drain_into(
+        self, totals: EngineCounters, instruments: Container[str], fx_pairs: Container[str]
+    ) -> None:
+        """Add these counts to ``totals`` (instruments and pairs not listed become
+        ``OTHER``) and start again from zero."""
+        for (venue, instrument), n in self.quotes.items():
+            key = (venue, instrument if instrument in instruments else OTHER)
+            totals.quotes[key] = totals.quotes.get(key, 0) + n
+        for pair, n in self.fx.items():
+            label = pair if pair in fx_pairs else OTHER
+            totals.fx[label] = totals.fx.get(label, 0) + n
+        for reason, n in self.rejected.items():
+            totals.rejected[reason] = totals.rejected.get(reason, 0) + n
+        for signal, n in self.signals.items():
+            totals.signals[signal] = totals.signals.get(signal, 0) + n
+        self.quotes, self.fx, self.rejected, self.signals = {}, {}, {}, {}

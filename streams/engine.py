@@ -43,14 +43,9 @@ _USD: Final = (1.0, 0)  # the FX "book" of USD venues: rate 1, never stale
 class Engine:
     """Validate, normalise and evaluate input records; see contracts.md §3-§5."""
 
-    def __init__(
-        self,
-        config: Config,
-        source_of: Callable[[int], Source] = line_source,
-        counters: EngineCounters | None = None,
-    ) -> None:
+    def __init__(self, config: Config, source_of: Callable[[int], Source] = line_source) -> None:
         self.config = config
-        self.counters = counters if counters is not None else EngineCounters()
+        self.counters = EngineCounters()
         # Builds a rejected record's ``source`` from the input's position (line number,
         # or Kafka offset), so accepted inputs cost no per-record allocation for it.
         self.source_of = source_of

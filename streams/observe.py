@@ -10,7 +10,7 @@ in place.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.engine import Engine
@@ -51,11 +51,13 @@ class Observation:
     routes: list[RouteView] = field(default_factory=list)
 
 
-def observe(engine: Engine, instruments: Container[str]) -> Observation:
+def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
     """The view of ``instruments`` (others are skipped) as the engine stands."""
     out = Observation()
-    for name, st in engine.instruments.items():
-        if name not in instruments:
+    known = engine.instruments
+    for name in instruments:  # not every instrument ever seen: junk may be many
+        st = known.get(name)
+        if st is None:
             continue
         t = st.clock
         for venue, q in st.quotes.items():

@@ -10,6 +10,15 @@ from typing import Any, Final
 
 from streams.config import ArbSettings, Route, WideSettings
 
+#: Every (kind, event) a signal record can have.
+SIGNAL_EVENTS: Final = (
+    ("arb", "open"),
+    ("arb", "update"),
+    ("arb", "close"),
+    ("wide", "open"),
+    ("wide", "close"),
+)
+
 IDLE: Final = 0
 PENDING: Final = 1
 OPEN: Final = 2

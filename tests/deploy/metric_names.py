@@ -30,6 +30,7 @@ WORKER_METRICS: frozenset[str] = frozenset(
         "arbstream_batch_commit_seconds",
         "arbstream_worker_ready",
         "arbstream_assigned_partitions",
+        "arbstream_ticks_partitions",
     }
 )
 

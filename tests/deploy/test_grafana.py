@@ -25,6 +25,7 @@ from deploy.grafana_queries import (
     template_queries,
 )
 from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
+from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
@@ -38,82 +39,8 @@ JOBS = {"arbstream-worker", "arbstream-feeds"}
 GRID_WIDTH = 24
 
 
-# ---- YAML (no YAML library is a declared dependency) ------------------------------------
 def load_yaml(text: str) -> Any:
-    """Block-style YAML as Grafana provisioning files use it: maps, lists, plain scalars.
-
-    ruamel.yaml (pinned in constraints.txt) or PyYAML when installed, else a small reader.
-    """
-    try:
-        from ruamel.yaml import YAML  # noqa: PLC0415 -- optional
-
-        return YAML(typ="safe", pure=True).load(text)
-    except ImportError:
-        pass
-    try:
-        import yaml  # noqa: PLC0415 -- optional
-    except ImportError:
-        return _mini_yaml(text)
-    return yaml.safe_load(text)
-
-
-def _mini_yaml(text: str) -> Any:
-    lines: list[tuple[int, str]] = []
-    for raw in text.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
-        if line.strip():
-            lines.append((len(line) - len(line.lstrip()), line.strip()))
-    if not lines:
-        return None
-    value, end = _yaml_block(lines, 0, lines[0][0])
-    assert end == len(lines), f"unparsed YAML from: {lines[end][1]!r}"
-    return value
-
-
-def _yaml_block(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[Any, int]:
-    if lines[i][1].startswith("-"):
-        items: list[Any] = []
-        while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("-"):
-            body = lines[i][1][1:]
-            content = body.lstrip()
-            if not content:
-                value, i = _yaml_block(lines, i + 1, lines[i + 1][0])
-            elif re.match(r"[\w.-]+:(\s|$)", content):  # "- key: value" opens a mapping
-                lines[i] = (indent + 1 + len(body) - len(content), content)
-                value, i = _yaml_block(lines, i, lines[i][0])
-            else:
-                value, i = _yaml_scalar(content), i + 1
-            items.append(value)
-        return items, i
-    mapping: dict[str, Any] = {}
-    while i < len(lines) and lines[i][0] == indent and not lines[i][1].startswith("-"):
-        key, sep, rest = lines[i][1].partition(":")
-        assert sep, f"not a mapping entry: {lines[i][1]!r}"
-        i += 1
-        if rest.strip():
-            mapping[key.strip()] = _yaml_scalar(rest.strip())
-        elif i < len(lines) and (
-            lines[i][0] > indent or (lines[i][0] == indent and lines[i][1].startswith("-"))
-        ):
-            mapping[key.strip()], i = _yaml_block(lines, i, lines[i][0])
-        else:
-            mapping[key.strip()] = None
-    return mapping, i
-
-
-def _yaml_scalar(text: str) -> Any:
-    if text[:1] in "\"'" and text[-1:] == text[:1]:
-        return text[1:-1]
-    if text.startswith("[") and text.endswith("]"):
-        return [_yaml_scalar(part.strip()) for part in text[1:-1].split(",") if part.strip()]
-    lowered = text.lower()
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    if lowered in {"null", "~"}:
-        return None
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    return text
+    return YAML(typ="safe", pure=True).load(text)
 
 
 # ---- fixtures -----------------------------------------------------------------------
@@ -141,16 +68,6 @@ def _is_row(panel: dict[str, Any]) -> bool:
 
 
 # ---- provisioning -------------------------------------------------------------------
-def test_yaml_subset_reader() -> None:
-    text = "a: 1\nb:\n  - name: x  # c\n    opts:\n      path: /p\n  - y\nc: 'q'\nd: [1, two]\n"
-    assert _mini_yaml(text) == {
-        "a": 1,
-        "b": [{"name": "x", "opts": {"path": "/p"}}, "y"],
-        "c": "q",
-        "d": [1, "two"],
-    }
-
-
 def test_datasource_is_the_compose_prometheus(datasource: dict[str, Any]) -> None:
     assert datasource["uid"] == "prometheus"
     assert datasource["url"] == "http://prometheus:9090"
@@ -321,7 +238,9 @@ def test_ranges_and_variables_are_grafana_friendly(dashboard: dict[str, Any]) ->
 def test_template_variables(dashboard: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert set(variables) == {"instrument", "venue"}
-    assert variables["instrument"]["query"] == "label_values(arbstream_spread_usd, instrument)"
+    assert variables["instrument"]["query"] == (
+        "label_values(arbstream_quote_age_seconds, instrument)"
+    )
     assert variables["venue"]["query"] == "label_values(arbstream_ticks_total, venue)"
     for var in variables.values():
         assert var["type"] == "query"
@@ -329,7 +248,7 @@ def test_template_variables(dashboard: dict[str, Any]) -> None:
         assert var["includeAll"] is True and var["multi"] is True
         assert var["refresh"] in {1, 2}  # on load / on time range change
     assert template_queries(DASHBOARD) == [
-        ("instrument", "arbstream_spread_usd"),
+        ("instrument", "arbstream_quote_age_seconds"),
         ("venue", "arbstream_ticks_total"),
     ]
 
