@@ -36,6 +36,16 @@ from streams.validation import raw_text
 KeyedOutputs = dict[tuple[str, str | None], list[Any]]
 
 
+def arbstream_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``arbstream ARGS...`` as a subprocess, stdout and stderr to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "arbstream.cli", *args],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 class Worker:
     """An ``arbstream worker`` subprocess with its own web port and log file."""
 

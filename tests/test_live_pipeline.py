@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from kafka_helpers import consume, free_port, scaled
-from pipeline import Worker, replay_by_key
+from pipeline import Worker, arbstream_process, replay_by_key
 from shared_paths import REPO, SCENARIOS
 
 from agents.topics import Topics
@@ -76,15 +76,6 @@ def _write_config(tmp_path: Path, prefix: str) -> Path:
     return path
 
 
-def _cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "arbstream.cli", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def _arb_opens(signals: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     return Counter(
         (s["instrument"], s["buy"], s["sell"], s["opened_ts"], s["ts"])
@@ -115,9 +106,11 @@ def test_simulator_to_feeds_to_worker_gives_the_replay_arbitrage_opens(
         "TEST_MASSIVE_KEY": "test-key",
     }
     worker = Worker(config_path, kafka_bootstrap, tmp_path / "worker.log")
-    feeds = _cli(["feed", "--config", str(config_path)], env, tmp_path / "feeds.log")
+    feed = ["feed", "--config", str(config_path)]
+    feeds = arbstream_process(feed, env, tmp_path / "feeds.log")
     simulate = ["simulate", "--config", str(config_path), "--scenario", str(scenario)]
-    simulator = _cli([*simulate, "--speed", str(SPEED)], env, tmp_path / "simulator.log")
+    simulate += ["--speed", str(SPEED)]
+    simulator = arbstream_process(simulate, env, tmp_path / "simulator.log")
     try:
         worker.wait_ready()
         assert simulator.wait(scaled(90)) == 0, (tmp_path / "simulator.log").read_text()

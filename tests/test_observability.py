@@ -14,7 +14,6 @@ import itertools
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,7 +28,7 @@ from deploy.grafana_queries import dashboard_queries, template_queries
 from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
 from deploy.prom_server import PrometheusServer, alert_exprs
 from kafka_helpers import free_port, produce, scaled
-from pipeline import Worker
+from pipeline import Worker, arbstream_process
 from shared_paths import REPO, SCENARIOS
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
@@ -126,15 +125,6 @@ class Stack:
         return [(r["metric"], float(r["value"][1])) for r in result]
 
 
-def _cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "arbstream.cli", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def _configs(tmp: Path, prefix: str, junk_port: int) -> tuple[Path, Path]:
     """The demo config on free ports and a fresh prefix, for the simulator; the same plus
     the junk feeds for the feeds and the worker (feeds do not enter the fingerprint)."""
@@ -178,10 +168,11 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         with JunkVenue(junk_port), prometheus:
             worker.wait_ready()
-            procs.append(_cli(["feed", "--config", str(feeds_config)], env, tmp / "feeds.log"))
+            feed = ["feed", "--config", str(feeds_config)]
+            procs.append(arbstream_process(feed, env, tmp / "feeds.log"))
             simulate = ["simulate", "--config", str(simulator_config), "--loop", "--speed", "20"]
             simulate += ["--scenario", str(SCENARIO / "ticks.jsonl")]
-            procs.append(_cli(simulate, env, tmp / "simulator.log"))
+            procs.append(arbstream_process(simulate, env, tmp / "simulator.log"))
             unknown_venues = [
                 (b"XAG", orjson.dumps(_quote(f"NOWHERE{i}", "XAG", 1)), None)
                 for i in range(JUNK_VENUES)
