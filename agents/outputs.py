@@ -13,13 +13,25 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import DefaultPartitioner
+
+from agents.errors import AgentError
 
 Destination = tuple[str, int]
 
 
 class OutputBatches:
-    """Collects records for one producer; ``flush`` sends them (without awaiting delivery)."""
+    """Collects records for one producer; ``flush`` sends them and awaits their delivery."""
 
     def __init__(
         self,
@@ -33,6 +45,7 @@ class OutputBatches:
         self._partition_of = partition_of
         self._open: dict[Destination, Any] = {}
         self._full: list[tuple[Destination, Any]] = []
+        self._sent: list[tuple[Destination, asyncio.Future[Any]]] = []
 
     def keyed(self, topic: str, key: bytes, value: bytes) -> None:
         """A record placed by its key."""
@@ -56,10 +69,57 @@ class OutputBatches:
             batch = self._open[destination] = self._producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
 
-    async def flush(self) -> list[asyncio.Future[Any]]:
-        """Send every batch; return their delivery futures (commit awaits delivery)."""
+    async def send(self) -> None:
+        """Hand every batch to the producer (``delivered`` waits for the acknowledgements)."""
         batches = self._full + list(self._open.items())
         self._full = []
         self._open = {}
         send = self._producer.send_batch
-        return [await send(batch, topic, partition=p) for (topic, p), batch in batches]
+        for destination, batch in batches:
+            topic, p = destination
+            self._sent.append((destination, await send(batch, topic, partition=p)))
+
+    async def delivered(self) -> None:
+        """Wait until Kafka has acknowledged every batch sent; raise DeliveryError, naming
+        the first destination that failed, when any was refused. A transaction holding
+        these records must then be aborted: aiokafka commits a transaction whose sends
+        failed as if they had not."""
+        sent, self._sent = self._sent, []
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for ((topic, p), _), result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException):
+                raise DeliveryError(topic, p, result) from result
+
+    async def flush(self) -> None:
+        """``send``, then ``delivered``."""
+        await self.send()
+        await self.delivered()
+
+
+#: Errors with which Kafka refuses a record for what it is, not for the state of the
+#: cluster: sending it again gives the same answer.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+    CorruptRecordException,
+)
+
+
+class DeliveryError(AgentError):
+    """Kafka did not acknowledge a record batch sent to ``topic`` partition ``partition``."""
+
+    def __init__(self, topic: str, partition: int, cause: BaseException) -> None:
+        super().__init__(f"{topic}[{partition}]: {type(cause).__name__}: {cause}")
+        self.topic = topic
+        self.partition = partition
+        self.cause = cause
+
+    @property
+    def permanent(self) -> bool:
+        """Sending the same records again cannot succeed."""
+        return isinstance(self.cause, PERMANENT_ERRORS)

@@ -24,7 +24,7 @@ from aiokafka.errors import ProducerFenced
 
 from agents.errors import AgentError
 from agents.metrics import BatchMetrics
-from agents.outputs import OutputBatches
+from agents.outputs import DeliveryError, OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
 from streams.engine import Engine
@@ -40,6 +40,18 @@ OFFSETS_IDLE_S = 0.05
 
 class PartitionLostError(AgentError):
     """Another worker owns the partition now (this worker's producer was fenced)."""
+
+
+class BatchDeliveryError(AgentError):
+    """Kafka refused part of a batch's outputs; the transaction was aborted."""
+
+    def __init__(self, tp: TopicPartition, start: int, end: int, error: DeliveryError) -> None:
+        super().__init__(
+            f"partition {tp.partition}: the outputs of ticks offsets {start}-{end - 1} were "
+            f"not accepted ({error}); nothing of that batch was committed"
+        )
+        self.start = start
+        self.permanent = error.permanent
 
 
 @dataclass
@@ -228,7 +240,10 @@ class PartitionProcessor:
                 out.to(state, p, entry_key.encode(), entry)
             out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
             t1 = time.perf_counter()
-            await out.flush()
+            try:
+                await out.flush()  # every send acknowledged, or no commit
+            except DeliveryError as exc:
+                raise BatchDeliveryError(self.tp, start, next_offset, exc) from exc
             if time.monotonic() - self._offsets_sent_at >= OFFSETS_EVERY_S:
                 await self._add_offsets(next_offset)
             else:

@@ -50,7 +50,13 @@ from aiokafka.errors import KafkaError
 from agents.errors import AgentError
 from agents.health import configure_logging, serve_health
 from agents.metrics import WorkerMetrics, WorkerView
-from agents.partition import BatchStats, Loaded, PartitionLostError, PartitionProcessor
+from agents.partition import (
+    BatchDeliveryError,
+    BatchStats,
+    Loaded,
+    PartitionLostError,
+    PartitionProcessor,
+)
 from agents.state_store import StateReader
 from agents.topics import (
     TICKS_MAX_MESSAGE_BYTES,
@@ -174,7 +180,8 @@ class Worker:
         finally:
             await self._reader.stop()
         if self._error is not None:
-            raise AgentError(f"worker stopped on an error: {self._error!r}") from self._error
+            why = self._error if isinstance(self._error, AgentError) else repr(self._error)
+            raise AgentError(f"worker stopped: {why}") from self._error
 
     def stop(self) -> None:
         self._stopping.set()
@@ -233,6 +240,17 @@ class Worker:
             return False
         if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
             self.fail(error)  # a defect, not a broker hiccup
+            return False
+        if isinstance(error, BatchDeliveryError) and error.permanent:
+            # Kafka refuses these records for what they are: a rebuild would send the same
+            # ones again, and skipping them would lose them. Stop, and say where to resume.
+            self.fail(
+                AgentError(
+                    f"{error}. Kafka refuses it whatever the worker does, so the worker "
+                    f"stops; once the cause is fixed, a worker resumes at ticks offset "
+                    f"{error.start} of partition {p}"
+                )
+            )
             return False
         # A new producer under the same id settles this one's transactions (the failed
         # one and a commit whose markers may still be in flight) before the state is

@@ -169,14 +169,13 @@ _last_flush = [0.0]
 
 
 class _TimedBatches(OutputBatches):
-    async def flush(self) -> list[asyncio.Future[Any]]:
-        futures = await super().flush()
+    async def send(self) -> None:
+        await super().send()
         _last_flush[0] = time.time()
-        return futures
 
 
 def install_timing() -> None:
-    """Time ``OutputBatches.flush`` inside the sink (a module global it looks up per chunk)."""
+    """Time ``OutputBatches.send`` inside the sink (a module global it looks up per chunk)."""
     vars(feeds.sink)["OutputBatches"] = _TimedBatches
 
 

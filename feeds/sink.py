@@ -222,8 +222,8 @@ class KafkaSink:
                 batches.keyed(topics.fx, key, value)
             else:
                 batches.keyed(ticks, key, value)
-        futures = await batches.flush()
-        await asyncio.wait_for(asyncio.gather(*futures), self._settings.delivery_timeout_s)
+        await batches.send()
+        await asyncio.wait_for(batches.delivered(), self._settings.delivery_timeout_s)
 
 
 async def _first(*waits: Any) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from streams.counters import OTHER
 from streams.errors import ConfigError
 from streams.feed_config import QUOTE_PROTOCOLS, FeedSettings, ProducerSettings, feed_problems
+from streams.validation import NAME_LIMIT
 
 #: Troy ounces in one unit of each named unit (contracts.md §1).
 OZ_PER_UNIT: dict[str, float] = {"oz": 1.0, "kg": 32.1507466, "g": 0.0321507466}
@@ -231,8 +232,11 @@ def _check_relations(model: ConfigModel, source: str) -> None:
     if model.metrics.instruments is not None and OTHER in model.metrics.instruments:
         problems.append(f'  metrics.instruments: "{OTHER}" is the label of unlisted instruments')
     for name, venue in model.venues.items():
-        if not name or "|" in name or ">" in name:
-            problems.append(f"  venues.{name}: a venue name must be non-empty without '|' or '>'")
+        if not name or "|" in name or ">" in name or len(name) > NAME_LIMIT:
+            problems.append(
+                f"  venues.{name}: a venue name must be non-empty, at most {NAME_LIMIT} "
+                "characters, without '|' or '>'"
+            )
         for instrument, unit in venue.units.items():
             if isinstance(unit, float) and not math.isfinite(unit):
                 problems.append(f"  venues.{name}.units.{instrument}: must be finite")

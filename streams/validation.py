@@ -37,6 +37,10 @@ FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
 #: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
 MAX_TS: Final = 2**63
 RAW_LIMIT: Final = 4096
+#: The longest venue or instrument name (characters). Names become parts of output keys
+#: and state entries; the bound keeps every output and state entry far below a topic's
+#: message size limit, whatever an input says.
+NAME_LIMIT: Final = 64
 _PAIR = re.compile(r"USD[A-Z]{3}")
 
 
@@ -71,8 +75,9 @@ def raw_text(raw: bytes | str) -> str:
     return raw[:RAW_LIMIT]
 
 
-def _is_text(v: object) -> bool:
-    if type(v) is not str or not v:
+def _is_name(v: object) -> bool:
+    """A non-empty string of at most NAME_LIMIT characters that encodes as UTF-8."""
+    if type(v) is not str or not v or len(v) > NAME_LIMIT:
         return False
     if v.isascii():
         return True
@@ -128,7 +133,7 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
     if bid is None or ask is None or ts is None:
         return BAD_VALUE, kind, 0.0, 0.0, 0
     if kind == "quote":
-        if not (_is_text(obj["venue"]) and _is_text(obj["instrument"])):
+        if not (_is_name(obj["venue"]) and _is_name(obj["instrument"])):
             return BAD_VALUE, kind, 0.0, 0.0, 0
     else:
         pair = obj["pair"]

@@ -244,6 +244,21 @@ async def describe_topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     return config
 
 
+async def alter_topic_config(bootstrap: str, topic: str, config: Mapping[str, str]) -> None:
+    """Set ``config`` on ``topic`` (the topic's other overrides are reset to defaults)."""
+    admin = _admin(bootstrap)
+    await asyncio.wait_for(admin.start(), scaled(30))
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, dict(config))
+        responses = await admin.alter_configs([resource])
+    finally:
+        await admin.close()
+    for response in responses:
+        for resource_result in response.to_object()["resources"]:
+            if resource_result["error_code"] != 0:
+                raise RuntimeError(f"alter_configs({topic!r}) failed: {resource_result}")
+
+
 KAFKA_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafka.sh"
 
 

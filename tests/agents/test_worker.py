@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from kafka_helpers import scaled
+from kafka_helpers import Record, alter_topic_config, consume, scaled
 from pipeline import (
     Worker,
     compare_with_replay,
@@ -280,3 +280,84 @@ def test_a_state_topic_with_other_partitions_stops_the_worker_naming_it(
     log = worker.log_path.read_text()
     assert f"'{dep.topics.state}' has 2 partitions but '{dep.topics.ticks}' has 4" in log
     assert READY_MESSAGE not in log
+
+
+def test_a_2_mib_instrument_is_rejected_and_the_stream_stays_exactly_once_across_sigkill(
+    deployment: DeploymentFactory,
+) -> None:
+    """A quote whose instrument is 2 MiB long (its outputs and state entry would exceed
+    the broker's 1 MiB message limit) goes to the dlq as bad_value; one at the 64-character
+    limit is a normal instrument. Across a SIGKILL mid-stream, per key output equals
+    replay: nothing lost, nothing duplicated."""
+    rng = random.Random(12)
+    venues = random_venues(rng, 4)
+    long_name = "L" * 64
+    lines = random_stream(rng, venues, 20_000, ("XAG", long_name))
+    assert sum(long_name.encode() in line for line in lines) > 1000
+    huge = orjson.dumps(
+        {"type": "quote", "venue": venues[0].name, "instrument": "X" * 2_000_000}
+        | {"bid": 80.0, "ask": 80.1, "ts": 1769990400000}
+    )
+    for at in (7, 5_000, 12_345):
+        lines.insert(at, huge)
+    dep = deployment(config_toml(venues, None), lines)
+    first = dep.worker("first")
+    first.wait_ready()
+    producer = dep.produce_paced(parts=20, pause_s=0.15)
+    time.sleep(1.5)
+    assert producer.is_alive(), "the stream ended before the kill"
+    first.kill()
+    second = dep.worker("second")
+    try:
+        producer.join(scaled(120))
+        dep.check_equals_replay()  # the dlq check covers the three bad_value records
+        assert second.alive(), second.log_tail()
+    finally:
+        assert second.stop() == 0, second.log_tail()
+    _, rejected = replay_by_key(lines, dep.config)
+    too_long = [r for r in rejected if '"instrument":"XXXX' in r["raw"]]
+    assert [(r["reason"], len(r["raw"])) for r in too_long] == [("bad_value", 4096)] * 3
+
+
+def _committed(bootstrap: str, topic: str, linger_s: float) -> list[Record]:
+    return asyncio.run(
+        consume(
+            bootstrap, topic, 0, timeout_s=30, isolation_level="read_committed", linger_s=linger_s
+        )
+    )
+
+
+def test_a_batch_kafka_refuses_is_aborted_and_the_worker_stops_saying_where_to_resume(
+    deployment: DeploymentFactory, kafka_bootstrap: str
+) -> None:
+    """The spreads topic takes no record over 100 bytes, so Kafka refuses every spread:
+    the batch's transaction is aborted (nothing of it is visible to a read_committed
+    reader), and the worker stops with one clear line naming the partition and offset,
+    instead of committing or retrying forever. With the limit lifted, a new worker resumes
+    there and the output equals replay: nothing lost, nothing duplicated."""
+    text, lines = scenario("dislocation-2026-01-30")
+    dep = deployment(text, lines)
+    spreads = dep.topics.spreads
+    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "100"}))
+    worker = dep.worker()
+    worker.wait_ready()
+    dep.produce_cli()
+    status = worker.wait()
+    log = worker.log_path.read_text()
+    assert status == 1, log[-3000:]
+    last = log.strip().splitlines()[-1]
+    assert re.search(
+        rf"arbstream: worker stopped: partition \d: the outputs of ticks offsets \d+-\d+ "
+        rf"were not accepted \({spreads}\[\d\]: MessageSizeTooLargeError.*\); nothing of "
+        rf"that batch was committed\. .* resumes at ticks offset \d+ of partition \d",
+        last,
+    ), last
+    assert "Traceback" not in log
+    # Nothing of a failed batch is visible; every spread failed, so no spread at all.
+    assert _committed(kafka_bootstrap, spreads, linger_s=2.0) == []
+    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "1048588"}))
+    again = dep.worker("again")
+    try:
+        dep.check_equals_replay()
+    finally:
+        assert again.stop() == 0, again.log_tail()

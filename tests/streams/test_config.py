@@ -117,6 +117,11 @@ BAD = [
         _with("feeds.a b", {"protocol": "native", "url": "ws://h:1", "venue": "SGE"}),
         "feeds.a b",
     ),
+    (
+        "65-character venue name",
+        _with("venues." + "V" * 65, {"currency": "USD", "unit": "oz"}),
+        "venues." + "V" * 65,
+    ),
     ("zero buffer", _with("producer.buffer_max_records", 0), "producer.buffer_max_records"),
     ("bad compression", _with("producer.compression", "brotli"), "producer.compression"),
 ]

@@ -78,6 +78,36 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
         "bad_value",
     ),
     (
+        "64-character instrument",
+        '{"type": "quote", "venue": "COMEX", "instrument": "' + "I" * 64 + '", "bid": 1, '
+        '"ask": 2, "ts": 1}',
+        None,
+    ),
+    (
+        "64 non-ASCII characters",
+        '{"type": "quote", "venue": "COMEX", "instrument": "' + "\u94f6" * 64 + '", "bid": 1, '
+        '"ask": 2, "ts": 1}',
+        None,
+    ),
+    (
+        "65-character instrument",
+        '{"type": "quote", "venue": "COMEX", "instrument": "' + "I" * 65 + '", "bid": 1, '
+        '"ask": 2, "ts": 1}',
+        "bad_value",
+    ),
+    (
+        "65-character venue",
+        '{"type": "quote", "venue": "' + "V" * 65 + '", "instrument": "XAG", "bid": 1, '
+        '"ask": 2, "ts": 1}',
+        "bad_value",
+    ),
+    (
+        "2 MiB instrument",
+        '{"type": "quote", "venue": "COMEX", "instrument": "' + "X" * 2_000_000 + '", "bid": 1, '
+        '"ask": 2, "ts": 1}',
+        "bad_value",
+    ),
+    (
         "lowercase pair",
         '{"type": "fx", "pair": "usdcny", "bid": 7.1, "ask": 7.2, "ts": 1}',
         "bad_value",
