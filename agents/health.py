@@ -10,6 +10,8 @@ serves the process's Prometheus registry in the text format.
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,14 +26,67 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+from streams.errors import SetupError
+
 #: One log format for every arbstream process, so their logs read alike side by side.
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
 
+#: Loggers of arbstream's own packages; their INFO lines are never rate limited.
+OWN_LOGGERS = ("agents", "feeds", "streams", "arbstream")
+
+
+class RepeatFilter(logging.Filter):
+    """At most ``burst`` records of one kind in ``window_s`` seconds; the rest are counted.
+
+    A kind is (logger, level, message template). It applies to warnings and errors, and to
+    every record of other libraries' loggers: while the broker is away aiokafka logs the
+    same connection error many times a second. The first record of a kind after its
+    window has closed says how many of that kind were suppressed during it.
+    """
+
+    def __init__(
+        self,
+        burst: int = 5,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._burst = burst
+        self._window_s = window_s
+        self._clock = clock
+        #: kind -> [window start, records passed, records suppressed]
+        self._kinds: dict[tuple[str, int, object], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and record.name.startswith(OWN_LOGGERS):
+            return True
+        kind = (record.name, record.levelno, record.msg)
+        now = self._clock()
+        state = self._kinds.get(kind)
+        if state is None or now - state[0] >= self._window_s:
+            suppressed = 0 if state is None else int(state[2])
+            state = self._kinds[kind] = [now, 0, 0]
+            if suppressed:
+                record.msg = (
+                    f"{record.getMessage()} ({suppressed} more like this suppressed in the "
+                    f"previous {self._window_s:.0f} s)"
+                )
+                record.args = None
+        if state[1] < self._burst:
+            state[1] += 1
+            return True
+        state[2] += 1
+        return False
+
+
 def configure_logging(loglevel: str) -> None:
+    """One format for every process, and repeated lines rate limited (RepeatFilter)."""
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter())
 
 
 def process_registry(collector: Collector) -> CollectorRegistry:
@@ -41,6 +96,19 @@ def process_registry(collector: Collector) -> CollectorRegistry:
     for c in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR, collector):
         registry.register(c)
     return registry
+
+
+def require_free_port(host: str, port: int, variable: str) -> None:
+    """Raise SetupError, naming ``variable``, when host:port cannot be listened on: checked
+    before the command touches Kafka, so a taken port creates nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp listens
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SetupError(
+                f"{variable}={port}: cannot listen on {host}:{port}: {exc.strerror}"
+            ) from None
 
 
 async def serve_health(

@@ -13,6 +13,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from agents.errors import AgentError
 from streams.config import Config
+from streams.errors import SetupError
 
 #: The ticks topic takes records up to 16 MiB (Kafka's default is 1 MiB): whatever a
 #: producer manages to write there, the worker must see, to reject it into the dlq.
@@ -87,7 +88,7 @@ async def ensure_state_topic(bootstrap: str, config: Config, n_ticks: int) -> in
     """Create the workers' state topic if missing, compacted, with ``n_ticks`` partitions
     (the ticks topic's count); return its partition count.
 
-    Raises AgentError when an existing state topic has another partition count: the
+    Raises SetupError when an existing state topic has another partition count: the
     engine of ticks partition p lives in state partition p.
     """
     topics = Topics(config.topic_prefix)
@@ -102,7 +103,7 @@ async def ensure_state_topic(bootstrap: str, config: Config, n_ticks: int) -> in
             await _create(admin, [new])
     n_state = (await partition_counts(bootstrap, [topics.state]))[topics.state]
     if n_state != n_ticks:
-        raise AgentError(
+        raise SetupError(
             f"topic {topics.state!r} has {n_state} partitions but {topics.ticks!r} has "
             f"{n_ticks}; they must be equal"
         )
@@ -141,7 +142,9 @@ async def _create(admin: AIOKafkaAdminClient, new_topics: list[NewTopic]) -> Non
     for error in response.to_object()["topic_errors"]:
         # 36: another process created it between our list and our create
         if error["error_code"] not in (0, TopicAlreadyExistsError.errno):
-            raise AgentError(f"cannot create topic {error['topic']!r}: {error}")
+            raise SetupError(
+                f"cannot create topic {error['topic']!r}: {error.get('error_message') or error}"
+            )
 
 
 @asynccontextmanager

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from agents.broker import broker_reachable, require_broker
 from agents.errors import AgentError
-from agents.health import configure_logging, serve_health
+from agents.health import configure_logging, require_free_port, serve_health
 from agents.metrics import WorkerMetrics, WorkerView
 from agents.partition import (
     BatchDeliveryError,
@@ -67,6 +68,7 @@ from agents.topics import (
 )
 from streams.config import Config
 from streams.engine import Engine, Source
+from streams.errors import SetupError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ HEARTBEAT_INTERVAL_MS = 1_000
 #: Producer batches; the broker's default max.message.bytes is 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
 READY_MESSAGE = "arbstream worker ready"
+#: How often the worker asks whether the broker still answers (agents.broker).
+BROKER_PROBE_EVERY_S = 1.0
 #: How often the worker logs its batch statistics.
 STATS_INTERVAL_S = 10.0
 
@@ -113,6 +117,7 @@ class Worker:
         self.processors: dict[int, PartitionProcessor] = {}
         self._stopping = asyncio.Event()
         self.ready = False
+        self.broker_answers = True
         self._error: BaseException | None = None
         self._totals = BatchStats()
         self._taken = asyncio.Event()  # a partition task emptied its inbox
@@ -122,7 +127,7 @@ class Worker:
             config,
             self.topics.ticks,
             WorkerView(
-                ready=lambda: self.ready,
+                ready=lambda: self.serving,
                 engines=lambda: [p.engine for p in self.processors.values()],
                 lag=self.lag,
                 partitions=counts[self.topics.ticks],
@@ -166,9 +171,15 @@ class Worker:
 
     # -- lifecycle --------------------------------------------------------------------
 
+    @property
+    def serving(self) -> bool:
+        """Ready: partitions loaded, and the broker answers."""
+        return self.ready and self.broker_answers
+
     async def run(self) -> None:
         """Consume until ``stop``; then let each partition finish its batch, and leave."""
         await self._reader.start()
+        watch = asyncio.create_task(self._watch_broker(), name="broker watch")
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
             await self._consumer.start()
@@ -178,6 +189,7 @@ class Worker:
                 await self._drop_all()
                 await self._consumer.stop()
         finally:
+            watch.cancel()
             await self._reader.stop()
         if self._error is not None:
             why = self._error if isinstance(self._error, AgentError) else repr(self._error)
@@ -185,6 +197,27 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _watch_broker(self) -> None:
+        """Say, once, when the broker stops answering and when it answers again, and keep
+        ``broker_answers`` (readiness) true to it. The clients ride the outage out on their
+        own and their repeated errors are rate limited (agents.health.RepeatFilter); a
+        batch in flight waits for its commit, which completes or aborts when the broker
+        is back."""
+        lost_at = 0.0
+        while True:
+            await asyncio.sleep(BROKER_PROBE_EVERY_S)
+            answers = await broker_reachable(self.settings.bootstrap)
+            if answers == self.broker_answers:
+                continue
+            self.broker_answers = answers
+            if answers:
+                log.info("broker answers again after %.0f s", time.monotonic() - lost_at)
+            else:
+                lost_at = time.monotonic()
+                log.warning(
+                    "broker at %s does not answer: not ready until it does", self.settings.bootstrap
+                )
 
     def fail(self, error: BaseException) -> None:
         """Stop, and make ``run`` raise ``error`` once everything is closed."""
@@ -398,18 +431,21 @@ async def _stop_producer(producer: AIOKafkaProducer) -> None:
 
 
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
-    """Create missing topics (the state topic too); return every topic's partition count."""
+    """Create missing topics (the state topic too); return every topic's partition count.
+    Raises SetupError when no broker answers or the topics cannot be made to fit."""
+    await require_broker(bootstrap)
     try:
         topics = await ensure_topics(bootstrap, config)
         counts = await partition_counts(bootstrap, list(topics.all()))
         counts[topics.state] = await ensure_state_topic(bootstrap, config, counts[topics.ticks])
     except KafkaError as exc:
-        raise AgentError(f"Kafka at {bootstrap}: {exc}") from exc
+        raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
     return counts
 
 
 async def serve(config: Config, settings: WorkerSettings) -> None:
     """Run a worker until SIGINT/SIGTERM."""
+    require_free_port(settings.web_host, settings.web_port, "ARBSTREAM_WEB_PORT")
     counts = await prepare(config, settings.bootstrap)
     worker = Worker(config, settings, counts)
     loop = asyncio.get_running_loop()
@@ -417,8 +453,8 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
         loop.add_signal_handler(sig, worker.stop)
 
     def readiness() -> tuple[bool, dict[str, object]]:
-        body = {"ready": worker.ready, "partitions": sorted(worker.processors)}
-        return worker.ready, body
+        body = {"ready": worker.serving, "partitions": sorted(worker.processors)}
+        return worker.serving, body
 
     runner = await serve_health(
         settings.web_host, settings.web_port, readiness, worker.metrics.registry

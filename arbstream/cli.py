@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import click
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from agents.broker import require_broker
 from agents.produce import produce_lines
 from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from agents.topics import ensure_topics
@@ -32,9 +34,9 @@ from feeds.runner import run_feeds, select_feeds
 from feeds.simulator.server import SimulatorSettings, run_simulator
 from streams.config import Config, load_config
 from streams.engine import Engine
-from streams.errors import ArbstreamError
+from streams.errors import ArbstreamError, ConfigError, SetupError
 
-#: Exit status for a config that cannot be used.
+#: Exit status for a config, or an environment, that cannot be used.
 EXIT_CONFIG = 2
 
 _POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -47,7 +49,12 @@ _LOGLEVEL = click.option(
 )
 
 
-def _exit(exc: ArbstreamError, status: int) -> NoReturn:
+def _exit(exc: ArbstreamError, status: int | None = None) -> NoReturn:
+    """One line on stderr and the exit status: ``status``, or by the error's class (2 for
+    a config or an environment that cannot run the command, 1 for a failure while
+    running)."""
+    if status is None:
+        status = EXIT_CONFIG if isinstance(exc, (ConfigError, SetupError)) else 1
     click.echo(f"arbstream: {exc}", err=True)
     sys.exit(status)
 
@@ -109,7 +116,11 @@ def produce(file_path: str, config_path: str) -> None:
         _exit(exc, EXIT_CONFIG)
 
     async def run(progress: Callable[[int], None] | None) -> Counter[str]:
-        topics = await ensure_topics(bootstrap, config)
+        await require_broker(bootstrap)
+        try:
+            topics = await ensure_topics(bootstrap, config)
+        except KafkaError as exc:
+            raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
         with open(file_path, "rb") as lines:
             return await produce_lines(lines, topics, bootstrap, progress)
 
@@ -121,7 +132,7 @@ def produce(file_path: str, config_path: str) -> None:
         try:
             counts = asyncio.run(run(progress))
         except ArbstreamError as exc:
-            _exit(exc, 1)
+            _exit(exc)
     click.echo(
         f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['other']} other "
         f"to {config.topic_prefix}.ticks",
@@ -143,7 +154,7 @@ def topics(config_path: str) -> None:
     try:
         counts = asyncio.run(prepare(config, bootstrap))
     except ArbstreamError as exc:
-        _exit(exc, 1)
+        _exit(exc)
     for name, partitions in sorted(counts.items()):
         click.echo(f"{name}\t{partitions}")
 
@@ -163,7 +174,7 @@ def worker(config_path: str, loglevel: str) -> None:
     try:
         run_worker(config, settings, loglevel)
     except ArbstreamError as exc:
-        _exit(exc, 1)
+        _exit(exc)
 
 
 @main.command()
@@ -191,7 +202,7 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     try:
         run_feeds(config, bootstrap, feeds, port, loglevel)
     except ArbstreamError as exc:
-        _exit(exc, 1)
+        _exit(exc)
 
 
 @main.command()
@@ -274,7 +285,7 @@ def simulate(
     try:
         run_simulator(config, None if scenario is None else Path(scenario), settings, loglevel)
     except ArbstreamError as exc:
-        _exit(exc, 1)
+        _exit(exc)
 
 
 @main.command()
@@ -333,7 +344,7 @@ def demo(
     try:
         run_demo(config, settings)
     except ArbstreamError as exc:
-        _exit(exc, 1)
+        _exit(exc)
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function

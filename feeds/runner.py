@@ -2,11 +2,11 @@
 
 Every selected feed runs its connection loop (feeds.connection) into one shared sink
 (feeds.sink). The process serves ``/healthz`` (alive), ``/readyz`` (every feed
-connected) and ``/metrics`` (feeds/metrics.py) on ``ARBSTREAM_FEED_METRICS_PORT``, and
-logs each feed's counters every ``REPORT_EVERY_S``. On SIGINT/SIGTERM the feeds close
-first, then the sink drains. API keys are read here, from the environment variables the
-config names; a variable that is not set is a config error before any connection is
-opened.
+connected, and Kafka) and ``/metrics`` (feeds/metrics.py) on
+``ARBSTREAM_FEED_METRICS_PORT``, and logs each feed's counters every ``REPORT_EVERY_S``.
+On SIGINT/SIGTERM the feeds close first, then the sink drains. API keys are read here,
+from the environment variables the config names; a variable that is not set is a config
+error before any connection is opened.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agents.health import configure_logging, serve_health
+from agents.broker import require_broker
+from agents.health import configure_logging, require_free_port, serve_health
 from feeds.connection import FeedConnection
-from feeds.errors import FeedError
 from feeds.metrics import FeedMetrics
 from feeds.protocols import make_protocol
 from feeds.sink import KafkaSink
@@ -85,12 +85,15 @@ class FeedProcess:
 
     @property
     def ready(self) -> bool:
+        """Every feed is connected to its venue."""
         return all(c.stats.connected for c in self.connections)
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        ready = self._note_readiness()
+        """Ready: every feed connected, and Kafka too."""
+        kafka = self.sink.stats.connected
+        ready = self._note_readiness() and kafka
         feeds = {c.name: c.stats.connected for c in self.connections}
-        return ready, {"ready": ready, "feeds": feeds}
+        return ready, {"ready": ready, "feeds": feeds, "kafka": kafka}
 
     def _note_readiness(self) -> bool:
         """Log when every feed has become connected. Called by the reporter every 0.1 s
@@ -177,10 +180,9 @@ async def serve_feeds(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, process.stop)
-    try:
-        runner = await serve_health("0.0.0.0", port, process.readiness, process.metrics.registry)
-    except OSError as exc:
-        raise FeedError(f"ARBSTREAM_FEED_METRICS_PORT={port}: cannot listen: {exc}") from None
+    require_free_port("0.0.0.0", port, "ARBSTREAM_FEED_METRICS_PORT")
+    await require_broker(bootstrap)
+    runner = await serve_health("0.0.0.0", port, process.readiness, process.metrics.registry)
     try:
         await process.run()
     finally:

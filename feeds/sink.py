@@ -9,12 +9,16 @@ A chunk is built into one record batch per partition (no await per record) on an
 idempotent acks=all producer, and the sender waits for the chunk's delivery before
 taking the next, which keeps the order of the ticks partition the order of arrival.
 
-If Kafka is unreachable, or a chunk is not acknowledged within the delivery timeout,
-the chunk goes back to the front of the buffer and the producer is rebuilt after a
-backoff. While that lasts the buffer holds at most ``buffer_max_records``; beyond, the
-oldest records are dropped and counted, because fresh quotes are worth more than old
-ones. A chunk that timed out may in fact have landed, so across such an outage
-delivery is at-least-once: the worker applies a repeated quote again.
+If Kafka is unreachable, or a chunk is not acknowledged within the delivery timeout, the
+chunk goes back to the front of the buffer and the producer is rebuilt after a backoff.
+While the sink waits on Kafka it asks every second whether the broker's port still
+answers (agents.broker): a broker that has gone is noticed within about two seconds, the
+producer is closed at once (aiokafka's own retries would spin), and a new one is opened
+only once the port answers again, after a capped, jittered backoff. While that lasts the
+buffer holds at most ``buffer_max_records``; beyond, the oldest records are dropped and
+counted, because fresh quotes are worth more than old ones. A chunk that timed out may
+in fact have landed, so across such an outage delivery is at-least-once: the worker
+applies a repeated quote again.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from agents.broker import BrokerUnreachableError, broker_reachable
 from agents.outputs import OutputBatches
 from agents.topics import Topics, ensure_topics, partition_counts
 from feeds.backoff import backoff, sleep_unless_stopped
@@ -41,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Records per chunk: one delivery round trip each.
 CHUNK_MAX = 5_000
+#: While it waits on Kafka, the sink asks this often whether the broker still answers.
+PROBE_EVERY_S = 1.0
 #: On shutdown the buffer gets this long to drain before what is left is given up.
 DRAIN_TIMEOUT_S = 10.0
 
@@ -177,6 +184,8 @@ class KafkaSink:
             request_timeout_ms=int(s.delivery_timeout_s * 1000),
         )
         try:
+            if not await broker_reachable(self._bootstrap):
+                raise BrokerUnreachableError("no broker answers")
             await asyncio.wait_for(producer.start(), s.delivery_timeout_s)
             topics = await asyncio.wait_for(
                 ensure_topics(self._bootstrap, self._config), s.delivery_timeout_s
@@ -191,15 +200,23 @@ class KafkaSink:
                 if not self.buffer:
                     if stop.is_set():
                         return
-                    await _first(self.buffer.ready.wait(), stop.wait())
+                    await _first(self.buffer.ready.wait(), stop.wait(), self._broker_lost())
                     continue
                 chunk = self.buffer.take(CHUNK_MAX)
                 try:
-                    await self._send(producer, topics, counts, partition_of, chunk)
+                    # (the send itself may wait on metadata, so the probe covers it too)
+                    await _first(
+                        self._send(producer, topics, counts, partition_of, chunk),
+                        self._broker_lost(),
+                    )
                 except BaseException:
                     self.buffer.put_back(chunk)
                     raise
                 self.stats.sent += len(chunk)
+        except BaseException:
+            self.stats.connected = False
+            await _abandon(producer)
+            raise
         finally:
             self.stats.connected = False
             with contextlib.suppress(Exception):
@@ -225,15 +242,44 @@ class KafkaSink:
         await batches.send()
         await asyncio.wait_for(batches.delivered(), self._settings.delivery_timeout_s)
 
+    async def _broker_lost(self) -> None:
+        """Return never while the broker answers; raise BrokerUnreachableError within about
+        ``PROBE_EVERY_S`` once it does not. While the sink waits on Kafka (an idle buffer,
+        or a chunk's acknowledgement), this is what notices that the broker has gone, so
+        the producer is closed at once instead of retrying (and logging) in a loop, and
+        the connected gauge drops within seconds rather than after the delivery timeout."""
+        while True:
+            await asyncio.sleep(PROBE_EVERY_S)
+            if not await broker_reachable(self._bootstrap):
+                raise BrokerUnreachableError("the broker stopped answering")
+
 
 async def _first(*waits: Any) -> None:
-    """Wait until the first of several awaitables finishes; cancel the rest."""
+    """Wait until the first of several awaitables finishes (raising what it raised);
+    cancel the rest."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def _abandon(producer: AIOKafkaProducer) -> None:
+    """Close a producer without delivering what it still holds: its unacknowledged chunk
+    is back in the buffer, and goes out again on the next producer. aiokafka's ``stop``
+    would first wait for its accumulator to drain, and a producer left behind would
+    deliver its batches once the broker is back: each of those records would arrive
+    twice. Its sender task is stopped first, so ``stop`` only closes the connections."""
+    sender = getattr(producer, "_sender", None)  # aiokafka has no public "close now"
+    task = getattr(sender, "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 5)
 
 
 def _why(exc: BaseException) -> str:

@@ -3,6 +3,9 @@
     ArbstreamError
     ├── ConfigError        a config file that cannot be used (names the key)
     ├── StateError         an engine snapshot that cannot be restored
+    ├── SetupError         the environment cannot run the command: no broker answers, a
+    │                      port is taken, the topics do not fit (exit status 2, like
+    │                      ConfigError, before the command touches any data)
     ├── agents.errors.AgentError   (Kafka/Faust side)
     └── feeds.errors.FeedError     (venue adapters)
 
@@ -20,3 +23,7 @@ class ConfigError(ArbstreamError):
 
 class StateError(ArbstreamError):
     """An engine snapshot is malformed or was taken under a different config."""
+
+
+class SetupError(ArbstreamError):
+    """The environment cannot run the command (broker, port, topics); says which."""

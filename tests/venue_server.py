@@ -23,8 +23,9 @@ T0 = 1_769_990_400_000
 
 
 class VenueServer:
-    def __init__(self, port: int, period_s: float = 0.01) -> None:
+    def __init__(self, port: int, period_s: float = 0.01, venue: str = "X") -> None:
         self.port = port
+        self.venue = venue
         self.period_s = period_s
         self.seq = 0
         self.stalled = False
@@ -73,7 +74,7 @@ class VenueServer:
     def frame(self, seq: int) -> str:
         record: dict[str, Any] = {
             "type": "quote",
-            "venue": "X",
+            "venue": self.venue,
             "instrument": "XAG",
             "bid": 78.0 + seq / 1000,
             "ask": 78.04 + seq / 1000,

@@ -106,10 +106,11 @@ def test_readyz_follows_the_connections_and_sigterm_stops_cleanly(
         proc = _feed(config, env=env)
         try:
             # no venue yet: alive, not ready
-            assert await until(503) == {"ready": False, "feeds": {"x": False}}
+            body = await until(503)
+            assert body["ready"] is False and body["feeds"] == {"x": False}
             assert await asyncio.to_thread(_get, port, "/healthz") == (200, {"status": "ok"})
             await server.start()
-            assert await until(200) == {"ready": True, "feeds": {"x": True}}
+            assert await until(200) == {"ready": True, "feeds": {"x": True}, "kafka": True}
             await server.stop_listening()
             await until(503)
         finally:
