@@ -9,6 +9,8 @@ SHARED ?= $(abspath ../shared)
 SCENARIO := $(SHARED)/scenarios/dislocation-2026-01-30
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
+# The demo script gets SIGTERM if make dies without passing a signal on (SIGKILL).
+ORPHAN_GUARD := $(shell command -v setpriv >/dev/null 2>&1 && echo "setpriv --pdeathsig TERM --")
 
 .PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools bench lock clean
 
@@ -37,7 +39,7 @@ test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a
 	ARBSTREAM_SHARED=$(SHARED) scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
-	SHARED=$(SHARED) scripts/demo.sh
+	SHARED=$(SHARED) $(ORPHAN_GUARD) scripts/demo.sh
 
 replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show its signals
 	@mkdir -p out

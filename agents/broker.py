@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from typing import Any
 
 from agents.errors import AgentError
 from streams.errors import SetupError
 
+log = logging.getLogger(__name__)
+
+#: How long a client may take to close (leave its group, flush) before it is dropped.
+CLOSE_TIMEOUT_S = 5.0
 #: How long one address may take to accept a connection.
 PROBE_TIMEOUT_S = 1.0
 #: The same, when a command starts (a slow network is not yet a missing broker).
@@ -48,3 +54,20 @@ async def require_broker(bootstrap: str) -> None:
     this before it creates or reads anything (and before aiokafka logs its own errors)."""
     if not await broker_reachable(bootstrap, STARTUP_PROBE_TIMEOUT_S):
         raise SetupError(f"ARBSTREAM_BROKER: no Kafka broker answers at {bootstrap}")
+
+
+async def close_quietly(client: Any, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Stop an aiokafka client within ``timeout_s`` whatever the broker does.
+
+    With the broker gone, a consumer's ``stop`` raises the CancelledError of its own
+    fetch tasks (aiokafka cancels them, then awaits them): that is not a cancellation of
+    the caller, so it is swallowed here, unless the caller is being cancelled too."""
+    try:
+        await asyncio.wait_for(client.stop(), timeout_s)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("%s stopped with its own tasks cancelled", type(client).__name__)
+    except Exception as exc:  # a broken connection has nothing left to close
+        log.debug("%s stop: %r", type(client).__name__, exc)

@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -82,9 +83,12 @@ class RepeatFilter(logging.Filter):
         return False
 
 
-def configure_logging(loglevel: str) -> None:
-    """One format for every process, and repeated lines rate limited (RepeatFilter)."""
-    logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
+def configure_logging(loglevel: str, path: Path | None = None) -> None:
+    """One format for every process, to stderr or the file ``path``, and repeated lines
+    rate limited (RepeatFilter)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT, filename=path)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RepeatFilter())
 

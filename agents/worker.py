@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.broker import broker_reachable, require_broker
+from agents.broker import broker_reachable, close_quietly, require_broker
 from agents.errors import AgentError
 from agents.health import configure_logging, require_free_port, serve_health
 from agents.metrics import WorkerMetrics, WorkerView
@@ -66,6 +66,7 @@ from agents.topics import (
     ensure_topics,
     partition_counts,
 )
+from streams.backoff import backoff
 from streams.config import Config
 from streams.engine import Engine, Source
 from streams.errors import SetupError
@@ -84,6 +85,12 @@ HEARTBEAT_INTERVAL_MS = 1_000
 #: Producer batches; the broker's default max.message.bytes is 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
 READY_MESSAGE = "arbstream worker ready"
+#: How long, when it stops, the worker waits for a batch in flight, then for each client
+#: to close; and the same when the broker does not answer (there is nothing to wait for).
+CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_AWAY_S = 1.0
+#: The longest wait between two attempts to rebuild a failed partition.
+REBUILD_BACKOFF_MAX_S = 5.0
 #: How often the worker asks whether the broker still answers (agents.broker).
 BROKER_PROBE_EVERY_S = 1.0
 #: How often the worker logs its batch statistics.
@@ -187,10 +194,10 @@ class Worker:
                 await self._fetch_loop()
             finally:
                 await self._drop_all()
-                await self._consumer.stop()
+                await close_quietly(self._consumer, self._close_timeout())
         finally:
             watch.cancel()
-            await self._reader.stop()
+            await close_quietly(self._reader, self._close_timeout())
         if self._error is not None:
             why = self._error if isinstance(self._error, AgentError) else repr(self._error)
             raise AgentError(f"worker stopped: {why}") from self._error
@@ -290,13 +297,31 @@ class Worker:
         # read back. (Had this worker left the group, the partition's new owner would
         # have fenced it, and the batch would have failed with PartitionLostError.)
         log.warning("partition %d: batch failed (%r); rebuilding from committed state", p, error)
-        await _stop_producer(processor.producer)
-        try:
-            processor.install((await self._load([p]))[p])
-        except Exception as exc:
-            self.fail(exc)
-            return False
-        return True
+        await close_quietly(processor.producer, self._close_timeout())
+        return await self._rebuild(processor)
+
+    async def _rebuild(self, processor: PartitionProcessor) -> bool:
+        """Load the partition's committed state again, with a new producer. While the
+        broker is away, wait for it with capped, jittered backoff (asking only whether
+        its port answers, which costs nothing and logs nothing); a Kafka error while
+        loading is retried the same way. Returns whether the processor goes on."""
+        p = processor.tp.partition
+        delays = backoff(REBUILD_BACKOFF_MAX_S)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), next(delays))
+            if self._stopping.is_set() or not await broker_reachable(self.settings.bootstrap):
+                continue
+            try:
+                processor.install((await self._load([p]))[p])
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("partition %d: rebuild failed (%r); trying again", p, exc)
+            except Exception as exc:
+                self.fail(exc)
+                return False
+            else:
+                return True
+        return False
 
     # -- assignment -------------------------------------------------------------------
 
@@ -313,11 +338,30 @@ class Worker:
                 "closing partitions at offsets %s",
                 {p: x.next_offset for p, x in sorted(processors.items())},
             )
+        await asyncio.gather(*(self._close(p) for p in processors.values()))
         for processor in processors.values():
-            await processor.close()
             self._totals.merge(processor.stats)
-        for processor in processors.values():
-            await _stop_producer(processor.producer)
+        timeout = self._close_timeout()
+        await asyncio.gather(*(close_quietly(p.producer, timeout) for p in processors.values()))
+
+    def _close_timeout(self) -> float:
+        """How long a close may wait on Kafka: not long when the broker does not answer."""
+        return CLOSE_TIMEOUT_S if self.broker_answers else CLOSE_TIMEOUT_AWAY_S
+
+    async def _close(self, processor: PartitionProcessor) -> None:
+        """Let a partition finish its batch in flight, for a bounded time: a batch that
+        cannot commit (the broker is away) is left open, and the partition's next owner
+        aborts it when its producer starts, then redoes the work from the committed
+        state."""
+        timeout = self._close_timeout()
+        try:
+            await asyncio.wait_for(processor.close(), timeout)
+        except TimeoutError:
+            log.warning(
+                "partition %d: its batch did not finish within %.0f s; left uncommitted",
+                processor.tp.partition,
+                timeout,
+            )
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.topics.ticks)
@@ -424,10 +468,9 @@ def _source_of(topic: str, partition: int) -> Callable[[int], Source]:
 
 
 async def _stop_producer(producer: AIOKafkaProducer) -> None:
-    try:
-        await producer.stop()
-    except Exception as exc:  # a fenced producer may fail to flush: nothing to keep
-        log.debug("producer stop: %r", exc)
+    # A fenced producer may fail to flush, and one without a broker may never: its
+    # transaction was not committed, so there is nothing of it to keep.
+    await close_quietly(producer)
 
 
 async def prepare(config: Config, bootstrap: str) -> dict[str, int]:

@@ -342,9 +342,10 @@ def demo(
         env=child_env(config, bootstrap, dict(os.environ)),
     )
     try:
-        run_demo(config, settings)
+        status = run_demo(config, settings)
     except ArbstreamError as exc:
         _exit(exc)
+    sys.exit(status)
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function

@@ -21,23 +21,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.live import Live
 
+from agents.broker import broker_reachable, close_quietly
+from agents.health import configure_logging
 from agents.topics import Topics, partition_counts
 from agents.worker import prepare
 from arbstream.dashboard import Dashboard
 from streams.config import Config
 from streams.errors import ArbstreamError
 
-#: Seconds a child gets to stop after SIGTERM before it is killed.
-STOP_TIMEOUT_S = 20.0
+#: Seconds every child together gets to stop after SIGTERM before what still runs is
+#: killed; then reading the topics' ends for the summary gets at most CATCH_UP_S, so a
+#: demo ends within about 12 s of being told to, whatever the broker does.
+STOP_BUDGET_S = 8.0
+CATCH_UP_S = 3.0
+CLOSE_TIMEOUT_S = 1.0
 #: Without a terminal, a status line this often.
 STATUS_EVERY_S = 5.0
 
@@ -74,7 +81,7 @@ class Child:
     def __init__(self, name: str, args: Sequence[str], env: dict[str, str], log_dir: Path):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in kill()
         self.proc = subprocess.Popen(
             _with_parent_death_signal([sys.executable, "-m", "arbstream.cli", *args]),
             env=env,
@@ -88,16 +95,26 @@ class Child:
         """The exit status if the child has ended (it should not before we stop it)."""
         return self.proc.poll()
 
-    def stop(self) -> int:
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM); ``wait_until`` then waits for it."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+    def wait_until(self, deadline: float) -> int | None:
+        """Its exit status once it has ended, or None if it is still running at
+        ``deadline`` (monotonic)."""
+        try:
+            return self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> int:
+        """SIGKILL if it still runs; its exit status."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        status = self.proc.wait()
         self._log.close()
-        return self.proc.returncode
+        return status
 
     def tail(self, lines: int = 15) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -125,10 +142,21 @@ def start_children(settings: DemoSettings) -> list[Child]:
     return children
 
 
-def stop_children(children: Sequence[Child]) -> dict[str, int]:
-    # Feeds first (they flush to Kafka), then their source, then the worker.
+def stop_children(children: Sequence[Child], budget_s: float = STOP_BUDGET_S) -> dict[str, int]:
+    """Stop every child within ``budget_s``; return their exit statuses (negative: the
+    signal that ended it). Feeds first, with up to half the budget to flush to Kafka,
+    then their source, then the worker, which commits what it has; whatever still runs
+    at the end of the budget is killed (a worker killed mid-batch loses nothing: its
+    open transaction is aborted and redone by the next worker)."""
     order = {"feeds": 0, "simulator": 1, "worker": 2}
-    return {c.name: c.stop() for c in sorted(children, key=lambda c: order.get(c.name, 9))}
+    start = time.monotonic()
+    for child in sorted(children, key=lambda c: order.get(c.name, 9)):
+        child.terminate()
+        if child.name == "feeds":
+            child.wait_until(start + budget_s / 2)
+    for child in children:
+        child.wait_until(start + budget_s)
+    return {c.name: c.kill() for c in children}
 
 
 class TopicWatcher:
@@ -153,20 +181,28 @@ class TopicWatcher:
         for tp in parts:  # fix the start now, before any child writes
             await self._consumer.position(tp)
 
-    async def stop(self) -> None:
-        await self._consumer.stop()
+    async def stop(self, timeout_s: float) -> None:
+        await close_quietly(self._consumer, timeout_s)
 
-    async def catch_up(self, dashboard: Dashboard, timeout_s: float) -> None:
+    async def catch_up(self, dashboard: Dashboard, timeout_s: float) -> bool:
         """Read up to the ends of the topics as they are now (after the children
-        stopped), so the summary counts everything they published."""
-        parts = list(self._consumer.assignment())
-        ends = await self._consumer.end_offsets(parts)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            positions = {tp: await self._consumer.position(tp) for tp in parts}
-            if all(positions[tp] >= ends[tp] for tp in parts):
-                return
-            await self.poll(dashboard, 0.25)
+        stopped), so the summary counts everything they published; within
+        ``timeout_s``. Returns whether it got there."""
+
+        async def read_to_ends() -> None:
+            parts = list(self._consumer.assignment())
+            ends = await self._consumer.end_offsets(parts)
+            while True:
+                positions = {tp: await self._consumer.position(tp) for tp in parts}
+                if all(positions[tp] >= ends[tp] for tp in parts):
+                    return
+                await self.poll(dashboard, 0.25)
+
+        try:
+            await asyncio.wait_for(read_to_ends(), timeout_s)
+        except (TimeoutError, KafkaError):
+            return False
+        return True
 
     async def poll(self, dashboard: Dashboard, timeout_s: float) -> None:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
@@ -219,43 +255,93 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def _demo(config: Config, settings: DemoSettings, dashboard: Dashboard) -> None:
+@dataclass
+class Outcome:
+    """How a demo ended: what stopped it, how its components ended, the summary's fate."""
+
+    signal: signal.Signals | None = None  # None: --seconds ran out
+    statuses: dict[str, int] = field(default_factory=dict)
+    broker_answered: bool = True
+    caught_up: bool = True
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number when a signal stopped it (as a shell reports a
+        command a signal ended); else 1 when a component did not stop cleanly, or 0."""
+        if self.signal is not None:
+            return 128 + self.signal.value
+        return 1 if self.unclean else 0
+
+    @property
+    def unclean(self) -> dict[str, int]:
+        return {n: s for n, s in self.statuses.items() if s not in (0, -signal.SIGTERM)}
+
+    def line(self, seconds: float, log_dir: Path) -> str:
+        """The demo's last line: how it ended, and what the summary is worth."""
+        how = f"stopped by {self.signal.name}" if self.signal is not None else "ran its time"
+        words = [f"demo: {how} after {seconds:.0f} s"]
+        if self.unclean:
+            ended = ", ".join(f"{n} {_ended(s)}" for n, s in sorted(self.unclean.items()))
+            words.append(f"{ended} (logs in {log_dir})")
+        if not self.broker_answered:
+            words.append(
+                "the broker did not answer, so the summary counts what was read before the stop"
+            )
+        elif not self.caught_up:
+            words.append("the summary may miss the last records (reading them took too long)")
+        return "; ".join(words)
+
+
+def _ended(status: int) -> str:
+    return f"killed by {signal.Signals(-status).name}" if status < 0 else f"exited {status}"
+
+
+async def _demo(
+    config: Config, settings: DemoSettings, dashboard: Dashboard, outcome: Outcome
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def stop_on(sig: signal.Signals) -> None:
+        outcome.signal = outcome.signal or sig
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop_on, sig)
     await prepare(config, settings.bootstrap)  # topics exist before anyone reads them
     watcher = TopicWatcher(config, settings.bootstrap)
     await watcher.start(settings.bootstrap)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
     children = start_children(settings)
     print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
     try:
         await _watch(watcher, dashboard, children, settings, stop)
     finally:
-        statuses = await asyncio.to_thread(stop_children, children)
-        try:
-            # outputs of the last ticks were committed as the worker stopped: read them
-            await watcher.catch_up(dashboard, 10.0)
-        finally:
-            await watcher.stop()
-    bad = {name: s for name, s in statuses.items() if s not in (0, -signal.SIGTERM)}
-    if bad:
-        raise DemoError(f"components did not stop cleanly: {bad}; logs in {settings.log_dir}")
+        outcome.statuses = await asyncio.to_thread(stop_children, children)
+        # The outputs of the last ticks were committed as the worker stopped: read them,
+        # if the broker is there to read them from.
+        outcome.broker_answered = await broker_reachable(settings.bootstrap)
+        if outcome.broker_answered:
+            outcome.caught_up = await watcher.catch_up(dashboard, CATCH_UP_S)
+        await watcher.stop(CLOSE_TIMEOUT_S if outcome.broker_answered else 0.5)
 
 
-def run_demo(config: Config, settings: DemoSettings) -> dict[str, Any]:
-    """Run the demo; return the summary (also written to ``summary_path`` if given)."""
+def run_demo(config: Config, settings: DemoSettings) -> int:
+    """Run the demo until ``seconds`` or a signal; print the summary (also written to
+    ``summary_path`` if given) and a last line saying how it ended; return the exit
+    status (Outcome.exit_status)."""
+    configure_logging("info", settings.log_dir / "demo.log")  # the screen is the view's
     dashboard = Dashboard(config.venue_names, config.windows_ms)
     started = time.monotonic()
-    asyncio.run(_demo(config, settings, dashboard))
+    outcome = Outcome()
+    asyncio.run(_demo(config, settings, dashboard, outcome))
     summary = dashboard.summary()
     if settings.summary_path is not None:
         settings.summary_path.parent.mkdir(parents=True, exist_ok=True)
         settings.summary_path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    print(f"demo ran {time.monotonic() - started:.0f} s")
     print(dashboard.status_line(_now_ms()))
     print(orjson.dumps(summary).decode())
-    return summary
+    print(outcome.line(time.monotonic() - started, settings.log_dir), flush=True)
+    return outcome.exit_status
 
 
 def child_env(config: Config, bootstrap: str, base: dict[str, str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ Connect, send the protocol's opening frames (authenticate, subscribe), then turn
 frame into records and hand them to the sink, stamped with ``recv_ts``. Around that:
 
 - **reconnect** on any connection failure, after a jittered exponential delay capped
-  at ``backoff_max_s`` (feeds.backoff); the delays start over once a connection has
+  at ``backoff_max_s`` (streams.backoff); the delays start over once a connection has
   delivered a frame;
 - an **idle watchdog**: no frame for ``idle_timeout_s`` means the connection is dead
   even if TCP has not noticed (a stalled venue, a half-open socket), so it is replaced;
@@ -31,10 +31,11 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from feeds.backoff import backoff, sleep_unless_stopped
+from feeds.backoff import sleep_unless_stopped
 from feeds.errors import BadFrameError, FeedAuthError
 from feeds.guard import StreamGuard, Verdict
 from feeds.protocols import Protocol
+from streams.backoff import backoff
 from streams.feed_config import FeedSettings
 
 log = logging.getLogger(__name__)

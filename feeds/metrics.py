@@ -77,7 +77,7 @@ class FeedMetrics(Collector):
         sink = self._sink.stats
         yield GaugeMetricFamily(
             "arbstream_feed_kafka_connected",
-            "1 while the Kafka producer is up.",
+            "1 while the Kafka producer is up and the broker answers.",
             value=1.0 if sink.connected else 0.0,
         )
         yield CounterMetricFamily(

@@ -38,7 +38,8 @@ from aiokafka.errors import KafkaError
 from agents.broker import BrokerUnreachableError, broker_reachable
 from agents.outputs import OutputBatches
 from agents.topics import Topics, ensure_topics, partition_counts
-from feeds.backoff import backoff, sleep_unless_stopped
+from feeds.backoff import sleep_unless_stopped
+from streams.backoff import backoff
 from streams.config import Config
 from streams.errors import ArbstreamError
 
@@ -166,6 +167,9 @@ class KafkaSink:
             if stop.is_set():
                 deadline = deadline or time.monotonic() + self._drain_timeout_s
                 if not self.buffer or time.monotonic() >= deadline:
+                    break
+                if not await broker_reachable(self._bootstrap):
+                    log.error("the broker does not answer: giving up the drain")
                     break
             await sleep_unless_stopped(stop, next(delays))
         if self.buffer:

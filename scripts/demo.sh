@@ -2,10 +2,18 @@
 # `make demo`: the live system on one machine. Starts a Kafka broker on $KAFKA_PORT
 # (default 9092) unless one of ours already runs there, runs `arbstream demo` (simulator,
 # feeds, a worker and the terminal view), and stops the broker if it started it.
-#   DEMO_SECONDS=N   run N seconds, print the summary, exit 0 (default: until Ctrl-C)
+#   DEMO_SECONDS=N   run N seconds, print the summary, exit 0 (default: until stopped)
 #   DEMO_SUMMARY=F   also write the summary as JSON to F
 #   DEMO_SPEED=X     scenario speed (default 10: the 17-minute scenario loops every ~100 s)
 #   DEMO_SCENARIO=F  another JSONL scenario, or "generated" for the endless random one
+#   DEMO_CONFIG=F    another config (default deploy/demo/silver.toml)
+#   DEMO_LOG_DIR=D   where the components' logs go (default out/demo)
+#
+# However it is stopped (Ctrl-C, SIGTERM or SIGHUP to make or to this script, `timeout N
+# make demo`, the terminal closing), the demo is told to stop, this script waits for it,
+# then stops the broker it started, last, and exits 128 + the signal's number. The demo
+# and its components get SIGTERM from the kernel if their parent dies without a word
+# (the parent-death signal), so nothing it started outlives it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
@@ -13,16 +21,42 @@ cd "$here"
 port=${KAFKA_PORT:-9092}
 export KAFKA_PORT=$port
 
-started=0
-if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
-    deploy/kafka/kafka.sh up
-    started=1
+# `setpriv --pdeathsig` (util-linux) where it exists: the child gets SIGTERM when this
+# script dies, even by SIGKILL.
+orphan_guard=()
+if command -v setpriv >/dev/null 2>&1; then
+    orphan_guard=(setpriv --pdeathsig TERM --)
 fi
-cleanup() { if [[ $started == 1 ]]; then deploy/kafka/kafka.sh down || true; fi; }
+
+started=0
+demo_pid=
+signalled=
+cleanup() {
+    if [[ -n $demo_pid ]] && kill -0 "$demo_pid" 2>/dev/null; then
+        kill -TERM "$demo_pid" 2>/dev/null || true
+        wait "$demo_pid" 2>/dev/null || true
+    fi
+    if [[ $started == 1 ]]; then deploy/kafka/kafka.sh down || true; fi
+}
 trap cleanup EXIT
+on_signal() {
+    signalled=$1
+    if [[ -n $demo_pid ]]; then kill -TERM "$demo_pid" 2>/dev/null || true; fi
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
+if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+    started=1
+    deploy/kafka/kafka.sh up
+fi
+# A signal during the broker's start: the EXIT trap stops it.
+if [[ -n $signalled ]]; then exit "$signalled"; fi
 
 export ARBSTREAM_BROKER="kafka://127.0.0.1:$port"
-args=(--config deploy/demo/silver.toml --speed "${DEMO_SPEED:-10}")
+args=(--config "${DEMO_CONFIG:-deploy/demo/silver.toml}" --speed "${DEMO_SPEED:-10}")
+args+=(--log-dir "${DEMO_LOG_DIR:-out/demo}")
 scenario=${DEMO_SCENARIO:-$SHARED/scenarios/dislocation-2026-01-30/ticks.jsonl}
 if [[ $scenario != generated ]]; then
     args+=(--scenario "$scenario")
@@ -33,4 +67,16 @@ fi
 if [[ -n ${DEMO_SUMMARY:-} ]]; then
     args+=(--summary "$DEMO_SUMMARY")
 fi
-.venv/bin/arbstream demo "${args[@]}"
+# In the background, so that a signal runs its trap at once (bash runs traps only after
+# a foreground command ends); `wait` returns early on a trapped signal, hence the loop.
+# A background job of a script ignores SIGINT: Ctrl-C reaches the demo as the trap's
+# SIGTERM.
+"${orphan_guard[@]}" .venv/bin/arbstream demo "${args[@]}" </dev/null &
+demo_pid=$!
+status=0
+while true; do
+    wait "$demo_pid" && status=0 || status=$?
+    kill -0 "$demo_pid" 2>/dev/null || break
+done
+demo_pid=
+exit "${signalled:-$status}"

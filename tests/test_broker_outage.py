@@ -191,6 +191,11 @@ def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(
         wait_for(lambda: delivered(feed_port), 60, "the feed to deliver what it buffered")
         wait_for(lambda: http_get(worker.web_port, "/readyz")[0] == 200, 60, "the worker")
         published = {v.venue: v.seq for v in venues}
+    except BaseException:
+        if worker is not None:
+            worker.stop()
+        kafka_sh("down", {**broker_env, "KAFKA_KEEP_DATA": ""}, scaled(60))
+        raise
     finally:
         if feed is not None and feed.poll() is None:
             feed.terminate()

@@ -243,8 +243,13 @@ cmd_up() {
         fi
     fi
 
+    # In a session of its own (setsid, where util-linux has it), so that signals sent to
+    # the caller's process group (Ctrl-C, a closing terminal, `timeout`) do not reach the
+    # broker: whoever started it stops it, last, with `down`.
+    local detach=()
+    if command -v setsid >/dev/null; then detach=(setsid); fi
     # shellcheck disable=SC2086 # word splitting of the flag variables is intended
-    nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
+    "${detach[@]}" nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
         -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
         -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.shutdownHookEnabled=false \

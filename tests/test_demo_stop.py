@@ -1,0 +1,197 @@
+"""``make demo`` ends cleanly however it is stopped: SIGTERM to make, ``timeout N make
+demo``, SIGTERM to ``arbstream demo`` after its broker died. Within 15 s no process it
+started is left and the broker's port is free.
+
+"What it started" is read from the process table, not from pid files: every process
+started for a test carries a marker in its environment (children inherit it, the broker
+too), and the test looks for that marker in /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka_helpers import free_port, kafka_sh, scaled
+
+REPO = Path(__file__).resolve().parents[1]
+MARK = "ARBSTREAM_TEST_PROCESS_MARK"
+#: However it is stopped, the demo and everything it started are gone within this.
+STOP_BOUND_S = 15.0
+
+
+def marked(mark: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment carries ``mark``."""
+    needle = f"{MARK}={mark}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat = (entry / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie has ended
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def seconds_until_gone(mark: str, bound_s: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < bound_s:
+        if not marked(mark):
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return None
+
+
+@dataclass
+class DemoRun:
+    mark: str
+    env: dict[str, str]
+    config: Path
+    log: Path
+    kafka_port: int
+
+    def started(self, timeout_s: float = 180.0) -> None:
+        """Until the demo says its components run, and a few seconds more."""
+        deadline = time.monotonic() + scaled(timeout_s)
+        while b"demo: started" not in self.log.read_bytes():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"demo did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        time.sleep(3.0)
+
+    def assert_all_gone(self, since: float, what: str) -> float:
+        """Every marked process has ended within STOP_BOUND_S of ``since``, and the broker's
+        port is free; return the seconds it took."""
+        left = STOP_BOUND_S - (time.monotonic() - since)
+        gone = seconds_until_gone(self.mark, max(0.0, scaled(left)))
+        took = time.monotonic() - since
+        print(f"{what}: everything ended after {took:.1f} s" if gone is not None else "")
+        assert gone is not None, (
+            f"{what}: still running after {STOP_BOUND_S} s: {marked(self.mark)}"
+        )
+        assert port_free(self.kafka_port)
+        return took
+
+
+@pytest.fixture
+def demo_run(tmp_path: Path) -> Iterator[DemoRun]:
+    mark = uuid.uuid4().hex
+    text = (REPO / "deploy" / "demo" / "silver.toml").read_text()
+    text = text.replace('topic_prefix = "arb"', f'topic_prefix = "stop-{mark[:8]}"')
+    for port in range(47101, 47107):
+        text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
+    config = tmp_path / "demo.toml"
+    config.write_text(text)
+    kafka_port = free_port()
+    env = {
+        **os.environ,
+        MARK: mark,
+        "KAFKA_PORT": str(kafka_port),
+        "KAFKA_DATA_DIR": str(tmp_path / "kafka"),
+        "ARBSTREAM_BROKER": f"kafka://127.0.0.1:{kafka_port}",
+        "ARBSTREAM_WEB_PORT": str(free_port()),
+        "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
+        "DEMO_CONFIG": str(config),
+        "DEMO_SECONDS": "300",
+        "DEMO_LOG_DIR": str(tmp_path / "logs"),
+    }
+    for name in ("KAFKA_CONTROLLER_PORT", "KAFKA_KEEP_DATA", "MAKEFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
+    run = DemoRun(mark, env, config, tmp_path / "out.log", kafka_port)
+    try:
+        yield run
+    finally:
+        for pid in marked(mark):  # whatever a failed test left behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def start(run: DemoRun, *command: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(command),
+        cwd=REPO,
+        env=run.env,
+        stdin=subprocess.DEVNULL,
+        stdout=run.log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # as a shell starts a job: the test's signals reach it only
+    )
+
+
+def test_sigterm_to_make_ends_every_process_of_the_demo(demo_run: DemoRun) -> None:
+    make = start(demo_run, "make", "demo")
+    demo_run.started()
+    running = marked(demo_run.mark)
+    assert any("arbstream.cli worker" in c for c in running.values()), running
+    assert any("kafka.Kafka" in c for c in running.values()), running
+    stopped_at = time.monotonic()
+    make.send_signal(signal.SIGTERM)
+    demo_run.assert_all_gone(stopped_at, "SIGTERM to make")
+    assert make.wait(5) != 0
+
+
+def test_timeout_make_demo_ends_every_process_of_the_demo(demo_run: DemoRun) -> None:
+    timeout = start(demo_run, "timeout", "25", "make", "demo")
+    status = timeout.wait(scaled(60))
+    stopped_at = time.monotonic()
+    assert status == 124, demo_run.log.read_text()[-3000:]
+    assert b"demo: started" in demo_run.log.read_bytes(), demo_run.log.read_text()[-3000:]
+    demo_run.assert_all_gone(stopped_at, "timeout 25 make demo")
+
+
+def test_demo_stops_within_bounds_after_its_broker_was_killed(demo_run: DemoRun) -> None:
+    env = demo_run.env
+    kafka_sh("up", env, scaled(120))
+    try:
+        demo = start(
+            demo_run,
+            sys.executable,
+            "-m",
+            "arbstream.cli",
+            "demo",
+            "--config",
+            str(demo_run.config),
+            "--seconds",
+            "300",
+            "--log-dir",
+            env["DEMO_LOG_DIR"],
+        )
+        demo_run.started()
+        brokers = [p for p, c in marked(demo_run.mark).items() if "kafka.Kafka" in c]
+        assert len(brokers) == 1
+        os.kill(brokers[0], signal.SIGKILL)
+        time.sleep(2.0)
+        stopped_at = time.monotonic()
+        demo.send_signal(signal.SIGTERM)
+        try:
+            status = demo.wait(scaled(STOP_BOUND_S))
+        except subprocess.TimeoutExpired:
+            status = None
+        took = time.monotonic() - stopped_at
+        out = demo_run.log.read_text()
+        print(f"arbstream demo after SIGTERM, broker killed: exit {status} after {took:.1f} s")
+        assert status is not None, out[-3000:]
+        last = out.strip().splitlines()[-1]
+        assert "broker" in last and "did not answer" in last, last
+        demo_run.assert_all_gone(stopped_at, "arbstream demo without its broker")
+    finally:
+        kafka_sh("down", env, scaled(60))
