@@ -10,6 +10,9 @@
 # Configs in the image: /etc/arbstream/compose/silver.toml (deploy/compose/silver.toml,
 # feeds read the `simulator` service) and /etc/arbstream/demo/silver.toml
 # (deploy/demo/silver.toml, feeds on 127.0.0.1). Mount your own over /etc/arbstream.
+# The demo's scenario, the 30 Jan 2026 dislocation, is at
+# /usr/share/arbstream/scenarios/dislocation-2026-01-30/ticks.jsonl (the compose
+# simulator plays it).
 # Ports: 6066 worker web/metrics (ARBSTREAM_WEB_PORT), 9464 feed health/metrics
 # (ARBSTREAM_FEED_METRICS_PORT).
 
@@ -71,6 +74,7 @@ RUN groupadd --system --gid 10001 arbstream \
 COPY --from=builder /opt/arbstream /opt/arbstream
 COPY deploy/compose/silver.toml /etc/arbstream/compose/silver.toml
 COPY deploy/demo/silver.toml /etc/arbstream/demo/silver.toml
+COPY scenarios/dislocation-2026-01-30/ticks.jsonl /usr/share/arbstream/scenarios/dislocation-2026-01-30/ticks.jsonl
 
 WORKDIR /var/lib/arbstream
 USER 10001:10001

@@ -5,8 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SHARED ?= $(abspath ../shared)
-SCENARIO := $(SHARED)/scenarios/dislocation-2026-01-30
+SCENARIO := scenarios/dislocation-2026-01-30
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
 # The demo script gets SIGTERM if make dies without passing a signal on (SIGKILL).
@@ -36,10 +35,10 @@ typecheck: install ## mypy (strict on streams/)
 	$(BIN)/mypy
 
 test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus)
-	ARBSTREAM_SHARED=$(SHARED) scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
-	SHARED=$(SHARED) $(ORPHAN_GUARD) scripts/demo.sh
+	$(ORPHAN_GUARD) scripts/demo.sh
 
 replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show its signals
 	@mkdir -p out

@@ -37,6 +37,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 
 from agents.produce import produce_lines, send_line
 from agents.topics import Topics, ensure_topics
@@ -101,10 +106,19 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def committed_all(bootstrap: str, config: Config, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the worker's group has committed offsets up to ``ends``. Not yet, while
+    the broker has no coordinator for the group: a freshly started broker answers the
+    first lookups with GroupCoordinatorNotAvailable (the caller polls, with a deadline)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(app_id(config))
+    except (
+        GroupCoordinatorNotAvailableError,
+        NotCoordinatorForGroupError,
+        CoordinatorLoadInProgressError,
+    ):
+        return False
     finally:
         await admin.close()
     return all(

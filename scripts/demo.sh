@@ -17,7 +17,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
-: "${SHARED:=$here/../shared}"
 port=${KAFKA_PORT:-9092}
 export KAFKA_PORT=$port
 
@@ -57,7 +56,7 @@ if [[ -n $signalled ]]; then exit "$signalled"; fi
 export ARBSTREAM_BROKER="kafka://127.0.0.1:$port"
 args=(--config "${DEMO_CONFIG:-deploy/demo/silver.toml}" --speed "${DEMO_SPEED:-10}")
 args+=(--log-dir "${DEMO_LOG_DIR:-out/demo}")
-scenario=${DEMO_SCENARIO:-$SHARED/scenarios/dislocation-2026-01-30/ticks.jsonl}
+scenario=${DEMO_SCENARIO:-scenarios/dislocation-2026-01-30/ticks.jsonl}
 if [[ $scenario != generated ]]; then
     args+=(--scenario "$scenario")
 fi

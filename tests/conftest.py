@@ -5,6 +5,8 @@
   (data dir in a pytest tmp dir) and stops it at session end. A failed start FAILS the
   session (with the broker log) -- it never skips.
 - ``topic_factory``: ``make(partitions=1, *, compact=False, prefix="t") -> topic name``.
+- ``engine_outputs_match_their_schemas`` (autouse): every engine output is checked
+  against its JSON Schema in docs/schemas.
 """
 
 from __future__ import annotations
@@ -24,8 +26,30 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))
 
 from kafka_helpers import create_topic, free_port, kafka_sh, scaled
+from record_schemas import check_output
+
+from streams.engine import Engine, Output
 
 TopicFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_outputs_match_their_schemas() -> Iterator[None]:
+    """Every record any engine returns during the run is checked against docs/schemas
+    (tests/record_schemas.py): a field or record type the schemas do not describe fails
+    the test that produced it. Worker outputs are checked where tests/pipeline.py reads
+    them back."""
+    process = Engine.process
+
+    def checked(self: Engine, raw: bytes | str, position: int) -> list[Output]:
+        outputs = process(self, raw, position)
+        for _, _, record in outputs:
+            check_output(record)
+        return outputs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Engine, "process", checked)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import Record, consume, free_port, scaled
 from record_compare import diff_streams
+from record_schemas import check_output, check_outputs
 
 from agents.produce import route
 from agents.topics import Topics
@@ -162,6 +163,7 @@ def read_outputs(
         )
 
     spreads, signals, dlq = asyncio.run(read_all())
+    check_outputs(orjson.loads(r.value) for r in (*spreads, *signals, *dlq))
     return {"spreads": spreads, "signals": signals, "dlq": dlq}
 
 
@@ -169,7 +171,9 @@ def group_by_key(records: list[Record], stream: str) -> KeyedOutputs:
     """Records per key, in partition-offset order (one key lives in one partition)."""
     keyed: KeyedOutputs = defaultdict(list)
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        keyed[(stream, None if r.key is None else r.key.decode())].append(orjson.loads(r.value))
+        record = orjson.loads(r.value)
+        check_output(record)
+        keyed[(stream, None if r.key is None else r.key.decode())].append(record)
     return keyed
 
 

@@ -1,4 +1,4 @@
-"""Compare output records with the tolerance of ../shared/scenarios/README.md.
+"""Compare output records with the tolerance of scenarios/README.md.
 
 Identities, events, reasons and times must be equal; numbers within 1e-6 relative or
 absolute; ``std`` and ``z`` within 1e-4.

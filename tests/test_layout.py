@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared_paths import REPO, SCENARIOS
+from scenario_paths import REPO, SCENARIOS
 
 from streams.config import load_config
 

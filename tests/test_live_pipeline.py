@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from kafka_helpers import consume, free_port, scaled
 from pipeline import Worker, arbstream_process, replay_by_key
-from shared_paths import REPO, SCENARIOS
+from record_schemas import check_outputs
+from scenario_paths import REPO, SCENARIOS
 
 from agents.topics import Topics
 from streams.config import load_config
@@ -132,6 +133,7 @@ def test_simulator_to_feeds_to_worker_gives_the_replay_arbitrage_opens(
         worker_status = worker.stop()
     feeds_log = (tmp_path / "feeds.log").read_text()
     assert feeds_status == 0 and worker_status == 0, feeds_log[-3000:]
+    check_outputs(orjson.loads(r.value) for r in signals)
     got = _arb_opens([orjson.loads(r.value) for r in signals])
     assert got == want, f"live {sorted(got)} != replay {sorted(want)}"
 

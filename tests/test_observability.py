@@ -29,7 +29,7 @@ from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
 from deploy.prom_server import PrometheusServer, alert_exprs
 from kafka_helpers import free_port, produce, scaled
 from pipeline import Worker, arbstream_process
-from shared_paths import REPO, SCENARIOS
+from scenario_paths import REPO, SCENARIOS
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from shared_paths import SCENARIOS
+from scenario_paths import SCENARIOS
 
 from agents.metrics import LATENCY_BUCKETS, LatencyHistogram, WorkerMetrics, WorkerView
 from streams.config import Config, parse_config

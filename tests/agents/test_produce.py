@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from kafka_helpers import Record, consume, topic_partitions
-from shared_paths import SCENARIOS
+from scenario_paths import SCENARIOS
 
 from agents.produce import route
 

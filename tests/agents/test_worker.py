@@ -32,7 +32,7 @@ from pipeline import (
     read_ticks,
     replay_by_key,
 )
-from shared_paths import SCENARIOS
+from scenario_paths import SCENARIOS
 from streamgen import config_toml, random_stream, random_venues
 
 from agents.produce import produce_lines, route

@@ -494,3 +494,16 @@ def test_grafana_reads_deploy_grafana(services: dict[str, dict[str, Any]]) -> No
     home = _host_path(grafana, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     assert home == REPO / "deploy" / "grafana" / "dashboards" / "arbstream.json"
     assert home.is_file()
+
+
+def test_the_simulator_plays_the_demo_scenario_from_the_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """As ``make demo`` does: the 30 Jan 2026 dislocation, which the image carries."""
+    command = _command(services["simulator"])
+    image_path = command[command.index("--scenario") + 1]
+    source = _repo_file_at(image_path)
+    assert source == REPO / "scenarios" / "dislocation-2026-01-30" / "ticks.jsonl", image_path
+    assert "--loop" in command
+    demo = (REPO / "scripts" / "demo.sh").read_text()
+    assert "scenarios/dislocation-2026-01-30/ticks.jsonl" in demo

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from shared_paths import SCENARIOS
+from scenario_paths import SCENARIOS
 
 from feeds.simulator.generated import GeneratorSettings, generate_ticks
 from streams.config import Config, load_config, parse_config

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shared_paths import SCENARIOS
+from scenario_paths import SCENARIOS
 from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
 from streams.config import Config, load_config, parse_config

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from shared_paths import SCENARIO_NAMES, SCENARIOS
+from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from streams.config import Config, load_config, parse_config
 from streams.engine import Engine

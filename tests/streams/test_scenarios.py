@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 from record_compare import diff_streams
-from shared_paths import SCENARIOS
+from record_schemas import check_outputs
+from scenario_paths import SCENARIOS
 
 from arbstream.replay import replay
 from streams.config import load_config
@@ -61,6 +62,7 @@ def test_cli_replay_writes_output_file_and_summary(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     actual = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    check_outputs(actual)  # the CLI runs in its own process: conftest's check misses it
     assert diff_streams(actual, _expected(name)) == []
     summary = proc.stderr.decode().strip().splitlines()[-1]
     assert summary.startswith("replay: 1809 records in; 2 rejected (bad_json 1, crossed 1)")
@@ -85,6 +87,7 @@ def test_cli_replay_reads_stdin_and_writes_stdout() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     actual = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    check_outputs(actual)
     assert diff_streams(actual, _expected(name)) == []
 
 

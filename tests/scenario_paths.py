@@ -1,0 +1,9 @@
+"""Where the repository and its scenarios (scenarios/<name>/) are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+SCENARIO_NAMES = ("dislocation-2026-01-30", "random-101")
