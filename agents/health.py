@@ -39,6 +39,10 @@ Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 OWN_LOGGERS = ("agents", "feeds", "streams", "arbstream")
 
 
+#: The most message kinds RepeatFilter keeps track of at once.
+MAX_KINDS = 1000
+
+
 class RepeatFilter(logging.Filter):
     """At most ``burst`` records of one kind in ``window_s`` seconds; the rest are counted.
 
@@ -66,6 +70,12 @@ class RepeatFilter(logging.Filter):
             return True
         kind = (record.name, record.levelno, record.msg)
         now = self._clock()
+        if len(self._kinds) >= MAX_KINDS and kind not in self._kinds:
+            # Messages formatted before logging make every line a kind of its own: forget
+            # the windows that have closed, so the table stays bounded.
+            self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self._window_s}
+            if len(self._kinds) >= MAX_KINDS:
+                return True  # too many kinds at once to tell repeats apart
         state = self._kinds.get(kind)
         if state is None or now - state[0] >= self._window_s:
             suppressed = 0 if state is None else int(state[2])

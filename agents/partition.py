@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: time on its own. Each costs two more round trips in the transaction.
 OFFSETS_EVERY_S = 1.0
 OFFSETS_IDLE_S = 0.05
+#: How long a failed batch's abort may wait for the broker.
+ABORT_TIMEOUT_S = 5.0
 
 
 class PartitionLostError(AgentError):
@@ -158,6 +160,11 @@ class PartitionProcessor:
         self._taken.set()
         return batch
 
+    @property
+    def closing(self) -> bool:
+        """Asked to stop (a rebalance, the worker stopping) or given up."""
+        return self._closing
+
     async def close(self) -> None:
         """Finish the batch in flight (it commits or aborts), then stop the task."""
         self._closing = True
@@ -270,7 +277,11 @@ class PartitionProcessor:
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         """Begin a transaction, commit it when the block ends, abort it when the block
-        raises. A fenced producer means another worker owns the partition now."""
+        raises. A fenced producer means another worker owns the partition now.
+
+        The abort is bounded (it waits for the broker), and skipped when the task is
+        cancelled (a stop that cannot wait): a transaction left open is aborted by the
+        partition's next producer when it starts, before anyone reads its state."""
         producer = self.producer
         await producer.begin_transaction()
         try:
@@ -278,7 +289,9 @@ class PartitionProcessor:
             await producer.commit_transaction()
         except ProducerFenced as exc:
             raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
+        except asyncio.CancelledError:
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
-                await producer.abort_transaction()
+                await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT_S)
             raise

@@ -39,7 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +91,9 @@ READY_MESSAGE = "arbstream worker ready"
 #: to close; and the same when the broker does not answer (there is nothing to wait for).
 CLOSE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_AWAY_S = 1.0
+#: A worker told to stop exits within this, finished or not (status EXIT_SHUTDOWN_TIMEOUT).
+SHUTDOWN_TIMEOUT_S = 15.0
+EXIT_SHUTDOWN_TIMEOUT = 1
 #: The longest wait between two attempts to rebuild a failed partition.
 REBUILD_BACKOFF_MAX_S = 5.0
 #: How often the worker asks whether the broker still answers (agents.broker).
@@ -189,7 +194,11 @@ class Worker:
         watch = asyncio.create_task(self._watch_broker(), name="broker watch")
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
-            await self._consumer.start()
+            try:
+                await self._consumer.start()
+            except KafkaError as exc:
+                await close_quietly(self._consumer, self._close_timeout())
+                raise AgentError(f"cannot join the consumer group {self.group_id}: {exc}") from exc
             try:
                 await self._fetch_loop()
             finally:
@@ -210,7 +219,7 @@ class Worker:
         ``broker_answers`` (readiness) true to it. The clients ride the outage out on their
         own and their repeated errors are rate limited (agents.health.RepeatFilter); a
         batch in flight waits for its commit, which completes or aborts when the broker
-        is back."""
+        is back (or, if the worker stops first, is left open: see ``_close``)."""
         lost_at = 0.0
         while True:
             await asyncio.sleep(BROKER_PROBE_EVERY_S)
@@ -307,10 +316,12 @@ class Worker:
         loading is retried the same way. Returns whether the processor goes on."""
         p = processor.tp.partition
         delays = backoff(REBUILD_BACKOFF_MAX_S)
-        while not self._stopping.is_set():
+        while not (self._stopping.is_set() or processor.closing):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), next(delays))
-            if self._stopping.is_set() or not await broker_reachable(self.settings.bootstrap):
+            if self._stopping.is_set() or processor.closing:
+                break
+            if not await broker_reachable(self.settings.bootstrap):
                 continue
             try:
                 processor.install((await self._load([p]))[p])
@@ -354,9 +365,11 @@ class Worker:
         aborts it when its producer starts, then redoes the work from the committed
         state."""
         timeout = self._close_timeout()
-        try:
-            await asyncio.wait_for(processor.close(), timeout)
-        except TimeoutError:
+        closing = asyncio.ensure_future(processor.close())
+        done, _ = await asyncio.wait({closing}, timeout=timeout)
+        if not done:
+            # Cancelled, not awaited: its transaction stays open (see _transaction).
+            closing.cancel()
             log.warning(
                 "partition %d: its batch did not finish within %.0f s; left uncommitted",
                 processor.tp.partition,
@@ -492,8 +505,19 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
     counts = await prepare(config, settings.bootstrap)
     worker = Worker(config, settings, counts)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        worker.stop()
+        # The last resort: a shutdown that is still waiting on Kafka (aiokafka's clients
+        # can, when the broker has gone mid-request) ends the process. Nothing is lost:
+        # it is what a SIGKILL does, and the committed state is where the next worker
+        # resumes.
+        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S, _exit_now)
+        deadline.daemon = True
+        deadline.start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, stop)
 
     def readiness() -> tuple[bool, dict[str, object]]:
         body = {"ready": worker.serving, "partitions": sorted(worker.processors)}
@@ -510,6 +534,16 @@ async def serve(config: Config, settings: WorkerSettings) -> None:
         log.info(
             "worker stopped: %d records in %.1f s", worker.processed, time.monotonic() - started
         )
+
+
+def _exit_now() -> None:
+    log.error(
+        "shutdown did not finish within %.0f s; exiting without it (uncommitted work is "
+        "redone by the partition's next owner)",
+        SHUTDOWN_TIMEOUT_S,
+    )
+    logging.shutdown()
+    os._exit(EXIT_SHUTDOWN_TIMEOUT)
 
 
 def run_worker(config: Config, settings: WorkerSettings, loglevel: str = "info") -> None:

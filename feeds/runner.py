@@ -20,14 +20,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aiokafka.errors import KafkaError
+
 from agents.broker import require_broker
 from agents.health import configure_logging, require_free_port, serve_health
+from agents.topics import ensure_topics
 from feeds.connection import FeedConnection
 from feeds.metrics import FeedMetrics
 from feeds.protocols import make_protocol
 from feeds.sink import KafkaSink
 from streams.config import Config
-from streams.errors import ConfigError
+from streams.errors import ConfigError, SetupError
 from streams.feed_config import FeedSettings
 
 log = logging.getLogger(__name__)
@@ -182,6 +185,10 @@ async def serve_feeds(
         loop.add_signal_handler(sig, process.stop)
     require_free_port("0.0.0.0", port, "ARBSTREAM_FEED_METRICS_PORT")
     await require_broker(bootstrap)
+    try:  # topics the broker refuses stop the process here, not in the sink's retries
+        await ensure_topics(bootstrap, config)
+    except KafkaError as exc:
+        raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
     runner = await serve_health("0.0.0.0", port, process.readiness, process.metrics.registry)
     try:
         await process.run()

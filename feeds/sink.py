@@ -284,6 +284,10 @@ async def _abandon(producer: AIOKafkaProducer) -> None:
         await asyncio.wait({task}, timeout=5)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.stop(), 5)
+    # stop() marks the producer closed first: if it was cut short, close the client
+    # here, or its connections and metadata task would outlive it.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.client.close(), 1)
 
 
 def _why(exc: BaseException) -> str:

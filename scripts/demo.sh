@@ -68,10 +68,12 @@ if [[ -n ${DEMO_SUMMARY:-} ]]; then
 fi
 # In the background, so that a signal runs its trap at once (bash runs traps only after
 # a foreground command ends); `wait` returns early on a trapped signal, hence the loop.
-# A background job of a script ignores SIGINT: Ctrl-C reaches the demo as the trap's
-# SIGTERM.
-"${orphan_guard[@]}" .venv/bin/arbstream demo "${args[@]}" </dev/null &
+# A background job of a script starts with SIGINT ignored; the demo installs its own
+# handler, and the trap's SIGTERM reaches it in any case.
+${orphan_guard[@]+"${orphan_guard[@]}"} .venv/bin/arbstream demo "${args[@]}" </dev/null &
 demo_pid=$!
+# A signal between the check above and here found no demo to pass itself on to.
+if [[ -n $signalled ]]; then kill -TERM "$demo_pid" 2>/dev/null || true; fi
 status=0
 while true; do
     wait "$demo_pid" && status=0 || status=$?

@@ -229,6 +229,19 @@ def _check_relations(model: ConfigModel, source: str) -> None:
         if (route.buy, route.sell) in seen:
             problems.append(f"  routes[{i}]: duplicate route {route.buy}>{route.sell}")
         seen.add((route.buy, route.sell))
+    named = [(f"venues.{v}.units.{i}", i) for v, venue in model.venues.items() for i in venue.units]
+    named += [
+        (f"feeds.{f}.symbols.{sym}", i)
+        for f, feed in model.feeds.items()
+        if feed.protocol in QUOTE_PROTOCOLS
+        for sym, i in feed.symbols.items()
+    ]
+    named += [
+        (f"metrics.instruments[{n}]", i) for n, i in enumerate(model.metrics.instruments or [])
+    ]
+    for key, instrument in named:
+        if len(instrument) > NAME_LIMIT:
+            problems.append(f"  {key}: an instrument name has at most {NAME_LIMIT} characters")
     if model.metrics.instruments is not None and OTHER in model.metrics.instruments:
         problems.append(f'  metrics.instruments: "{OTHER}" is the label of unlisted instruments')
     for name, venue in model.venues.items():

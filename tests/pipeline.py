@@ -25,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import Record, consume, free_port, scaled
 from record_compare import diff_streams
 from record_schemas import check_output, check_outputs
+from scenario_paths import REPO
 
 from agents.produce import route
 from agents.topics import Topics
@@ -112,6 +113,18 @@ class Worker:
                 return
             time.sleep(0.2)
         raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+
+def demo_config(tmp_path: Path, prefix: str) -> Path:
+    """The demo's config (deploy/demo/silver.toml) with topic prefix ``prefix`` and every
+    simulated venue on a free port, so that a test's demo shares nothing with others."""
+    text = (REPO / "deploy" / "demo" / "silver.toml").read_text()
+    text = text.replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
+    for port in range(47101, 47107):
+        text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
+    path = tmp_path / f"{prefix}.toml"
+    path.write_text(text)
+    return path
 
 
 def replay_by_key(lines: Iterable[bytes], config: Config) -> tuple[KeyedOutputs, list[Any]]:

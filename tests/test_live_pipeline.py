@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 from kafka_helpers import consume, free_port, scaled
-from pipeline import Worker, arbstream_process, replay_by_key
+from pipeline import Worker, arbstream_process, demo_config, replay_by_key
 from record_schemas import check_outputs
-from scenario_paths import REPO, SCENARIOS
+from scenario_paths import SCENARIOS
 
 from agents.topics import Topics
 from streams.config import load_config
@@ -164,13 +164,7 @@ def test_simulator_to_feeds_to_worker_gives_the_replay_arbitrage_opens(
 def test_demo_runs_the_live_system_and_writes_its_summary(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    prefix = f"demo-{uuid.uuid4().hex[:8]}"
-    text = (REPO / "deploy" / "demo" / "silver.toml").read_text()
-    text = text.replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
-    for port in range(47101, 47107):
-        text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
-    config = tmp_path / "demo.toml"
-    config.write_text(text)
+    config = demo_config(tmp_path, f"demo-{uuid.uuid4().hex[:8]}")
     summary = tmp_path / "summary.json"
     env = {
         **os.environ,

@@ -92,7 +92,12 @@ def test_no_broker(name: str, config: tuple[Path, str]) -> None:
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "ARBSTREAM_BROKER": f"kafka://127.0.0.1:{port}",
+        "ARBSTREAM_WEB_PORT": str(free_port()),
+        "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
+    }
     assert_one_line(run(command(name, path), env), "ARBSTREAM_BROKER", f"127.0.0.1:{port}")
 
 
@@ -113,7 +118,7 @@ def test_port_in_use_creates_nothing(
     assert topics_with_prefix(kafka_bootstrap, prefix) == []
 
 
-@pytest.mark.parametrize("name", ["worker", "topics", "produce"])
+@pytest.mark.parametrize("name", ["worker", "topics", "produce", "feed"])
 def test_topics_that_cannot_be_created(
     name: str, config: tuple[Path, str], kafka_bootstrap: str
 ) -> None:
@@ -124,6 +129,7 @@ def test_topics_that_cannot_be_created(
         **os.environ,
         "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
         "ARBSTREAM_WEB_PORT": str(free_port()),
+        "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
     }
     assert_one_line(run(command(name, path), env), "cannot create topic", prefix)
     assert topics_with_prefix(kafka_bootstrap, prefix) == []

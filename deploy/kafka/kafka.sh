@@ -249,7 +249,7 @@ cmd_up() {
     local detach=()
     if command -v setsid >/dev/null; then detach=(setsid); fi
     # shellcheck disable=SC2086 # word splitting of the flag variables is intended
-    "${detach[@]}" nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
+    ${detach[@]+"${detach[@]}"} nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
         -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
         -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.shutdownHookEnabled=false \

@@ -118,6 +118,16 @@ BAD = [
         "feeds.a b",
     ),
     (
+        "65-character instrument in units",
+        _with("venues.SGE.units", {"I" * 65: "g"}),
+        "venues.SGE.units." + "I" * 65,
+    ),
+    (
+        "65-character instrument in metrics",
+        _with("metrics", {"instruments": ["XAG", "I" * 65]}),
+        "metrics.instruments[1]",
+    ),
+    (
         "65-character venue name",
         _with("venues." + "V" * 65, {"currency": "USD", "unit": "oz"}),
         "venues." + "V" * 65,
