@@ -47,6 +47,7 @@ COPY README.md ./
 COPY streams ./streams
 COPY agents ./agents
 COPY feeds ./feeds
+COPY simulator ./simulator
 COPY arbstream ./arbstream
 RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && pip install -c constraints.txt /tmp/wheels/arbstream-*.whl \

@@ -1,4 +1,7 @@
-"""The Faust application: moves records between Kafka and the :mod:`streams` engine.
+"""The Kafka side: topics, how records travel to them, the feed process's Kafka sink,
+``arbstream produce``, and the exactly-once worker that runs the :mod:`streams` engine
+on the ticks topic (aiokafka transactions, state in a compacted topic).
 
-Thin by design (see design.md): topics, tables, agents, web views and metrics wiring.
+It imports nothing of the project but :mod:`streams`; the command line
+(:mod:`arbstream`) wires it into processes.
 """

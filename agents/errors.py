@@ -1,4 +1,4 @@
-"""Errors of the Kafka/Faust side, under the project's one root (streams.errors)."""
+"""Errors of the Kafka side, under the project's one root (streams.errors)."""
 
 from streams.errors import ArbstreamError
 

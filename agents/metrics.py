@@ -18,7 +18,13 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Histogram,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -27,8 +33,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from agents.health import process_registry
-from streams.config import Config
+from agents.settings import Deployment
 from streams.counters import EngineCounters
 from streams.engine import Engine
 from streams.observe import Observation, QuoteView, observe
@@ -80,17 +85,46 @@ class LatencyHistogram:
         return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum_s)
 
 
+class BatchStats:
+    """Batches since the last report: records, time in the engine, time to commit."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.records = 0
+        self.engine_s = 0.0
+        self.commit_s = 0.0
+        self.commit_max_s = 0.0
+
+    def add(self, records: int, engine_s: float, commit_s: float) -> None:
+        self.batches += 1
+        self.records += records
+        self.engine_s += engine_s
+        self.commit_s += commit_s
+        self.commit_max_s = max(self.commit_max_s, commit_s)
+
+    def report(self) -> str:
+        n = max(1, self.batches)
+        return (
+            f"{self.batches} batches, {self.records} records, "
+            f"{self.records / n:.0f} per batch, engine {1000 * self.engine_s / n:.1f} ms, "
+            f"commit {1000 * self.commit_s / n:.1f} ms (max {1000 * self.commit_max_s:.1f})"
+        )
+
+
 class BatchMetrics:
     """What each committed transaction reports (agents/partition.py calls ``committed``):
-    its size, commit time and latencies, and the engine's counts of the work it committed.
-    """
+    its size, engine and commit times and latencies, and the engine's counts of the work
+    it committed. The same report feeds the Prometheus histograms and the batch figures
+    the worker logs (``window``, which the worker takes and replaces)."""
 
-    def __init__(self, config: Config, registry: CollectorRegistry) -> None:
+    def __init__(self, config: Deployment, registry: CollectorRegistry) -> None:
         self.latency = LatencyHistogram(LATENCY_BUCKETS)
         #: Counts of committed work, keyed by label values (streams/counters.py).
         self.totals = EngineCounters()
         self._instruments = config.metric_instruments
-        self._fx_pairs = config.fx_pairs
+        self._fx_pairs = config.engine.fx_pairs
+        self.window = BatchStats()  # since the worker last logged them
+        self.records = 0  # committed since the start
         self._records = Histogram(
             "arbstream_batch_records",
             "Records (quotes, fx and rejected) per transaction.",
@@ -105,10 +139,17 @@ class BatchMetrics:
         )
 
     def committed(
-        self, records: int, commit_s: float, timestamps_ms: Sequence[float], engine: Engine
+        self,
+        records: int,
+        engine_s: float,
+        commit_s: float,
+        timestamps_ms: Sequence[float],
+        engine: Engine,
     ) -> None:
         """A transaction committed: only now do the engine's counts of it become totals (a
         batch that aborts is redone by a rebuilt engine and counted then, once)."""
+        self.window.add(records, engine_s, commit_s)
+        self.records += records
         self._records.observe(records)
         self._commit.observe(commit_s)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
@@ -125,10 +166,20 @@ class WorkerView:
     partitions: int  # of the ticks topic
 
 
+def process_registry(collector: Collector) -> CollectorRegistry:
+    """A registry with a process's own collector and prometheus-client's process, platform
+    and GC collectors (``process_*``, ``python_*``): what every arbstream process serves
+    on ``/metrics``."""
+    registry = CollectorRegistry()
+    for c in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR, collector):
+        registry.register(c)
+    return registry
+
+
 class WorkerMetrics(Collector):
     """The registry of one worker process: its own metrics and the process collectors."""
 
-    def __init__(self, config: Config, ticks_topic: str, view: WorkerView) -> None:
+    def __init__(self, config: Deployment, ticks_topic: str, view: WorkerView) -> None:
         self.config = config
         self.ticks_topic = ticks_topic
         self.view = view
@@ -150,8 +201,8 @@ class WorkerMetrics(Collector):
             "The config's staleness threshold of each venue.",
             labels=["venue"],
         )
-        for venue in self.config.venue_names:
-            stale.add_metric([venue], self.config.stale_ms[venue] / 1000.0)
+        for venue in self.config.engine.venue_names:
+            stale.add_metric([venue], self.config.engine.stale_ms[venue] / 1000.0)
         yield stale
         view = self.view
         yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(view.ready()))
@@ -184,7 +235,7 @@ class WorkerMetrics(Collector):
     def _counters(self) -> Iterator[Metric]:
         totals = self.batches.totals
         ticks = dict.fromkeys(
-            ((v, i) for v in self.config.venue_names for i in self._instruments), 0
+            ((v, i) for v in self.config.engine.venue_names for i in self._instruments), 0
         )
         ticks.update(totals.quotes)  # already keyed by label values
         family = CounterMetricFamily(
@@ -194,7 +245,7 @@ class WorkerMetrics(Collector):
             family.add_metric(list(labels), n)
         yield family
 
-        fx = dict.fromkeys(sorted(self.config.fx_pairs), 0)
+        fx = dict.fromkeys(sorted(self.config.engine.fx_pairs), 0)
         fx.update(totals.fx)
         family = CounterMetricFamily(
             "arbstream_fx",

@@ -65,39 +65,6 @@ class Loaded:
     next_offset: int
 
 
-class BatchStats:
-    """Batches since the last report: records, time in the engine, time to commit."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-        self.records = 0
-        self.engine_s = 0.0
-        self.commit_s = 0.0
-        self.commit_max_s = 0.0
-
-    def add(self, records: int, engine_s: float, commit_s: float) -> None:
-        self.batches += 1
-        self.records += records
-        self.engine_s += engine_s
-        self.commit_s += commit_s
-        self.commit_max_s = max(self.commit_max_s, commit_s)
-
-    def merge(self, other: BatchStats) -> None:
-        self.batches += other.batches
-        self.records += other.records
-        self.engine_s += other.engine_s
-        self.commit_s += other.commit_s
-        self.commit_max_s = max(self.commit_max_s, other.commit_max_s)
-
-    def report(self) -> str:
-        n = max(1, self.batches)
-        return (
-            f"{self.batches} batches, {self.records} records, "
-            f"{self.records / n:.0f} per batch, engine {1000 * self.engine_s / n:.1f} ms, "
-            f"commit {1000 * self.commit_s / n:.1f} ms (max {1000 * self.commit_max_s:.1f})"
-        )
-
-
 #: Called with a processor and the error of its batch; returns whether the processor
 #: was rebuilt (and should go on) or is finished.
 ErrorHandler = Callable[["PartitionProcessor", Exception], Awaitable[bool]]
@@ -121,7 +88,6 @@ class PartitionProcessor:
         self.producer = loaded.producer
         self.next_offset = loaded.next_offset
         self.inbox: list[Any] = []
-        self.stats = BatchStats()
         self._topics = topics
         self._counts = counts
         self._group_id = group_id
@@ -256,9 +222,12 @@ class PartitionProcessor:
             else:
                 self._offsets_due = True
         commit_s = time.perf_counter() - t1
-        self.stats.add(next_offset - start, t1 - t0, commit_s)
         self._metrics.committed(
-            next_offset - start, commit_s, [m.timestamp for m in messages[skip:]], self.engine
+            next_offset - start,
+            t1 - t0,
+            commit_s,
+            [m.timestamp for m in messages[skip:]],
+            self.engine,
         )
         self.next_offset = next_offset
         return next_offset - start

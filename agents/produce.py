@@ -1,10 +1,7 @@
-"""``arbstream produce``: write a JSONL input file to Kafka as contracts.md §2 and §8 say.
-
-Quotes go to ``<prefix>.ticks`` keyed by instrument (so one partition sees every venue
-of an instrument, in file order); fx records go to *every* partition of the ticks topic
-and once to ``<prefix>.fx`` keyed by pair; anything else goes to the ticks topic without
-a key, byte for byte, for the worker to reject with its offset. Sends are not awaited
-one by one: delivery futures are collected and checked in batches.
+"""``arbstream produce``: write a JSONL input file to Kafka, each line where
+agents.routing sends it, byte for byte. Sends are not awaited one by one: delivery
+futures are collected and checked in batches, and every one is checked before the
+command reports success.
 """
 
 from __future__ import annotations
@@ -17,29 +14,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
+from agents.routing import destinations, route
 from agents.topics import Topics
-from streams.validation import decode
 
 #: Delivery futures are awaited (and errors raised) every this many sends.
 CHECK_EVERY = 10_000
-
-
-def route(line: bytes) -> tuple[str, bytes | None]:
-    """How a line travels: (``"quote"`` | ``"fx"`` | ``"other"``, key)."""
-    try:
-        obj = decode(line)
-    except ValueError:
-        return "other", None
-    if type(obj) is dict:
-        kind = obj.get("type")
-        if kind == "quote":
-            instrument = obj.get("instrument")
-            if type(instrument) is str and instrument:
-                return "quote", instrument.encode()
-        elif kind == "fx":
-            pair = obj.get("pair")
-            return "fx", pair.encode() if type(pair) is str and pair else None
-    return "other", None
 
 
 async def send_line(
@@ -52,12 +31,8 @@ async def send_line(
     """Send one input record as §2 says (``partitions``: those of the ticks topic);
     append its delivery futures to ``pending`` and return its kind (see ``route``)."""
     kind, key = route(record)
-    if kind == "fx":
-        for p in partitions:
-            pending.append(await producer.send(topics.ticks, record, key=key, partition=p))
-        pending.append(await producer.send(topics.fx, record, key=key))
-    else:
-        pending.append(await producer.send(topics.ticks, record, key=key))
+    for topic, partition in destinations(kind, topics, partitions):
+        pending.append(await producer.send(topic, record, key=key, partition=partition))
     return kind
 
 

@@ -1,7 +1,7 @@
 """The workers' state changelog: reading back the committed state of ticks partitions.
 
 Partition p of ``<prefix>.worker-state`` (compacted) holds the engine state of ticks
-partition p as streams/state.py entries, keyed by entry key, plus one entry of its own:
+partition p as streams/changelog.py entries, keyed by entry key, plus one entry of its own:
 ``OFFSET_KEY``, the next ticks offset to process. The worker writes both in the same
 transaction as the outputs they account for, so the committed changelog always
 describes an engine that has processed exactly the ticks below that offset.

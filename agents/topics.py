@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from agents.errors import AgentError
-from streams.config import Config
+from agents.settings import Deployment
 from streams.errors import SetupError
 
 #: The ticks topic takes records up to 16 MiB (Kafka's default is 1 MiB): whatever a
@@ -62,7 +62,7 @@ class Topics:
         return (self.ticks, self.fx, self.spreads, self.signals, self.dlq)
 
 
-async def ensure_topics(bootstrap: str, config: Config) -> Topics:
+async def ensure_topics(bootstrap: str, config: Deployment) -> Topics:
     """Create the deployment's missing topics with the config's partitions and replication.
 
     Existing topics are left as they are (their partition count is the operator's).
@@ -84,7 +84,7 @@ async def ensure_topics(bootstrap: str, config: Config) -> Topics:
     return topics
 
 
-async def ensure_state_topic(bootstrap: str, config: Config, n_ticks: int) -> int:
+async def ensure_state_topic(bootstrap: str, config: Deployment, n_ticks: int) -> int:
     """Create the workers' state topic if missing, compacted, with ``n_ticks`` partitions
     (the ticks topic's count); return its partition count.
 

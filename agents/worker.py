@@ -39,27 +39,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from agents.broker import broker_reachable, close_quietly, require_broker
 from agents.errors import AgentError
-from agents.health import configure_logging, require_free_port, serve_health
-from agents.metrics import WorkerMetrics, WorkerView
+from agents.metrics import BatchStats, WorkerMetrics, WorkerView
 from agents.partition import (
     BatchDeliveryError,
-    BatchStats,
-    Loaded,
     PartitionLostError,
     PartitionProcessor,
 )
+from agents.recovery import PartitionLoader
+from agents.settings import Deployment
 from agents.state_store import StateReader
 from agents.topics import (
     TICKS_MAX_MESSAGE_BYTES,
@@ -69,8 +64,6 @@ from agents.topics import (
     partition_counts,
 )
 from streams.backoff import backoff
-from streams.config import Config
-from streams.engine import Engine, Source
 from streams.errors import SetupError
 
 log = logging.getLogger(__name__)
@@ -84,16 +77,11 @@ POLL_TIMEOUT_MS = 100
 #: partitions until this expires (Kafka's default is 45 s).
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 1_000
-#: Producer batches; the broker's default max.message.bytes is 1 MiB.
-PRODUCER_BATCH_BYTES = 512 * 1024
 READY_MESSAGE = "arbstream worker ready"
 #: How long, when it stops, the worker waits for a batch in flight, then for each client
 #: to close; and the same when the broker does not answer (there is nothing to wait for).
 CLOSE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_AWAY_S = 1.0
-#: A worker told to stop exits within this, finished or not (status EXIT_SHUTDOWN_TIMEOUT).
-SHUTDOWN_TIMEOUT_S = 15.0
-EXIT_SHUTDOWN_TIMEOUT = 1
 #: The longest wait between two attempts to rebuild a failed partition.
 REBUILD_BACKOFF_MAX_S = 5.0
 #: How often the worker asks whether the broker still answers (agents.broker).
@@ -112,7 +100,7 @@ class WorkerSettings:
     batch_max: int = BATCH_MAX
 
 
-def app_id(config: Config) -> str:
+def app_id(config: Deployment) -> str:
     """The consumer group, and the prefix of the transactional ids."""
     return f"arbstream-{config.topic_prefix}"
 
@@ -120,7 +108,9 @@ def app_id(config: Config) -> str:
 class Worker:
     """The consumer, the processors of the assigned partitions, and the rebalance logic."""
 
-    def __init__(self, config: Config, settings: WorkerSettings, counts: dict[str, int]) -> None:
+    def __init__(
+        self, config: Deployment, settings: WorkerSettings, counts: dict[str, int]
+    ) -> None:
         self.config = config
         self.settings = settings
         self.topics = Topics(config.topic_prefix)
@@ -131,7 +121,6 @@ class Worker:
         self.ready = False
         self.broker_answers = True
         self._error: BaseException | None = None
-        self._totals = BatchStats()
         self._taken = asyncio.Event()  # a partition task emptied its inbox
         self._next_report = time.monotonic() + STATS_INTERVAL_S
         self._reader = StateReader(settings.bootstrap, self.topics.state)
@@ -162,10 +151,13 @@ class Worker:
             max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
         )
+        self._loader = PartitionLoader(
+            config, settings.bootstrap, self.group_id, self._consumer, self._reader
+        )
 
     @property
     def processed(self) -> int:
-        return self._totals.records + sum(p.stats.records for p in self.processors.values())
+        return self.metrics.batches.records
 
     def lag(self) -> dict[int, int]:
         """Records after the committed position, per assigned ticks partition, as of the
@@ -217,7 +209,7 @@ class Worker:
     async def _watch_broker(self) -> None:
         """Say, once, when the broker stops answering and when it answers again, and keep
         ``broker_answers`` (readiness) true to it. The clients ride the outage out on their
-        own and their repeated errors are rate limited (agents.health.RepeatFilter); a
+        own and their repeated errors are rate limited (arbstream.process.RepeatFilter); a
         batch in flight waits for its commit, which completes or aborts when the broker
         is back (or, if the worker stops first, is left open: see ``_close``)."""
         lost_at = 0.0
@@ -269,11 +261,8 @@ class Worker:
 
     def _report(self) -> None:
         """Log the batches of the last ``STATS_INTERVAL_S`` (all partitions together)."""
-        window = BatchStats()
-        for processor in self.processors.values():
-            window.merge(processor.stats)
-            processor.stats = BatchStats()
-        self._totals.merge(window)
+        batches = self.metrics.batches
+        window, batches.window = batches.window, BatchStats()
         if window.batches:
             log.info("last %.0f s: %s", STATS_INTERVAL_S, window.report())
         self._next_report = time.monotonic() + STATS_INTERVAL_S
@@ -285,7 +274,7 @@ class Worker:
             log.warning("%s; dropping partition %d until the next rebalance", error, p)
             self.processors.pop(p, None)
             self._consumer.pause(processor.tp)
-            await _stop_producer(processor.producer)
+            await close_quietly(processor.producer)
             return False
         if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
             self.fail(error)  # a defect, not a broker hiccup
@@ -324,7 +313,7 @@ class Worker:
             if not await broker_reachable(self.settings.bootstrap):
                 continue
             try:
-                processor.install((await self._load([p]))[p])
+                processor.install((await self._loader.load([p]))[p])
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("partition %d: rebuild failed (%r); trying again", p, exc)
             except Exception as exc:
@@ -350,8 +339,6 @@ class Worker:
                 {p: x.next_offset for p, x in sorted(processors.items())},
             )
         await asyncio.gather(*(self._close(p) for p in processors.values()))
-        for processor in processors.values():
-            self._totals.merge(processor.stats)
         timeout = self._close_timeout()
         await asyncio.gather(*(close_quietly(p.producer, timeout) for p in processors.values()))
 
@@ -380,7 +367,7 @@ class Worker:
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.topics.ticks)
         # No fetching while the partitions load: each starts at its stored offset.
         self._consumer.pause(*[TopicPartition(self.topics.ticks, p) for p in mine])
-        loaded = await self._load(mine)
+        loaded = await self._loader.load(mine)
         for p in mine:
             tp = TopicPartition(self.topics.ticks, p)
             processor = PartitionProcessor(
@@ -391,70 +378,6 @@ class Worker:
         self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
         self.ready = True
         log.info("%s: partitions %s", READY_MESSAGE, mine)
-
-    async def _load(self, partitions: list[int]) -> dict[int, Loaded]:
-        """The committed state of ``partitions``, each with a new producer, and the
-        consumer positioned at each one's stored offset.
-
-        Each new producer's start fences every earlier producer of its partition and
-        settles their transactions, so the state read afterwards is complete.
-        """
-        started = await asyncio.gather(
-            *(self._start_producer(p) for p in partitions), return_exceptions=True
-        )
-        producers = {
-            p: x
-            for p, x in zip(partitions, started, strict=True)
-            if not isinstance(x, BaseException)
-        }
-        out: dict[int, Loaded] = {}
-        try:
-            for result in started:
-                if isinstance(result, BaseException):
-                    raise result
-            recovered = await self._reader.read(partitions)
-            for p in partitions:
-                state = recovered[p]
-                tp = TopicPartition(self.topics.ticks, p)
-                engine = Engine(self.config, _source_of(self.topics.ticks, p))
-                engine.load(state.entries)
-                next_offset = state.next_offset
-                if next_offset is None:
-                    next_offset = await self._first_offset(tp)
-                self._consumer.seek(tp, next_offset)
-                out[p] = Loaded(engine, producers.pop(p), next_offset)
-                log.info(
-                    "partition %d: %d state entries, resuming at offset %d",
-                    p,
-                    len(state.entries),
-                    next_offset,
-                )
-        finally:
-            for producer in producers.values():  # those not handed over
-                await _stop_producer(producer)
-        return out
-
-    async def _first_offset(self, tp: TopicPartition) -> int:
-        """Where a partition without state starts: its beginning, unless the group has
-        committed offsets (the state topic was deleted: outputs may repeat)."""
-        committed = await self._consumer.committed(tp)
-        if committed is not None:
-            log.warning("%s: no state but a committed offset %d; starting there", tp, committed)
-            return int(committed)
-        return int((await self._reader.beginning_offsets([tp]))[tp])
-
-    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
-            transactional_id=f"{self.group_id}-ticks-{partition}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=PRODUCER_BATCH_BYTES,
-            max_request_size=2 * TICKS_MAX_MESSAGE_BYTES,
-        )
-        await producer.start()
-        return producer
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -473,20 +396,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self._worker.fail(exc)
 
 
-def _source_of(topic: str, partition: int) -> Callable[[int], Source]:
-    def source_of(offset: int) -> Source:
-        return {"topic": topic, "partition": partition, "offset": offset}
-
-    return source_of
-
-
-async def _stop_producer(producer: AIOKafkaProducer) -> None:
-    # A fenced producer may fail to flush, and one without a broker may never: its
-    # transaction was not committed, so there is nothing of it to keep.
-    await close_quietly(producer)
-
-
-async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
+async def prepare(config: Deployment, bootstrap: str) -> dict[str, int]:
     """Create missing topics (the state topic too); return every topic's partition count.
     Raises SetupError when no broker answers or the topics cannot be made to fit."""
     await require_broker(bootstrap)
@@ -497,56 +407,3 @@ async def prepare(config: Config, bootstrap: str) -> dict[str, int]:
     except KafkaError as exc:
         raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
     return counts
-
-
-async def serve(config: Config, settings: WorkerSettings) -> None:
-    """Run a worker until SIGINT/SIGTERM."""
-    require_free_port(settings.web_host, settings.web_port, "ARBSTREAM_WEB_PORT")
-    counts = await prepare(config, settings.bootstrap)
-    worker = Worker(config, settings, counts)
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        worker.stop()
-        # The last resort: a shutdown that is still waiting on Kafka (aiokafka's clients
-        # can, when the broker has gone mid-request) ends the process. Nothing is lost:
-        # it is what a SIGKILL does, and the committed state is where the next worker
-        # resumes.
-        deadline = threading.Timer(SHUTDOWN_TIMEOUT_S, _exit_now)
-        deadline.daemon = True
-        deadline.start()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
-
-    def readiness() -> tuple[bool, dict[str, object]]:
-        body = {"ready": worker.serving, "partitions": sorted(worker.processors)}
-        return worker.serving, body
-
-    runner = await serve_health(
-        settings.web_host, settings.web_port, readiness, worker.metrics.registry
-    )
-    started = time.monotonic()
-    try:
-        await worker.run()
-    finally:
-        await runner.cleanup()
-        log.info(
-            "worker stopped: %d records in %.1f s", worker.processed, time.monotonic() - started
-        )
-
-
-def _exit_now() -> None:
-    log.error(
-        "shutdown did not finish within %.0f s; exiting without it (uncommitted work is "
-        "redone by the partition's next owner)",
-        SHUTDOWN_TIMEOUT_S,
-    )
-    logging.shutdown()
-    os._exit(EXIT_SHUTDOWN_TIMEOUT)
-
-
-def run_worker(config: Config, settings: WorkerSettings, loglevel: str = "info") -> None:
-    """Run a worker until it is stopped (SIGINT/SIGTERM)."""
-    configure_logging(loglevel)
-    asyncio.run(serve(config, settings))

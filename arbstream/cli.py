@@ -26,13 +26,15 @@ from agents.broker import require_broker
 from agents.produce import produce_lines
 from agents.settings import broker_bootstrap, feed_metrics_port, web_port
 from agents.topics import ensure_topics
-from agents.worker import WorkerSettings, prepare, run_worker
+from agents.worker import WorkerSettings, prepare
 from arbstream import __version__
+from arbstream.config import Config, load_config
 from arbstream.demo import DemoSettings, child_env, run_demo
+from arbstream.feed_process import run_feeds, select_feeds
+from arbstream.process import configure_logging
 from arbstream.replay import replay as run_replay
-from feeds.runner import run_feeds, select_feeds
-from feeds.simulator.server import SimulatorSettings, run_simulator
-from streams.config import Config, load_config
+from arbstream.worker_process import run_worker
+from simulator.server import SimulatorSettings, run_simulator
 from streams.engine import Engine
 from streams.errors import ArbstreamError, ConfigError, SetupError
 
@@ -283,7 +285,8 @@ def simulate(
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
-        run_simulator(config, None if scenario is None else Path(scenario), settings, loglevel)
+        configure_logging(loglevel)
+        run_simulator(config, None if scenario is None else Path(scenario), settings)
     except ArbstreamError as exc:
         _exit(exc)
 

@@ -17,106 +17,35 @@ is bounded by the configuration, not the input: names outside the config are tra
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from arbstream.dashboard_parts import (
+    MAX_ROWS,
+    Arb,
+    Priced,
+    Quote,
+    Spread,
+    age,
+    footer,
+    name_of,
+    names_of,
+    new_table,
+    num_of,
+    nums_of,
+    signed,
+    ts_of,
+    window_label,
+    z_style,
+)
+
 MAX_TRACKED = 100  # distinct unconfigured venues / instruments / pairs / routes / FX pairs each
-_MAX_NAME = 64  # longer names are treated as malformed: 100 names of 1 MB each is not "bounded"
-_MAX_ROWS = 12  # rows per table, so the view fits a 100x40 terminal
 _SIGNAL_KEYS = ("arb.open", "arb.close", "arb.update", "wide.open", "wide.close")
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _ts(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
-def _name(value: object) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= _MAX_NAME else None
-
-
-def _names(record: dict[str, Any], *keys: str) -> tuple[str, ...] | None:
-    values = [v for k in keys if (v := _name(record.get(k))) is not None]
-    return tuple(values) if len(values) == len(keys) else None
-
-
-def _nums(record: dict[str, Any], *keys: str) -> tuple[float, ...] | None:
-    values = [v for k in keys if (v := _num(record.get(k))) is not None]
-    return tuple(values) if len(values) == len(keys) else None
-
-
-def _age(ms: int | None) -> str:
-    # a negative age only means the two topics are consumed slightly out of step
-    return "-" if ms is None else f"{max(ms, 0) / 1000:.1f}s"
-
-
-def _signed(value: float | None, fmt: str = "+.2f") -> Text:
-    if value is None:
-        return Text("")
-    style = "green" if value > 0 else "red" if value < 0 else ""
-    return Text(format(value, fmt), style=style)
-
-
-def _window_label(ms: int) -> str:
-    if ms % 60_000 == 0:
-        return f"z {ms // 60_000}m"
-    return f"z {ms / 1000:g}s"
-
-
-def _table(title: str) -> Table:
-    return Table(
-        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False
-    )
-
-
-@dataclass(slots=True)
-class _Quote:
-    instrument: str
-    bid: float
-    ask: float
-    ts: int
-    recv_ts: int | None
-
-
-@dataclass(slots=True)
-class _Spread:
-    spread: float
-    spread_bps: float
-    z: dict[int, float]
-    ts: int
-
-
-@dataclass(slots=True)
-class _Arb:
-    opened_ts: int
-    net: float
-    net_bps: float | None
-    peak_net: float
-
-
-@dataclass(slots=True)
-class _Priced:
-    """An FX quote, or the quote of an open wide market."""
-
-    bid: float
-    ask: float
-    ts: int
-    width_bps: float = 0.0
 
 
 class Dashboard:
@@ -131,17 +60,17 @@ class Dashboard:
         self._windows = tuple(int(w) for w in windows_ms)
         self._rate_window_ms = rate_window_ms
         self._quotes: dict[str, int] = dict.fromkeys(self._venues, 0)
-        self._last_quote: dict[str, _Quote] = {}
+        self._last_quote: dict[str, Quote] = {}
         # [wall ms, count] pairs, one per distinct ms: at most rate_window_ms + 1 entries per venue
         # however fast quotes arrive, unlike one entry per quote
         self._arrivals: dict[str, deque[list[int]]] = {v: deque() for v in self._venues}
         self._clock: dict[str, int] = {}
-        self._fx: dict[str, _Priced] = {}
+        self._fx: dict[str, Priced] = {}
         self._spread_count = 0
-        self._spreads: dict[tuple[str, ...], _Spread] = {}
+        self._spreads: dict[tuple[str, ...], Spread] = {}
         self._signals: dict[str, int] = dict.fromkeys(_SIGNAL_KEYS, 0)
-        self._arbs: dict[tuple[str, ...], _Arb] = {}
-        self._wides: dict[tuple[str, ...], _Priced] = {}
+        self._arbs: dict[tuple[str, ...], Arb] = {}
+        self._wides: dict[tuple[str, ...], Priced] = {}
         self._other = 0
 
     @property
@@ -161,8 +90,8 @@ class Dashboard:
         self._other += 1
 
     def _observe_quote(self, record: dict[str, Any], now_ms: int) -> bool:
-        names, prices = _names(record, "venue", "instrument"), _nums(record, "bid", "ask")
-        ts = _ts(record.get("ts"))
+        names, prices = names_of(record, "venue", "instrument"), nums_of(record, "bid", "ask")
+        ts = ts_of(record.get("ts"))
         if names is None or prices is None or ts is None:
             return False
         (venue, instrument), (bid, ask) = names, prices
@@ -181,14 +110,14 @@ class Dashboard:
             arrivals.append([now_ms, 1])
         self._trim(arrivals, now_ms)
         self._advance_clock(instrument, ts)
-        self._last_quote[venue] = _Quote(instrument, bid, ask, ts, _ts(record.get("recv_ts")))
+        self._last_quote[venue] = Quote(instrument, bid, ask, ts, ts_of(record.get("recv_ts")))
         return True
 
     def _observe_fx(self, record: dict[str, Any]) -> bool:
         pair, prices, ts = (
-            _name(record.get("pair")),
-            _nums(record, "bid", "ask"),
-            _ts(record.get("ts")),
+            name_of(record.get("pair")),
+            nums_of(record, "bid", "ask"),
+            ts_of(record.get("ts")),
         )
         if pair is None or prices is None or ts is None:
             return False
@@ -197,7 +126,7 @@ class Dashboard:
             return False
         # the same fx record arrives once per ticks partition; only a newer one replaces it
         if latest is None or ts >= latest.ts:
-            self._fx[pair] = _Priced(prices[0], prices[1], ts)
+            self._fx[pair] = Priced(prices[0], prices[1], ts)
         return True
 
     def observe_spread(self, record: dict[str, Any]) -> None:
@@ -205,10 +134,10 @@ class Dashboard:
             self._other += 1
             return
         names, values = (
-            _names(record, "instrument", "a", "b"),
-            _nums(record, "spread", "spread_bps"),
+            names_of(record, "instrument", "a", "b"),
+            nums_of(record, "spread", "spread_bps"),
         )
-        ts = _ts(record.get("ts"))
+        ts = ts_of(record.get("ts"))
         if names is None or values is None or ts is None:
             self._other += 1
             return
@@ -222,14 +151,14 @@ class Dashboard:
             z: dict[int, float] = {}
             for w in self._windows:
                 stats = windows.get(str(w)) if isinstance(windows, dict) else None
-                value = _num(stats.get("z")) if isinstance(stats, dict) else None
+                value = num_of(stats.get("z")) if isinstance(stats, dict) else None
                 if value is not None:
                     z[w] = value
-            self._spreads[names] = _Spread(values[0], values[1], z, ts)
+            self._spreads[names] = Spread(values[0], values[1], z, ts)
 
     def observe_signal(self, record: dict[str, Any]) -> None:
         kind, event = (
-            (_name(record.get("kind")), _name(record.get("event")))
+            (name_of(record.get("kind")), name_of(record.get("event")))
             if isinstance(record, dict) and record.get("type") == "signal"
             else (None, None)
         )
@@ -252,8 +181,8 @@ class Dashboard:
         return signal_key in self._signals or extra < MAX_TRACKED
 
     def _apply_arb(self, record: dict[str, Any], event: str) -> bool:
-        route, ts = _names(record, "instrument", "buy", "sell"), _ts(record.get("ts"))
-        net = _num(record.get("net"))
+        route, ts = names_of(record, "instrument", "buy", "sell"), ts_of(record.get("ts"))
+        net = num_of(record.get("net"))
         opens = event in ("open", "update")  # an update seen without its open still means open
         if route is None or ts is None or (opens and net is None):
             return False
@@ -265,20 +194,20 @@ class Dashboard:
             if current is None and len(self._arbs) >= MAX_TRACKED:
                 self._other += 1
                 return True
-            opened = _ts(record.get("opened_ts"))
+            opened = ts_of(record.get("opened_ts"))
             if opened is None:
                 opened = ts if current is None else current.opened_ts
-            peak = _num(record.get("peak_net"))
+            peak = num_of(record.get("peak_net"))
             if peak is None:
                 peak = net if current is None else max(current.peak_net, net)
-            self._arbs[route] = _Arb(opened, net, _num(record.get("net_bps")), peak)
+            self._arbs[route] = Arb(opened, net, num_of(record.get("net_bps")), peak)
         return True
 
     def _apply_wide(self, record: dict[str, Any], event: str) -> bool:
-        key, ts = _names(record, "instrument", "venue"), _ts(record.get("ts"))
+        key, ts = names_of(record, "instrument", "venue"), ts_of(record.get("ts"))
         if key is None or ts is None:
             return False
-        prices = _nums(record, "bid", "ask", "width_bps")
+        prices = nums_of(record, "bid", "ask", "width_bps")
         if event != "close" and prices is None:
             return False
         self._advance_clock(key[0], ts)
@@ -287,7 +216,7 @@ class Dashboard:
         elif key not in self._wides and len(self._wides) >= MAX_TRACKED:
             self._other += 1
         elif prices is not None:
-            self._wides[key] = _Priced(prices[0], prices[1], ts, prices[2])
+            self._wides[key] = Priced(prices[0], prices[1], ts, prices[2])
         return True
 
     def _advance_clock(self, instrument: str, ts: int) -> None:
@@ -362,60 +291,60 @@ class Dashboard:
         return Group(*parts)
 
     def _spread_table(self) -> Table:
-        table = _table("Spreads (a - b, USD/oz)")
+        table = new_table("Spreads (a - b, USD/oz)")
         table.add_column("pair")
-        for col in ("spread", "bps", *map(_window_label, self._windows), "age"):
+        for col in ("spread", "bps", *map(window_label, self._windows), "age"):
             table.add_column(col, justify="right")
         rows = sorted(self._spreads.items())
-        for (instrument, a, b), s in rows[:_MAX_ROWS]:
+        for (instrument, a, b), s in rows[:MAX_ROWS]:
             zs = [
-                Text("" if w not in s.z else f"{s.z[w]:+.2f}", style=_z_style(s.z.get(w)))
+                Text("" if w not in s.z else f"{s.z[w]:+.2f}", style=z_style(s.z.get(w)))
                 for w in self._windows
             ]
             table.add_row(
                 f"{instrument} {a}/{b}",
-                _signed(s.spread, "+.3f"),
-                _signed(s.spread_bps, "+.1f"),
+                signed(s.spread, "+.3f"),
+                signed(s.spread_bps, "+.1f"),
                 *zs,
-                _age(self._clock_age(instrument, s.ts)),
+                age(self._clock_age(instrument, s.ts)),
             )
-        _footer(table, len(rows), "none yet")
+        footer(table, len(rows), "none yet")
         return table
 
     def _arb_table(self) -> Table:
-        table = _table("Open arbitrage (net USD/oz)")
+        table = new_table("Open arbitrage (net USD/oz)")
         table.add_column("route")
         table.add_column("instrument")
         for col in ("net", "net bps", "peak", "age"):
             table.add_column(col, justify="right")
         rows = sorted(self._arbs.items(), key=lambda item: (-item[1].net, item[0]))
-        for (instrument, buy, sell), arb in rows[:_MAX_ROWS]:
+        for (instrument, buy, sell), arb in rows[:MAX_ROWS]:
             table.add_row(
                 f"{buy}>{sell}",
                 instrument,
-                _signed(arb.net),
-                _signed(arb.net_bps, "+.1f"),
-                _signed(arb.peak_net),
-                _age(self._clock_age(instrument, arb.opened_ts)),
+                signed(arb.net),
+                signed(arb.net_bps, "+.1f"),
+                signed(arb.peak_net),
+                age(self._clock_age(instrument, arb.opened_ts)),
             )
-        _footer(table, len(rows), "none open")
+        footer(table, len(rows), "none open")
         return table
 
     def _wide_table(self) -> Table:
-        table = _table("Wide markets")
+        table = new_table("Wide markets")
         table.add_column("venue")
         table.add_column("instrument")
         for col in ("bid", "ask", "width bps"):
             table.add_column(col, justify="right")
         rows = sorted(self._wides.items())
-        for (instrument, venue), q in rows[:_MAX_ROWS]:
+        for (instrument, venue), q in rows[:MAX_ROWS]:
             table.add_row(venue, instrument, repr(q.bid), repr(q.ask), f"{q.width_bps:.0f}")
-        _footer(table, len(rows), "none open")
+        footer(table, len(rows), "none open")
         return table
 
     def _venue_table(self, now_ms: int) -> Table:
         window_s = self._rate_window_ms / 1000
-        table = _table("Venues (last quote as received)")
+        table = new_table("Venues (last quote as received)")
         table.add_column("venue")
         table.add_column("quotes", justify="right")
         table.add_column(f"ticks/s ({window_s:g}s)", justify="right")
@@ -428,7 +357,7 @@ class Dashboard:
             if q is None:
                 table.add_row(venue, str(self._quotes[venue]), "-", "-", "-", "-", "-", "-")
                 continue
-            wall = "" if q.recv_ts is None else _age(now_ms - q.recv_ts)
+            wall = "" if q.recv_ts is None else age(now_ms - q.recv_ts)
             table.add_row(
                 venue,
                 str(self._quotes[venue]),
@@ -436,19 +365,7 @@ class Dashboard:
                 q.instrument,
                 repr(q.bid),
                 repr(q.ask),
-                _age(self._clock_age(q.instrument, q.ts)),
+                age(self._clock_age(q.instrument, q.ts)),
                 wall,
             )
         return table
-
-
-def _z_style(z: float | None) -> str:
-    return "bold yellow" if z is not None and abs(z) >= 2 else ""
-
-
-def _footer(table: Table, total: int, empty: str) -> None:
-    """A dim row saying the table is empty, or how many rows did not fit."""
-    if total == 0:
-        table.add_row(Text(empty, style="dim"))
-    elif total > _MAX_ROWS:
-        table.add_row(Text(f"... {total - _MAX_ROWS} more", style="dim"))

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -32,11 +29,12 @@ from rich.console import Console
 from rich.live import Live
 
 from agents.broker import broker_reachable, close_quietly
-from agents.health import configure_logging
 from agents.topics import Topics, partition_counts
 from agents.worker import prepare
+from arbstream.config import Config
 from arbstream.dashboard import Dashboard
-from streams.config import Config
+from arbstream.process import configure_logging
+from arbstream.supervisor import ChildProcess, arbstream_command
 from streams.errors import ArbstreamError
 
 #: Seconds every child together gets to stop after SIGTERM before what still runs is
@@ -65,84 +63,41 @@ class DemoSettings:
     env: dict[str, str]  # for the children (broker, ports, API keys)
 
 
-def _with_parent_death_signal(args: list[str]) -> list[str]:
-    """Prefix ``setpriv --pdeathsig TERM`` where util-linux has it (Linux): the child is
-    then stopped if the demo dies (SIGKILL, a crash), so no orphan keeps the simulator's
-    ports or the consumer group. Elsewhere the demo's own stop path is all there is."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or not sys.platform.startswith("linux"):
-        return args
-    return [setpriv, "--pdeathsig", "TERM", "--", *args]
-
-
-class Child:
-    """One started component, its output in a log file."""
-
-    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in kill()
-        self.proc = subprocess.Popen(
-            _with_parent_death_signal([sys.executable, "-m", "arbstream.cli", *args]),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def failed(self) -> int | None:
-        """The exit status if the child has ended (it should not before we stop it)."""
-        return self.proc.poll()
-
-    def terminate(self) -> None:
-        """Ask it to stop (SIGTERM); ``wait_until`` then waits for it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    def wait_until(self, deadline: float) -> int | None:
-        """Its exit status once it has ended, or None if it is still running at
-        ``deadline`` (monotonic)."""
-        try:
-            return self.proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> int:
-        """SIGKILL if it still runs; its exit status."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        status = self.proc.wait()
-        self._log.close()
-        return status
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-def start_children(settings: DemoSettings) -> list[Child]:
+def start_children(settings: DemoSettings) -> list[ChildProcess]:
     """Simulator, feeds, worker: the simulator holds its clock until the feeds connect."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     config = str(settings.config_path)
     simulate = ["simulate", "--config", config, "--speed", str(settings.speed), "--loop"]
     if settings.scenario is not None:
         simulate += ["--scenario", str(settings.scenario)]
-    children: list[Child] = []
+    children: list[ChildProcess] = []
     try:
         for name, args in (
             ("simulator", simulate),
             ("feeds", ["feed", "--config", config]),
             ("worker", ["worker", "--config", config]),
         ):
-            children.append(Child(name, args, settings.env, settings.log_dir))
+            # In sessions of their own: a terminal's Ctrl-C reaches only the demo, which
+            # stops them in order; the parent-death signal stops them if the demo dies.
+            child = ChildProcess(
+                arbstream_command(*args),
+                settings.log_dir / f"{name}.log",
+                env=settings.env,
+                name=name,
+                own_session=True,
+                parent_death=True,
+                truncate=True,
+            )
+            children.append(child)
     except OSError:
         stop_children(children)
         raise
     return children
 
 
-def stop_children(children: Sequence[Child], budget_s: float = STOP_BUDGET_S) -> dict[str, int]:
+def stop_children(
+    children: Sequence[ChildProcess], budget_s: float = STOP_BUDGET_S
+) -> dict[str, int]:
     """Stop every child within ``budget_s``; return their exit statuses (negative: the
     signal that ended it). Feeds first, with up to half the budget to flush to Kafka,
     then their source, then the worker, which commits what it has; whatever still runs
@@ -225,7 +180,7 @@ class TopicWatcher:
 async def _watch(
     watcher: TopicWatcher,
     dashboard: Dashboard,
-    children: Sequence[Child],
+    children: Sequence[ChildProcess],
     settings: DemoSettings,
     stop: asyncio.Event,
 ) -> None:
@@ -238,7 +193,7 @@ async def _watch(
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             await watcher.poll(dashboard, 0.25)
             for child in children:
-                status = child.failed()
+                status = child.status()
                 if status is not None:
                     raise DemoError(
                         f"{child.name} exited with status {status}; its log "

@@ -33,7 +33,7 @@ import orjson
 
 from agents.topics import Topics
 from agents.worker import app_id, prepare
-from streams.config import Config, load_config
+from arbstream.config import Config, load_config
 from streams.engine import Engine, Source
 
 

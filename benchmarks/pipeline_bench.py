@@ -24,7 +24,6 @@ import os
 import platform
 import pstats
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,9 +45,10 @@ from aiokafka.errors import (
 from agents.produce import produce_lines, send_line
 from agents.topics import Topics, ensure_topics
 from agents.worker import app_id
+from arbstream.config import Config, load_config
+from arbstream.supervisor import ChildProcess
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
-from streams.config import Config, load_config
 
 #: The output consumer's fetch_max_wait_ms (aiokafka's default is 500).
 FETCH_WAIT_MS = int(os.environ.get("BENCH_FETCH_WAIT_MS", "5"))
@@ -66,7 +66,7 @@ if mode == "naive":
     main()
 else:
     from agents.worker import WorkerSettings, run_worker
-    from streams.config import load_config
+    from arbstream.config import load_config
     settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
     run_worker(load_config(config_path), settings, loglevel)
@@ -85,24 +85,12 @@ def deployment(tmp: Path, spread_emit_ms: int | None = None) -> tuple[Path, Conf
 
 def start_worker(
     config_path: Path, mode: str, bootstrap: str, log: Path, profile: str = ""
-) -> subprocess.Popen[bytes]:
+) -> ChildProcess:
     with socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = [str(config_path), mode, str(port), profile, bootstrap]
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", WORKER_CODE, *args], stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode)
 
 
 async def committed_all(bootstrap: str, config: Config, ends: dict[TopicPartition, int]) -> bool:
@@ -167,13 +155,13 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
     try:
         deadline = time.time() + 600
         while not asyncio.run(committed_all(bootstrap, config, ends)):
-            if proc.poll() is not None or time.time() > deadline:
+            if not proc.alive() or time.time() > deadline:
                 raise RuntimeError(f"{mode} worker did not finish; see {tmp}")
             time.sleep(0.05)
         done = time.time()
         peak_mib = peak_rss_mib(proc.pid)
     finally:
-        stop_worker(proc)
+        proc.stop(60)
     first = asyncio.run(first_record_time(bootstrap, topics.spreads))
     seconds = done - first
     return {
@@ -259,11 +247,11 @@ def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> 
     proc = start_worker(config_path, mode, bootstrap, log)
     try:
         time.sleep(12)  # join, assignment and (empty) recovery; faust logs at warning here
-        if proc.poll() is not None:
+        if not proc.alive():
             raise RuntimeError(f"{mode} worker exited; see {log}")
         samples = asyncio.run(offered_load(bootstrap, topics, rate, seconds))
     finally:
-        stop_worker(proc)
+        proc.stop(60)
     return {"rate": rate, "outputs": len(samples), **percentiles(samples)}
 
 

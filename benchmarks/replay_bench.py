@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from arbstream.config import parse_config
 from benchmarks.workload import CONFIG_TOML, ticks
-from streams.config import parse_config
 from streams.engine import Engine
 
 

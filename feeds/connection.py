@@ -35,8 +35,8 @@ from feeds.backoff import sleep_unless_stopped
 from feeds.errors import BadFrameError, FeedAuthError
 from feeds.guard import StreamGuard, Verdict
 from feeds.protocols import Protocol
+from feeds.settings import FeedSettings
 from streams.backoff import backoff
-from streams.feed_config import FeedSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,24 +1,26 @@
-"""The TOML configuration (contracts.md §6), validated before any input is read.
+"""The engine's settings: thresholds, windows, venues and routes (docs/config.md).
+
+These are the sections of a config file that decide what the engine computes
+(``[defaults]``, ``[arb]``, ``[wide]``, ``[venues.*]``, ``[[routes]]``). The deployment
+settings around them (topics, Kafka, feeds, metrics) are defined by the packages that
+use them and joined with these into one file model by ``arbstream.config``.
 
 Validation is pydantic's, in strict mode with unknown keys forbidden, so a typo is an
 error that names the key (``venues.SGE.stale_msx``), never a silently ignored setting.
-The validated models are frozen; :class:`Config` adds the derived lookups the engine
-needs (per-venue staleness, unit factors, the route list).
+The validated models are frozen; :class:`EngineConfig` adds the derived lookups the
+engine needs (per-venue staleness, unit factors, the route list) and the fingerprint a
+worker's state is stored under.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from streams.counters import OTHER
 from streams.errors import ConfigError
-from streams.feed_config import QUOTE_PROTOCOLS, FeedSettings, ProducerSettings, feed_problems
 from streams.validation import NAME_LIMIT
 
 #: Troy ounces in one unit of each named unit (contracts.md §1).
@@ -30,11 +32,13 @@ NonNegInt = Annotated[int, Field(ge=0)]
 Unit = Literal["oz", "kg", "g"] | Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A config table: strict types, unknown keys refused, frozen once validated."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Defaults(_Section):
+class Defaults(Section):
     stale_ms: NonNegInt = 5000
     fx_stale_ms: NonNegInt = 60000
     windows_ms: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)] = [
@@ -50,19 +54,19 @@ class Defaults(_Section):
         return self
 
 
-class ArbSettings(_Section):
+class ArbSettings(Section):
     open_usd: NonNegFloat = 0.50
     close_usd: NonNegFloat = 0.25
     persist_ms: NonNegInt = 1000
     update_usd: NonNegFloat = 0.10
 
 
-class WideSettings(_Section):
+class WideSettings(Section):
     open_bps: NonNegFloat = 500.0
     close_bps: NonNegFloat = 400.0
 
 
-class VenueSettings(_Section):
+class VenueSettings(Section):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     unit: Unit
     units: dict[str, Unit] = {}
@@ -71,37 +75,21 @@ class VenueSettings(_Section):
     stale_ms: NonNegInt | None = None
 
 
-class RouteSettings(_Section):
+class RouteSettings(Section):
     buy: str
     sell: str
     cost_usd: NonNegFloat = 0.0
     cost_bps: NonNegFloat = 0.0
 
 
-class KafkaSettings(_Section):
-    partitions: Annotated[int, Field(ge=1)] = 8
-    replication: Annotated[int, Field(ge=1)] = 1
+class EngineModel(Section):
+    """The engine's sections of a config file."""
 
-
-class MetricsSettings(_Section):
-    #: The instruments that get their own label value in metrics; every other instrument
-    #: is summed under ``other`` in counters and left out of gauges, so what arrives on
-    #: the ticks topic cannot grow the label sets. Default: the instruments the config
-    #: names elsewhere (feed symbol maps of quote feeds, venues' ``units``).
-    instruments: list[Annotated[str, Field(min_length=1)]] | None = None
-
-
-class ConfigModel(_Section):
-    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "arb"
     defaults: Defaults = Defaults()
     arb: ArbSettings = ArbSettings()
     wide: WideSettings = WideSettings()
     venues: Annotated[dict[str, VenueSettings], Field(min_length=1)]
     routes: list[RouteSettings] = []
-    kafka: KafkaSettings = KafkaSettings()
-    feeds: dict[str, FeedSettings] = {}
-    producer: ProducerSettings = ProducerSettings()
-    metrics: MetricsSettings = MetricsSettings()
 
 
 class Route:
@@ -119,23 +107,19 @@ class Route:
         return f"Route({self.buy}>{self.sell}, {self.cost_usd} USD, {self.cost_bps} bps)"
 
 
-class Config:
-    """A validated configuration plus the lookups derived from it."""
+class EngineConfig:
+    """The engine's validated settings plus the lookups derived from them."""
 
-    def __init__(self, model: ConfigModel, source: str = "<config>") -> None:
+    def __init__(self, model: EngineModel, source: str = "<config>") -> None:
         self.model = model
         self.source = source
         d = model.defaults
-        self.topic_prefix = model.topic_prefix
         self.fx_stale_ms = d.fx_stale_ms
         # In config order: spread records list their windows in the order configured.
         self.windows_ms: tuple[int, ...] = tuple(d.windows_ms)
         self.spread_emit_ms = d.spread_emit_ms
         self.arb = model.arb
         self.wide = model.wide
-        self.kafka = model.kafka
-        self.feeds: Mapping[str, FeedSettings] = model.feeds
-        self.producer = model.producer
         self.venues: Mapping[str, VenueSettings] = model.venues
         self.venue_names: tuple[str, ...] = tuple(sorted(model.venues))
         self.stale_ms: dict[str, int] = {
@@ -151,11 +135,15 @@ class Config:
             names = self.venue_names
             routes = [Route(b, s, 0.0, 0.0) for b in names for s in names if b != s]
         self.routes: tuple[Route, ...] = tuple(sorted(routes, key=lambda r: (r.buy, r.sell)))
-        self.metric_instruments: frozenset[str] = _metric_instruments(model)
         #: The FX pairs the venues need ("USD" + currency of each non-USD venue).
         self.fx_pairs: frozenset[str] = frozenset(
             "USD" + cur for cur in self.currency.values() if cur != "USD"
         )
+
+    @property
+    def engine(self) -> EngineConfig:
+        """The engine's settings (this object; a deployment config extends it)."""
+        return self
 
     def oz_per_unit(self, venue: str, instrument: str) -> float:
         """Troy ounces in one quoted unit of ``instrument`` at ``venue``."""
@@ -164,21 +152,10 @@ class Config:
         return OZ_PER_UNIT[unit] if isinstance(unit, str) else float(unit)
 
     def fingerprint(self) -> str:
-        """A stable text identifying what the engine computes, stored in snapshots.
-
-        Feed, producer and metrics settings are left out: moving a feed to another URL
-        must not invalidate a worker's state."""
-        return self.model.model_dump_json(exclude={"feeds", "producer", "metrics"})
-
-
-def _metric_instruments(model: ConfigModel) -> frozenset[str]:
-    if model.metrics.instruments is not None:
-        return frozenset(model.metrics.instruments)
-    named = {i for venue in model.venues.values() for i in venue.units}
-    for feed in model.feeds.values():
-        if feed.protocol in QUOTE_PROTOCOLS:
-            named.update(feed.symbols.values())
-    return frozenset(named)
+        """A stable text identifying what the engine computes, stored in snapshots: the
+        engine's own sections and nothing else, so that moving a feed, renaming topics or
+        changing Kafka settings never invalidates a worker's state."""
+        return self.model.model_dump_json(include=set(EngineModel.model_fields))
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
@@ -194,25 +171,21 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
     return key or "<root>"
 
 
-def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
-    """Validate already-parsed TOML data; raise ConfigError naming every bad key."""
-    try:
-        model = ConfigModel.model_validate(dict(data))
-    except ValidationError as exc:
-        problems = []
-        seen: set[str] = set()
-        for err in exc.errors():
-            key = _key_of(tuple(err["loc"]))
-            if key in seen:  # a union reports each branch; one line per key is enough
-                continue
-            seen.add(key)
-            problems.append(f"  {key}: {err['msg']}")
-        raise ConfigError(f"invalid config {source}:\n" + "\n".join(problems)) from None
-    _check_relations(model, source)
-    return Config(model, source)
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One ``  key: message`` line per bad key of a pydantic validation error."""
+    problems = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        key = _key_of(tuple(err["loc"]))
+        if key in seen:  # a union reports each branch; one line per key is enough
+            continue
+        seen.add(key)
+        problems.append(f"  {key}: {err['msg']}")
+    return problems
 
 
-def _check_relations(model: ConfigModel, source: str) -> None:
+def engine_problems(model: EngineModel) -> list[str]:
+    """The rules between keys of the engine's sections, one ``  key: message`` line each."""
     problems = []
     if model.arb.close_usd > model.arb.open_usd:
         problems.append("  arb.close_usd: must not exceed arb.open_usd (hysteresis)")
@@ -229,21 +202,6 @@ def _check_relations(model: ConfigModel, source: str) -> None:
         if (route.buy, route.sell) in seen:
             problems.append(f"  routes[{i}]: duplicate route {route.buy}>{route.sell}")
         seen.add((route.buy, route.sell))
-    named = [(f"venues.{v}.units.{i}", i) for v, venue in model.venues.items() for i in venue.units]
-    named += [
-        (f"feeds.{f}.symbols.{sym}", i)
-        for f, feed in model.feeds.items()
-        if feed.protocol in QUOTE_PROTOCOLS
-        for sym, i in feed.symbols.items()
-    ]
-    named += [
-        (f"metrics.instruments[{n}]", i) for n, i in enumerate(model.metrics.instruments or [])
-    ]
-    for key, instrument in named:
-        if len(instrument) > NAME_LIMIT:
-            problems.append(f"  {key}: an instrument name has at most {NAME_LIMIT} characters")
-    if model.metrics.instruments is not None and OTHER in model.metrics.instruments:
-        problems.append(f'  metrics.instruments: "{OTHER}" is the label of unlisted instruments')
     for name, venue in model.venues.items():
         if not name or "|" in name or ">" in name or len(name) > NAME_LIMIT:
             problems.append(
@@ -251,24 +209,17 @@ def _check_relations(model: ConfigModel, source: str) -> None:
                 "characters, without '|' or '>'"
             )
         for instrument, unit in venue.units.items():
+            if len(instrument) > NAME_LIMIT:
+                problems.append(
+                    f"  venues.{name}.units.{instrument}: an instrument name has at most "
+                    f"{NAME_LIMIT} characters"
+                )
             if isinstance(unit, float) and not math.isfinite(unit):
                 problems.append(f"  venues.{name}.units.{instrument}: must be finite")
-    problems += feed_problems(model.feeds, model.venues)
+    return problems
+
+
+def raise_problems(problems: list[str], source: str) -> None:
+    """ConfigError listing ``problems`` (one line each), if there are any."""
     if problems:
         raise ConfigError(f"invalid config {source}:\n" + "\n".join(problems))
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config {p} is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {p} is not valid TOML: {exc}") from None
-    return parse_config(data, str(p))

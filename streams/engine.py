@@ -2,10 +2,11 @@
 
 One :class:`Engine` holds the FX book and the state of every instrument it has seen.
 ``process(raw, position)`` takes one input record's bytes and returns its output records
-in contract order. The Faust agents and ``arbstream replay`` drive the same class; an
-engine's state converts to and from key-value entries (``changes`` / ``snapshot`` /
-``load``, see streams/state.py) so a worker can keep it in a changelogged table and
-resume exactly.
+in the documented order (docs/records.md). Every worker partition and ``arbstream
+replay`` drive the same class; an engine's state converts to and from key-value entries
+(``changes`` / ``snapshot`` / ``load``, see streams/changelog.py) so a worker can keep it
+in a compacted Kafka topic, written in the transaction of the outputs, and resume
+exactly.
 
 An engine applies FX in the order it receives it, so in streaming there is one engine
 per ticks-topic partition (every partition carries every FX record).
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
-from streams import state as s
+from streams import changelog
 from streams import validation as v
-from streams.config import Config
+from streams.config import EngineConfig
 from streams.counters import EngineCounters
 from streams.errors import StateError
+from streams.freshness import mark_fresh
 from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
 from streams.state import InstrumentState, PairState, VenueQuote
 from streams.windows import MIN_STD, PairWindows
@@ -37,13 +39,12 @@ def line_source(position: int) -> Source:
     return {"line": position}
 
 
-_USD: Final = (1.0, 0)  # the FX "book" of USD venues: rate 1, never stale
-
-
 class Engine:
     """Validate, normalise and evaluate input records; see contracts.md §3-§5."""
 
-    def __init__(self, config: Config, source_of: Callable[[int], Source] = line_source) -> None:
+    def __init__(
+        self, config: EngineConfig, source_of: Callable[[int], Source] = line_source
+    ) -> None:
         self.config = config
         self.counters = EngineCounters()
         # Builds a rejected record's ``source`` from the input's position (line number,
@@ -51,7 +52,7 @@ class Engine:
         self.source_of = source_of
         self._fx: dict[str, tuple[float, int]] = {}  # pair -> (mid, ts)
         self._instruments: dict[str, InstrumentState] = {}
-        # What changed since the last call of changes(): see streams/state.py.
+        # What changed since the last call of changes(): see streams/changelog.py.
         self._dirty: set[str] = set()
         self._fx_dirty = False
         self._meta_saved = False
@@ -148,27 +149,8 @@ class Engine:
         self, instrument: str, state: InstrumentState, venue: str, bid: float, ask: float, ts: int
     ) -> list[Output]:
         t = state.clock = ts if ts > state.clock else state.clock
-        fx_book = self._fx
-        fx_stale = self.config.fx_stale_ms
-        # Whether each quoted venue is fresh at t, normalising where quote or FX changed.
         fresh: dict[str, bool] = {}
-        for name, q in state.quotes.items():
-            pair = q.fx_pair
-            book: tuple[float, int]
-            if pair is None:
-                book = _USD
-                fx_ok = True
-            else:
-                seen = fx_book.get(pair)
-                if seen is None:
-                    fresh[name] = False  # no FX yet: cannot be normalised, never fresh
-                    continue
-                book = seen
-                fx_ok = t - book[1] <= fx_stale
-            if book is not q.book:  # the quote or its FX changed since last normalised
-                k = q.factor / book[0]
-                q.nbid, q.nask, q.book = q.bid * k, q.ask * k, book
-            fresh[name] = fx_ok and t - q.ts <= q.stale_ms
+        mark_fresh(state.quotes, self._fx, t, self.config.fx_stale_ms, fresh)
 
         out: list[Output] = []
         if fresh[venue]:
@@ -272,29 +254,32 @@ class Engine:
 
     # ------------------------------------------------------------------ state
 
-    def changes(self) -> list[s.Entry]:
-        """The state entries written or deleted since the last call (streams/state.py).
+    def changes(self) -> list[changelog.Entry]:
+        """The state entries written or deleted since the last call (streams/changelog.py).
 
         A worker appends them to its changelog after each batch; loading every entry
         ever returned, latest value per key, gives back this engine's state.
         """
-        out: list[s.Entry] = []
+        out: list[changelog.Entry] = []
         if not self._meta_saved:
-            out.append((s.META_KEY, s.meta_entry(self._digest)))
+            out.append((changelog.META_KEY, changelog.meta_entry(self._digest)))
             self._meta_saved = True
         if self._fx_dirty:
-            out.append((s.FX_KEY, s.encode_fx(self._fx)))
+            out.append((changelog.FX_KEY, changelog.encode_fx(self._fx)))
             self._fx_dirty = False
         for name in self._dirty:
-            out += s.instrument_entries(name, self._instruments[name])
+            out += changelog.instrument_entries(name, self._instruments[name])
         self._dirty.clear()
         return out
 
     def snapshot(self) -> dict[str, bytes]:
         """The whole state as entries (what ``load`` takes)."""
-        entries = {s.META_KEY: s.meta_entry(self._digest), s.FX_KEY: s.encode_fx(self._fx)}
+        entries = {
+            changelog.META_KEY: changelog.meta_entry(self._digest),
+            changelog.FX_KEY: changelog.encode_fx(self._fx),
+        }
         for name, st in self._instruments.items():
-            for key, value in s.instrument_entries(name, st, everything=True):
+            for key, value in changelog.instrument_entries(name, st, everything=True):
                 if value is not None:
                     entries[key] = value
         return entries
@@ -305,15 +290,12 @@ class Engine:
         An empty mapping is an engine's initial state.
         """
         if entries:
-            s.check_meta(entries.get(s.META_KEY), self._digest)
-        fx = s.decode_fx(entries[s.FX_KEY]) if s.FX_KEY in entries else {}
+            changelog.check_meta(entries.get(changelog.META_KEY), self._digest)
+        fx = changelog.decode_fx(entries[changelog.FX_KEY]) if changelog.FX_KEY in entries else {}
         n_routes = len(self.config.routes)
         instruments: dict[str, InstrumentState] = {}
-        for key in entries:
-            if not key.startswith("i/"):
-                continue
-            name = key[2:]
-            st, quotes = s.decode_instrument(name, entries, n_routes)
+        for name in changelog.instruments_in(entries):
+            st, quotes = changelog.decode_instrument(name, entries, n_routes)
             try:
                 for venue, (bid, ask, ts) in quotes.items():
                     if venue not in self.config.venues:

@@ -6,7 +6,7 @@
     ├── SetupError         the environment cannot run the command: no broker answers, a
     │                      port is taken, the topics do not fit (exit status 2, like
     │                      ConfigError, before the command touches any data)
-    ├── agents.errors.AgentError   (Kafka/Faust side)
+    ├── agents.errors.AgentError   (Kafka side)
     └── feeds.errors.FeedError     (venue adapters)
 
 Bad *input records* are not exceptions: they become ``rejected`` output records.

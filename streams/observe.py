@@ -1,11 +1,12 @@
 """A read-only view of an engine for metrics: quote ages, current spreads, routes.
 
-Metrics are scraped between batches, so nothing here may change the engine: the
-windows' ``stats()`` folds samples, and folding at scrape times would make a live
-engine's floating-point sums differ from a replay's. The spread figures therefore come
-from the last spread record the engine emitted (``Engine.latest_spreads``), and a
-route's current net is computed from the quotes as they are, without normalising them
-in place.
+Metrics are scraped between batches, so nothing here may change what the engine
+computes: the windows' ``stats()`` folds samples, and folding at scrape times would make
+a live engine's floating-point sums differ from a replay's. The spread figures therefore
+come from the last spread record the engine emitted (``Engine.latest_spreads``). Which
+quotes are fresh, and their USD/oz prices, come from streams.freshness, the engine's own
+rule; it may refresh a quote's cached normalised prices, which are a function of the
+quote and its FX alone, so the engine computes the same either way (tested).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.engine import Engine
+from streams.freshness import mark_fresh
 from streams.signals import OPEN
-from streams.state import InstrumentState, VenueQuote
+from streams.state import InstrumentState
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,28 +69,19 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
     return out
 
 
-def _usd_quote(engine: Engine, q: VenueQuote, t: int) -> tuple[float, float] | None:
-    """(bid, ask) in USD/oz, or None when the quote cannot be normalised or is stale."""
-    if q.fx_pair is None:
-        mid = 1.0
-    else:
-        book = engine.fx_book.get(q.fx_pair)
-        if book is None or t - book[1] > engine.config.fx_stale_ms:
-            return None
-        mid = book[0]
-    if t - q.ts > q.stale_ms:
-        return None
-    k = q.factor / mid
-    return q.bid * k, q.ask * k
+def _fresh(engine: Engine, st: InstrumentState) -> dict[str, bool]:
+    fresh: dict[str, bool] = {}
+    mark_fresh(st.quotes, engine.fx_book, st.clock, engine.config.fx_stale_ms, fresh)
+    return fresh
 
 
 def _spreads(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
+    fresh = _fresh(engine, st)
     for a, b in st.pairs:
         record = engine.latest_spreads.get((name, f"{a}|{b}"))
         if record is None:
             continue
-        legs = st.quotes.get(a), st.quotes.get(b)
-        if any(q is None or _usd_quote(engine, q, st.clock) is None for q in legs):
+        if not (fresh.get(a) and fresh.get(b)):
             continue  # a leg went stale since: the last spread no longer holds
         z = {w: s["z"] for w, s in record["windows"].items() if s["z"] is not None}
         out.spreads.append(SpreadView(name, f"{a}|{b}", record["spread"], record["spread_bps"], z))
@@ -96,13 +89,11 @@ def _spreads(engine: Engine, name: str, st: InstrumentState, out: Observation) -
 
 def _routes(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
     t = st.clock
+    fresh = _fresh(engine, st)
     for terms, r in zip(engine.route_terms, st.routes, strict=True):
-        buy, sell = st.quotes.get(terms.buy), st.quotes.get(terms.sell)
         net = None
-        if buy is not None and sell is not None:
-            b, s = _usd_quote(engine, buy, t), _usd_quote(engine, sell, t)
-            if b is not None and s is not None:
-                net = terms.net(b[1], s[0])
+        if fresh.get(terms.buy) and fresh.get(terms.sell):
+            net = terms.net(st.quotes[terms.buy].nask, st.quotes[terms.sell].nbid)
         is_open = r.state == OPEN
         route = f"{terms.buy}>{terms.sell}"
         out.routes.append(RouteView(name, route, is_open, net, t - r.opened_ts if is_open else 0))

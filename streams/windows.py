@@ -38,6 +38,10 @@ REANCHOR: Final = 64.0
 Stats = tuple[int, float, float, float, float]
 
 
+#: A clock before every sample: folding with it evicts nothing.
+_NO_EVICTION = -(2**63)
+
+
 class Window:
     """Running statistics of the samples of one window length."""
 
@@ -162,24 +166,20 @@ class Window:
         ]
 
     @classmethod
-    def from_state(cls, state: list[Any], xs: array[float], base: int, folded: int) -> Window:
+    def from_state(
+        cls, state: list[Any], xs: array[float], tss: array[int], base: int, folded: int
+    ) -> Window:
         """Rebuild from ``to_state`` and the pair's samples (``xs[0]`` has absolute index
         ``base``; samples before ``folded`` have been folded in)."""
         length_ms, start, n, anchor, s1, c1, s2, c2, evicted = state
         w = cls(int(length_ms))
-        w.start, w.n, w.evicted = int(start), int(n), int(evicted)
+        # The min/max deques are what folding the window's samples builds: fold them
+        # again, with a clock that evicts nothing, then restore the saved sums as they
+        # were (a restored engine continues bit for bit).
+        w.start = int(start)
+        w.fold(xs, tss, base, w.start, folded, _NO_EVICTION)
+        w.n, w.evicted = int(n), int(evicted)
         w.anchor, w.s1, w.c1, w.s2, w.c2 = (float(x) for x in (anchor, s1, c1, s2, c2))
-        # The deques hold the indices of the suffix minima/maxima of the folded samples
-        # in the window; scanning them with fold's own rule rebuilds them exactly.
-        minq, maxq = w.minq, w.maxq
-        for i in range(w.start, folded):
-            x = xs[i - base]
-            while minq and xs[minq[-1] - base] >= x:
-                minq.pop()
-            minq.append(i)
-            while maxq and xs[maxq[-1] - base] <= x:
-                maxq.pop()
-            maxq.append(i)
         return w
 
 
@@ -226,7 +226,7 @@ class PairWindows:
 
     def to_state(self) -> list[Any]:
         """``[base, folded, end, [window state, ...]]``: everything but the samples, which
-        the caller stores (streams/state.py keeps them in chunks)."""
+        the caller stores (streams/changelog.py keeps them in chunks)."""
         end = self.base + len(self.xs)
         return [self.base, self.folded, end, [w.to_state() for w in self.windows]]
 
@@ -238,6 +238,6 @@ class PairWindows:
             raise ValueError(f"{len(xs)} samples for [{base}, {end})")
         pw = cls(())
         pw.base, pw.folded, pw.ts, pw.xs = int(base), int(folded), ts, xs
-        pw.windows = [Window.from_state(w, xs, pw.base, pw.folded) for w in windows]
+        pw.windows = [Window.from_state(w, xs, ts, pw.base, pw.folded) for w in windows]
         pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
         return pw

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
@@ -27,10 +24,11 @@ from record_compare import diff_streams
 from record_schemas import check_output, check_outputs
 from scenario_paths import REPO
 
-from agents.produce import route
+from agents.routing import route
 from agents.topics import Topics
 from agents.worker import READY_MESSAGE
-from streams.config import Config
+from arbstream.config import Config
+from arbstream.supervisor import ChildProcess, arbstream_command
 from streams.engine import Engine
 from streams.validation import raw_text
 
@@ -38,34 +36,23 @@ from streams.validation import raw_text
 KeyedOutputs = dict[tuple[str, str | None], list[Any]]
 
 
-def arbstream_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def arbstream_process(args: list[str], env: dict[str, str], log: Path) -> ChildProcess:
     """``arbstream ARGS...`` as a subprocess, stdout and stderr to ``log``."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "arbstream.cli", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    return ChildProcess(arbstream_command(*args), log, env=env, name=args[0], truncate=True)
 
 
-class Worker:
+class Worker(ChildProcess):
     """An ``arbstream worker`` subprocess with its own web port and log file."""
 
     def __init__(self, config_path: Path, bootstrap: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.web_port = free_port()
         env = {
             **os.environ,
             "ARBSTREAM_BROKER": f"kafka://{bootstrap}",
             "ARBSTREAM_WEB_PORT": str(self.web_port),
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "arbstream.cli", "worker", "--config", str(config_path)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        args = arbstream_command("worker", "--config", str(config_path))
+        super().__init__(args, log_path, env=env, name="worker")
 
     def get(self, path: str) -> tuple[int, Any]:
         """GET ``path`` on the worker's web port: (status, JSON body)."""
@@ -76,32 +63,15 @@ class Worker:
         except urllib.error.HTTPError as error:
             return error.code, orjson.loads(error.read())
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    def stop(self, timeout_s: float | None = None) -> int:
+        """SIGTERM and wait for a graceful stop (killed after 60 s); the exit status."""
+        return super().stop(scaled(60) if timeout_s is None else timeout_s)
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.wait()
-
-    def stop(self) -> int:
-        """SIGTERM and wait for a graceful stop; returns the exit status."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        return self.wait()
-
-    def wait(self) -> int:
-        try:
-            status = self.proc.wait(timeout=scaled(60))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            status = self.proc.wait()
-        self._log.close()
-        return status
+    def wait(self, timeout_s: float | None = None) -> int:
+        return super().wait(scaled(60) if timeout_s is None else timeout_s)
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return self.tail(lines)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until the worker logs that it is ready (partitions assigned, state loaded)."""

@@ -29,7 +29,7 @@ from record_compare import diff_streams
 from venue_server import VenueServer
 
 from agents.topics import Topics
-from streams.config import load_config
+from arbstream.config import load_config
 
 OUTAGE_S = 20.0
 #: Bounds over the outage, per process. The feed still takes 2 x 25 quotes/s from its
@@ -146,7 +146,7 @@ def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(
         kafka_sh("down", broker_env, scaled(60))
         for v in venues:
             v.stalled = False
-        cpu = {"feed": cpu_seconds(feed.pid), "worker": cpu_seconds(worker.proc.pid)}
+        cpu = {"feed": cpu_seconds(feed.pid), "worker": cpu_seconds(worker.pid)}
         lines = {"feed": lines_of(feed_log), "worker": lines_of(worker.log_path)}
         outage_start = time.monotonic()
 
@@ -165,7 +165,7 @@ def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(
         time.sleep(max(0.0, outage_start + OUTAGE_S - time.monotonic()))
         used = {
             "feed": cpu_seconds(feed.pid) - cpu["feed"],
-            "worker": cpu_seconds(worker.proc.pid) - cpu["worker"],
+            "worker": cpu_seconds(worker.pid) - cpu["worker"],
         }
         logged = {
             "feed": lines_of(feed_log) - lines["feed"],
@@ -176,7 +176,7 @@ def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(
             f"over {OUTAGE_S:.0f} s without a broker: CPU s {used}, log lines {logged}, "
             f"connected gauge 0 after {gauge_s} s, /readyz {readyz}, {buffered} buffered"
         )
-        assert feed.poll() is None and worker.alive()
+        assert feed.alive() and worker.alive()
         assert gauge_s is not None and gauge_s <= 5.0
         assert readyz == {"feed": 503, "worker": 503}
         assert buffered is not None and buffered > 100  # the feeds went on taking quotes
@@ -197,7 +197,7 @@ def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(
         kafka_sh("down", {**broker_env, "KAFKA_KEEP_DATA": ""}, scaled(60))
         raise
     finally:
-        if feed is not None and feed.poll() is None:
+        if feed is not None and feed.alive():
             feed.terminate()
             feed.wait(scaled(30))
         for v in venues:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 from scenario_paths import REPO, SCENARIOS
 
-from streams.config import load_config
+from arbstream.config import load_config
 
 
 def _pom_kafka_version() -> str:
@@ -30,10 +33,75 @@ def test_ci_runs_make_test_and_readme_gives_the_two_commands() -> None:
     assert "make demo" in readme and "make test" in readme
 
 
+#: What each package may import of the project (besides itself): streams is the pure
+#: core; feeds (venue side) and agents (Kafka side) stand on it and never on each other;
+#: the simulator plays the venues' side of the feeds; the command line wires them all.
+ALLOWED_IMPORTS = {
+    "streams": set(),
+    "feeds": {"streams"},
+    "agents": {"streams"},
+    "simulator": {"streams", "feeds", "agents"},
+    "arbstream": {"streams", "feeds", "agents", "simulator"},
+}
+
+
+def project_imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, top-level package) of every import of a project package in ``path``."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in ALLOWED_IMPORTS or top in {"benchmarks", "tests"}:
+                yield node.lineno, top
+
+
+def layering_violations(root: Path) -> list[str]:
+    problems = []
+    for package, allowed in ALLOWED_IMPORTS.items():
+        for path in sorted((root / package).rglob("*.py")):
+            for line, top in project_imports(path):
+                if top != package and top not in allowed:
+                    problems.append(f"{path.relative_to(root)}:{line} imports {top}")
+    return problems
+
+
+def test_packages_import_only_downward() -> None:
+    assert layering_violations(REPO) == []
+
+
+def test_the_layering_check_catches_an_upward_import(tmp_path: Path) -> None:
+    for package in ALLOWED_IMPORTS:
+        (tmp_path / package).mkdir()
+    (tmp_path / "feeds" / "bad.py").write_text("from agents.sink import KafkaSink\n")
+    (tmp_path / "agents" / "bad.py").write_text("import arbstream.process\n")
+    (tmp_path / "simulator" / "ok.py").write_text("from feeds.settings import FeedSettings\n")
+    assert sorted(layering_violations(tmp_path)) == [
+        "agents/bad.py:1 imports arbstream",
+        "feeds/bad.py:1 imports agents",
+    ]
+
+
+def test_every_package_says_what_it_is_for() -> None:
+    for package in ALLOWED_IMPORTS:
+        doc = ast.get_docstring(ast.parse((REPO / package / "__init__.py").read_text()))
+        assert doc and len(doc) > 80, package
+
+
+def test_no_module_is_much_over_400_lines() -> None:
+    roots = [*ALLOWED_IMPORTS, "benchmarks"]
+    sizes = {p: len(p.read_text().splitlines()) for r in roots for p in (REPO / r).rglob("*.py")}
+    assert {str(p.relative_to(REPO)): n for p, n in sizes.items() if n > 450} == {}
+
+
 def test_streams_core_imports_no_io_layers() -> None:
     forbidden = re.compile(
-        r"^\s*(from|import)\s+(agents|feeds|arbstream|faust|aiokafka|asyncio|websockets|"
-        r"socket|prometheus_client)\b",
+        r"^\s*(from|import)\s+(agents|feeds|arbstream|simulator|faust|aiokafka|asyncio|"
+        r"websockets|socket|prometheus_client|pathlib|os|tomllib)\b",
         re.MULTILINE,
     )
     for path in (REPO / "streams").glob("*.py"):

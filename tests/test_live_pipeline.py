@@ -21,7 +21,7 @@ from record_schemas import check_outputs
 from scenario_paths import SCENARIOS
 
 from agents.topics import Topics
-from streams.config import load_config
+from arbstream.config import load_config
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 #: The first 345 s of the scenario: arbitrage opens at 10.7, 28.1, 322.3, 329.7 and 336 s.
@@ -127,7 +127,7 @@ def test_simulator_to_feeds_to_worker_gives_the_replay_arbitrage_opens(
         )
     finally:
         for proc in (simulator, feeds):
-            if proc.poll() is None:
+            if proc.alive():
                 proc.terminate()
         feeds_status = feeds.wait(scaled(30))
         worker_status = worker.stop()

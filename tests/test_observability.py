@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from agents.topics import Topics
-from streams.config import load_config
+from arbstream.config import load_config
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
@@ -189,7 +189,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             yield stack
     finally:
         for proc in procs:
-            if proc.poll() is None:
+            if proc.alive():
                 proc.terminate()
         for proc in procs:
             proc.wait(scaled(30))

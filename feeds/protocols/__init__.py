@@ -7,7 +7,7 @@ from feeds.protocols.binance import Binance
 from feeds.protocols.hyperliquid import Hyperliquid
 from feeds.protocols.massive import Massive
 from feeds.protocols.native import Native
-from streams.feed_config import FeedSettings
+from feeds.settings import FeedSettings
 
 PROTOCOLS: dict[str, type[Protocol]] = {
     "native": Native,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from feeds.errors import BadFrameError
-from streams.feed_config import FeedSettings
+from feeds.settings import FeedSettings
 
 Record = dict[str, Any]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -22,51 +20,27 @@ from pathlib import Path
 import pytest
 from kafka_helpers import Record, consume, free_port, produce, scaled
 
+from arbstream.supervisor import ChildProcess
+
 APP_MODULE = Path(__file__).resolve().parent / "faust_ground_app.py"
 
 
-class Worker:
+class Worker(ChildProcess):
     """One faust worker process; output and logs go to ``log_path``."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(APP_MODULE),
-                "worker",
-                "--web-host",
-                "127.0.0.1",
-                "--web-port",
-                str(free_port()),
-                "--loglevel",
-                "info",
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        args = [sys.executable, str(APP_MODULE), "worker", "--web-host", "127.0.0.1"]
+        args += ["--web-port", str(free_port()), "--loglevel", "info"]
+        super().__init__(args, log_path, env=env, name="faust", own_session=True, truncate=True)
 
     def stop(self, timeout_s: float) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL + error after ``timeout_s``)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"faust worker ignored SIGTERM for {timeout_s:.0f}s") from None
-        self._log.close()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        self.terminate()
+        status = self.wait_until(time.monotonic() + timeout_s)
+        if status is None:
+            self.kill()
+            raise AssertionError(f"faust worker ignored SIGTERM for {timeout_s:.0f}s")
+        return self.wait()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -82,8 +56,8 @@ class Worker:
         """
         deadline = time.monotonic() + timeout_s
         while "[^Worker]: Ready" not in self.log_text():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"faust worker exited with {self.proc.returncode}")
+            if not self.alive():
+                raise AssertionError(f"faust worker exited with {self.status()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"faust worker not ready within {timeout_s:.0f}s")
             time.sleep(0.1)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scenario_paths import SCENARIOS
 
 from agents.metrics import LATENCY_BUCKETS, LatencyHistogram, WorkerMetrics, WorkerView
-from streams.config import Config, parse_config
+from arbstream.config import Config, parse_config
 from streams.engine import Engine
 from streams.validation import REASONS
 
@@ -55,7 +55,7 @@ def _process(engine: Engine, lines: list[bytes], first_line: int = 1) -> None:
 
 
 def _commit(metrics: WorkerMetrics, engine: Engine) -> None:
-    metrics.batches.committed(1, 0.001, [], engine)
+    metrics.batches.committed(1, 0.0005, 0.001, [], engine)
 
 
 def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:

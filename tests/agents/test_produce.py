@@ -13,7 +13,7 @@ from pathlib import Path
 from kafka_helpers import Record, consume, topic_partitions
 from scenario_paths import SCENARIOS
 
-from agents.produce import route
+from agents.routing import route
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 GARBAGE = [b"{not json", b"[1,2,3]", b'{"type": "trade"}', b"\xff\xfe", b'{"type": "fx"}']

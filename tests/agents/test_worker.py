@@ -35,10 +35,11 @@ from pipeline import (
 from scenario_paths import SCENARIOS
 from streamgen import config_toml, random_stream, random_venues
 
-from agents.produce import produce_lines, route
+from agents.produce import produce_lines
+from agents.routing import route
 from agents.topics import Topics, ensure_topics
 from agents.worker import READY_MESSAGE
-from streams.config import Config, load_config
+from arbstream.config import Config, load_config
 
 PARTITIONS = 4
 #: The worker's log line for an engine rebuilt from a non-empty state.

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from feeds.connection import FeedConnection
 from feeds.errors import FeedAuthError
 from feeds.protocols import Parsed, Protocol, make_protocol
-from streams.feed_config import FeedSettings
+from feeds.settings import FeedSettings
 
 RECONNECT_WITHIN_S = scaled(3.0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from feeds.errors import BadFrameError, FeedAuthError
 from feeds.protocols import Parsed, make_protocol
-from streams.feed_config import FeedSettings
+from feeds.settings import FeedSettings
 
 FRAMES = Path(__file__).parent / "frames"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.config import load_config, parse_config
+from arbstream.config import load_config, parse_config
 from streams.errors import ArbstreamError, ConfigError
 
 GOOD: dict[str, Any] = {
@@ -162,6 +162,34 @@ def test_feed_tables_are_validated_models_left_out_of_the_fingerprint() -> None:
     moved = parse_config(_with("feeds.comex.url", "ws://10.0.0.1:9001/comex"))
     assert moved.fingerprint() == cfg.fingerprint()
     assert parse_config(_with("arb.open_usd", 0.6)).fingerprint() != cfg.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("topic_prefix", "other"),
+        ("kafka.partitions", 3),
+        ("producer.linger_ms", 7),
+        ("metrics", {"instruments": ["XAG"]}),
+        ("feeds", {}),
+    ],
+)
+def test_the_fingerprint_covers_the_engine_sections_only(path: str, value: Any) -> None:
+    """Deployment settings extend the engine's; only the engine's enter its fingerprint."""
+    assert parse_config(_with(path, value)).fingerprint() == parse_config(GOOD).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("defaults.stale_ms", 1),
+        ("wide.open_bps", 900),
+        ("venues.SGE.vat", 0.1),
+        ("routes", []),
+    ],
+)
+def test_the_fingerprint_changes_with_every_engine_section(path: str, value: Any) -> None:
+    assert parse_config(_with(path, value)).fingerprint() != parse_config(GOOD).fingerprint()
 
 
 def test_no_routes_means_every_ordered_pair_at_zero_cost() -> None:

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from scenario_paths import SCENARIOS
 from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
-from streams.config import Config, load_config, parse_config
+from arbstream.config import Config, load_config, parse_config
+from streams.changelog import CHUNK
 from streams.engine import Engine, Output
 from streams.errors import StateError
-from streams.state import CHUNK
 
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=25, deadline=None)

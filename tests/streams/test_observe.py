@@ -9,7 +9,7 @@ import orjson
 import pytest
 from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
-from streams.config import Config, load_config, parse_config
+from arbstream.config import Config, load_config, parse_config
 from streams.engine import Engine
 from streams.observe import observe
 

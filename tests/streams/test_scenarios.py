@@ -15,8 +15,8 @@ from record_compare import diff_streams
 from record_schemas import check_outputs
 from scenario_paths import SCENARIOS
 
+from arbstream.config import load_config
 from arbstream.replay import replay
-from streams.config import load_config
 from streams.engine import Engine
 
 NAMES = ["dislocation-2026-01-30", "random-101"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.config import parse_config
+from arbstream.config import parse_config
 from streams.engine import Engine
 from streams.validation import RAW_LIMIT
 

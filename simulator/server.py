@@ -1,9 +1,9 @@
 """The venue simulator: every feed of a config served on its own local WebSocket port.
 
 ``arbstream feed`` cannot tell the simulator from the real venues: each feed's url gets
-a server speaking that feed's protocol (feeds/simulator/frames.py), with the venue's
+a server speaking that feed's protocol (simulator/frames.py), with the venue's
 handshake (subscribe, authenticate, ping), and frames paced in event time
-(feeds/simulator/timeline.py). Like a real venue it pushes to whoever is subscribed
+(simulator/timeline.py). Like a real venue it pushes to whoever is subscribed
 now: a client that is away misses those frames, and a stalled venue's data is lost.
 
 Faults a demo or a test can switch on (:class:`SimulatorSettings`): dropped
@@ -20,31 +20,38 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import Server, serve
 
-from agents.health import configure_logging
 from feeds.backoff import sleep_unless_stopped
 from feeds.errors import FeedError
-from feeds.simulator.frames import EncodeError, Frame, Router, Session, garble, make_venue
-from feeds.simulator.timeline import GeneratedScenario, ScenarioFile, event_ts, pace
-from streams.config import Config
-from streams.feed_config import FeedSettings
+from feeds.settings import FeedSettings
+from simulator.frames import EncodeError, Router
+from simulator.timeline import GeneratedScenario, ScenarioFile, event_ts, pace
+from simulator.venue import FeedCounters, FeedServer
+from streams.config import EngineConfig
 
-log = logging.getLogger("feeds.simulator")
+
+class Simulated(Protocol):
+    """What the simulator needs of a config (``arbstream.config.Config`` has it)."""
+
+    @property
+    def feeds(self) -> Mapping[str, FeedSettings]: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def engine(self) -> EngineConfig: ...
+
+
+log = logging.getLogger("simulator")
 
 PROGRESS_EVERY_S = 10.0
-#: A client whose socket takes longer than this to accept one frame is dropped.
-SEND_TIMEOUT_S = 2.0
-#: A client this many frames behind is dropped (it would only fall further behind).
-CLIENT_QUEUE_MAX = 10_000
 #: At the end of a scenario, how long queued frames may take to reach the clients.
 DRAIN_TIMEOUT_S = 5.0
 #: Frames sent back to back (a burst, or speed far above the tick rate) before the
@@ -86,18 +93,6 @@ class SimulatorSettings:
 
 
 @dataclass(slots=True)
-class FeedCounters:
-    """What one feed's server did (read by the progress log and the tests)."""
-
-    url: str = ""
-    frames: int = 0  # scenario frames published (to the clients subscribed at the time)
-    lost: int = 0  # frames due during a stall, never sent
-    unencodable: int = 0  # routed records this protocol cannot carry
-    connections: int = 0  # clients accepted since the start
-    dropped_clients: int = 0  # aborted: faults, or too slow to keep up
-
-
-@dataclass(slots=True)
 class SimulatorStats:
     feeds: dict[str, FeedCounters] = field(default_factory=dict)
     not_records: int = 0  # scenario values that are not routable quote / fx records
@@ -111,137 +106,16 @@ class SimulatorStats:
         return sum(f.frames for f in self.feeds.values())
 
 
-class _Client:
-    """One connection: its subscriptions and a writer task draining a bounded queue."""
-
-    def __init__(self, ws: ServerConnection, session: Session) -> None:
-        self.ws = ws
-        self.session = session
-        self.data_frames = 0
-        self.pending = 0  # queued or being sent
-        self.dead = False  # aborted: whatever is still pushed goes nowhere
-        self._queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE_MAX)
-        self._writer = asyncio.create_task(self._write())
-
-    def push(self, text: str) -> bool:
-        """Queue a frame; False (and the connection aborted) if the client is too slow."""
-        if self.dead:
-            return True
-        try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.abort()
-            return False
-        self.pending += 1
-        return True
-
-    def abort(self) -> None:
-        """Drop the connection without a close handshake, as a network failure would."""
-        self.dead = True
-        self.ws.transport.abort()
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                text = await self._queue.get()
-                async with asyncio.timeout(SEND_TIMEOUT_S):
-                    await self.ws.send(text)
-                self.pending -= 1
-        except (ConnectionClosed, TimeoutError, OSError):
-            self.abort()
-            self.pending = 0
-
-    async def close(self) -> None:
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self.pending = 0
-
-
-class _FeedServer:
-    """One feed's venue: its protocol, its connected clients and its counters."""
-
-    def __init__(self, name: str, settings: FeedSettings, bad_every: int | None) -> None:
-        self.name = name
-        self.settings = settings
-        self.venue = make_venue(settings)
-        self.counters = FeedCounters()
-        self.clients: set[_Client] = set()
-        self.ready = asyncio.Event()  # a client has subscribed at least once
-        self.stalled = False
-        self.server: Server | None = None
-        self._bad_every = bad_every
-
-    async def handle(self, ws: ServerConnection) -> None:
-        client = _Client(ws, self.venue.new_session())
-        self.clients.add(client)
-        self.counters.connections += 1
-        try:
-            for text in self.venue.greeting():
-                self._reply(client, text)
-            self._note_ready(client)
-            async for message in ws:
-                for text in self.venue.answer(client.session, message):
-                    self._reply(client, text)
-                self._note_ready(client)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.clients.discard(client)
-            await client.close()
-
-    def _reply(self, client: _Client, text: str) -> None:
-        # A stalled venue is silent: no pong either, so the client's watchdog sees it.
-        if not self.stalled and not client.push(text):
-            self._dropped_slow()
-
-    def _note_ready(self, client: _Client) -> None:
-        if client.session.streaming:
-            self.ready.set()
-
-    def publish(self, frame: Frame) -> None:
-        if self.stalled:
-            self.counters.lost += 1
-            return
-        self.counters.frames += 1
-        for client in list(self.clients):
-            if not client.session.wants(frame.symbol):
-                continue
-            client.data_frames += 1
-            ok = client.push(frame.text)
-            if ok and self._bad_every and client.data_frames % self._bad_every == 0:
-                ok = client.push(garble(frame.text))
-            if not ok:
-                self._dropped_slow()
-
-    def _dropped_slow(self) -> None:
-        self.counters.dropped_clients += 1
-        log.warning(
-            "feed %s: dropped a client more than %d frames behind", self.name, CLIENT_QUEUE_MAX
-        )
-
-    def drop_all(self) -> int:
-        clients = list(self.clients)
-        for client in clients:
-            client.abort()
-        self.counters.dropped_clients += len(clients)
-        return len(clients)
-
-    @property
-    def pending(self) -> int:
-        return sum(c.pending for c in self.clients)
-
-
 class Simulator:
     """Serves one scenario on every feed of ``config``; see :func:`serve_scenario`."""
 
-    def __init__(self, config: Config, settings: SimulatorSettings) -> None:
+    def __init__(self, config: Simulated, settings: SimulatorSettings) -> None:
         if not config.feeds:
             raise FeedError(f"config {config.source} has no [feeds] to simulate")
         self.config = config
         self.settings = settings
         self.feeds = {
-            name: _FeedServer(name, s, settings.bad_every)
+            name: FeedServer(name, s, settings.bad_every)
             for name, s in sorted(config.feeds.items())
         }
         self.stats = SimulatorStats(feeds={n: f.counters for n, f in self.feeds.items()})
@@ -283,7 +157,7 @@ class Simulator:
                 log.info("simulator stopped: %d frames (%s)", self.stats.frames, self._summary())
         return self.stats
 
-    async def _bind(self, feed: _FeedServer) -> Server:
+    async def _bind(self, feed: FeedServer) -> Server:
         url = urlsplit(feed.settings.url)
         if url.scheme != "ws":
             raise FeedError(
@@ -423,7 +297,7 @@ class Simulator:
 
 
 async def serve_scenario(
-    config: Config,
+    config: Simulated,
     records_source: Iterable[Any],
     settings: SimulatorSettings,
     stop: asyncio.Event,
@@ -433,25 +307,21 @@ async def serve_scenario(
     return await Simulator(config, settings).run(records_source, stop)
 
 
-def run_simulator(
-    config: Config,
-    scenario: Path | None,
-    settings: SimulatorSettings,
-    loglevel: str = "info",
-) -> None:
+def run_simulator(config: Simulated, scenario: Path | None, settings: SimulatorSettings) -> None:
     """The ``arbstream simulate`` entry point: serve until done or SIGINT/SIGTERM.
 
     ``scenario`` None serves the generated, endless market starting now."""
-    configure_logging(loglevel)
     source: Iterable[Any]
     if scenario is None:
-        source = GeneratedScenario(config, settings.seed, lambda: time.time_ns() // 1_000_000)
+        source = GeneratedScenario(
+            config.engine, settings.seed, lambda: time.time_ns() // 1_000_000
+        )
     else:
         source = ScenarioFile(scenario, loop=settings.loop)
     asyncio.run(_main(config, source, settings))
 
 
-async def _main(config: Config, source: Iterable[Any], settings: SimulatorSettings) -> None:
+async def _main(config: Simulated, source: Iterable[Any], settings: SimulatorSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)

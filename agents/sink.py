@@ -1,10 +1,9 @@
-"""From feed records to Kafka, surviving a broker that is away (contracts.md §2).
+"""The feed process's way into Kafka, surviving a broker that is away (docs/records.md).
 
-Connection loops call ``put`` synchronously: a record is encoded once and appended to a
-bounded buffer, so a feed never waits on Kafka and keeps its WebSockets open whatever
-the broker does. One sender task drains the buffer in chunks: quotes go to the ticks
-topic in the partition of their instrument (murmur2, as any Kafka client places a
-key), fx records to *every* ticks partition and once to the fx topic, keyed by pair.
+The feeds' connection loops call ``put`` synchronously: a record is encoded once and
+appended to a bounded buffer, so a feed never waits on Kafka and keeps its WebSockets
+open whatever the broker does. One sender task drains the buffer in chunks, each record
+where agents.routing sends it.
 A chunk is built into one record batch per partition (no await per record) on an
 idempotent acks=all producer, and the sender waits for the chunk's delivery before
 taking the next, which keeps the order of the ticks partition the order of arrival.
@@ -37,10 +36,10 @@ from aiokafka.errors import KafkaError
 
 from agents.broker import BrokerUnreachableError, broker_reachable
 from agents.outputs import OutputBatches
+from agents.routing import Kind, destinations
+from agents.settings import Deployment
 from agents.topics import Topics, ensure_topics, partition_counts
-from feeds.backoff import sleep_unless_stopped
 from streams.backoff import backoff
-from streams.config import Config
 from streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,7 @@ PROBE_EVERY_S = 1.0
 #: On shutdown the buffer gets this long to drain before what is left is given up.
 DRAIN_TIMEOUT_S = 10.0
 
-_FX = 1
-_QUOTE = 0
-Entry = tuple[int, bytes, bytes]  # (kind, key, value)
+Entry = tuple[Kind, bytes, bytes]  # (kind, key, value)
 
 
 @dataclass(slots=True)
@@ -113,7 +110,7 @@ class KafkaSink:
 
     def __init__(
         self,
-        config: Config,
+        config: Deployment,
         bootstrap: str,
         *,
         retry_max_s: float = 3.0,
@@ -133,9 +130,9 @@ class KafkaSink:
         # which matters for a buffer of 100,000 (400 MiB against 40 MiB, measured).
         value = bytes(memoryview(orjson.dumps(record)))
         if record.get("type") == "fx":
-            self.buffer.put((_FX, str(record["pair"]).encode(), value))
+            self.buffer.put(("fx", str(record["pair"]).encode(), value))
         else:
-            self.buffer.put((_QUOTE, str(record["instrument"]).encode(), value))
+            self.buffer.put(("quote", str(record["instrument"]).encode(), value))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop``, then drain what is buffered, for at most the drain
@@ -171,7 +168,8 @@ class KafkaSink:
                 if not await broker_reachable(self._bootstrap):
                     log.error("the broker does not answer: giving up the drain")
                     break
-            await sleep_unless_stopped(stop, next(delays))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), next(delays))  # or until stopped
         if self.buffer:
             log.error("shutting down with %d undelivered records", len(self.buffer))
 
@@ -235,14 +233,16 @@ class KafkaSink:
         chunk: list[Entry],
     ) -> None:
         batches = OutputBatches(producer, counts, partition_of)
-        ticks, n_ticks = topics.ticks, counts[topics.ticks]
+        routes = {
+            kind: destinations(kind, topics, range(counts[topics.ticks]))
+            for kind in ("quote", "fx")
+        }
         for kind, key, value in chunk:
-            if kind == _FX:
-                for partition in range(n_ticks):
-                    batches.to(ticks, partition, key, value)
-                batches.keyed(topics.fx, key, value)
-            else:
-                batches.keyed(ticks, key, value)
+            for topic, partition in routes[kind]:
+                if partition is None:
+                    batches.keyed(topic, key, value)
+                else:
+                    batches.to(topic, partition, key, value)
         await batches.send()
         await asyncio.wait_for(batches.delivered(), self._settings.delivery_timeout_s)
 

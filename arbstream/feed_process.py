@@ -1,8 +1,8 @@
 """``arbstream feed``: the configured feeds of one process, their Kafka sink, health.
 
 Every selected feed runs its connection loop (feeds.connection) into one shared sink
-(feeds.sink). The process serves ``/healthz`` (alive), ``/readyz`` (every feed
-connected, and Kafka) and ``/metrics`` (feeds/metrics.py) on
+(agents.sink). The process serves ``/healthz`` (alive), ``/readyz`` (every feed
+connected, and Kafka) and ``/metrics`` (arbstream/feed_metrics.py) on
 ``ARBSTREAM_FEED_METRICS_PORT``, and logs each feed's counters every ``REPORT_EVERY_S``.
 On SIGINT/SIGTERM the feeds close first, then the sink drains. API keys are read here,
 from the environment variables the config names; a variable that is not set is a config
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from aiokafka.errors import KafkaError
 
 from agents.broker import require_broker
-from agents.health import configure_logging, require_free_port, serve_health
+from agents.sink import KafkaSink
 from agents.topics import ensure_topics
+from arbstream.config import Config
+from arbstream.feed_metrics import FeedMetrics
+from arbstream.process import configure_logging, require_free_port, serve_health
 from feeds.connection import FeedConnection
-from feeds.metrics import FeedMetrics
 from feeds.protocols import make_protocol
-from feeds.sink import KafkaSink
-from streams.config import Config
+from feeds.settings import FeedSettings
 from streams.errors import ConfigError, SetupError
-from streams.feed_config import FeedSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class FeedProcess:
             FeedConnection(f.name, f.settings, make_protocol(f.settings, f.api_key), self.sink.put)
             for f in feeds
         ]
-        self.metrics = FeedMetrics(self.connections, self.sink)
+        self.metrics = FeedMetrics(self.connections, self.sink, lambda: self.ready)
         self._stop = asyncio.Event()
         self._was_ready = False
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from streams.feed_config import QUOTE_PROTOCOLS, FeedSettings
+from feeds.settings import QUOTE_PROTOCOLS, FeedSettings
 
 Record = dict[str, Any]
 

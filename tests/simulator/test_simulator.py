@@ -20,19 +20,19 @@ from kafka_helpers import free_port, scaled
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
+from arbstream.config import Config, parse_config
 from feeds.connection import FeedConnection
 from feeds.errors import BadFrameError, FeedAuthError, FeedError
 from feeds.protocols import make_protocol
-from feeds.simulator.frames import Router, garble, make_venue
-from feeds.simulator.server import (
+from feeds.settings import FeedSettings
+from simulator.frames import Router, garble, make_venue
+from simulator.server import (
     SimulatorSettings,
     SimulatorStats,
     run_simulator,
     serve_scenario,
 )
-from feeds.simulator.timeline import GeneratedScenario, ScenarioFile, pace
-from streams.config import Config, parse_config
-from streams.feed_config import FeedSettings
+from simulator.timeline import GeneratedScenario, ScenarioFile, pace
 
 T0 = 1_769_990_400_000
 T = TypeVar("T")
@@ -317,7 +317,7 @@ def test_binance_client_gets_the_quotes_in_order_at_pace(caplog: pytest.LogCaptu
             assert orjson.loads(await ws.recv()) == {"result": None, "id": 1}
             return subscribed, await _messages(ws)
 
-    caplog.set_level(logging.INFO, logger="feeds.simulator")
+    caplog.set_level(logging.INFO, logger="simulator")
     settings = SimulatorSettings(speed=2.0, wait_for_clients_s=5)
     stats, (subscribed, got) = asyncio.run(_with_simulator(config, records, settings, client))
     parsed = [r for _, text in got for r in parser.parse(text).records]
@@ -526,7 +526,7 @@ def test_run_simulator_plays_a_file_to_its_end(
     path = tmp_path / "ticks.jsonl"
     lines = [_quote("COMEX", i) for i in range(5)] + [_quote("SHFE", 1), {"type": "trade"}]
     path.write_bytes(b"\n".join(map(orjson.dumps, lines)))
-    caplog.set_level(logging.INFO, logger="feeds.simulator")
+    caplog.set_level(logging.INFO, logger="simulator")
     # nobody connects: the clock starts after the wait, with a warning
     run_simulator(config, path, SimulatorSettings(speed=100.0, wait_for_clients_s=0.2))
     assert "no subscribed client after 0.2 s on feeds comex" in caplog.text

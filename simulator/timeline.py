@@ -2,7 +2,7 @@
 
 A scenario is a source of values in arrival order: the lines of a JSONL file (contract
 records, and whatever else the file holds, which the router counts and skips) or the
-endless generated market (feeds/simulator/generated.py). :func:`pace` maps each to
+endless generated market (simulator/generated.py). :func:`pace` maps each to
 ``(wall_offset_s, value)`` with ``wall_offset_s = (ts - first_ts) / speed``, measured
 on the largest ``ts`` seen so far: a late, out-of-order tick is sent at once, the way a
 venue would deliver it, and the clock never goes back.
@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from feeds.errors import FeedError
-from feeds.simulator.generated import GeneratorSettings, generate_ticks
-from streams.config import Config
+from simulator.generated import GeneratorSettings, generate_ticks
+from streams.config import EngineConfig
 
 #: Event time left between two passes of a looped file.
 LOOP_GAP_MS = 1000
@@ -135,7 +135,7 @@ class GeneratedScenario:
 
     def __init__(
         self,
-        config: Config,
+        config: EngineConfig,
         seed: int,
         clock_ms: Callable[[], int],
         settings: GeneratorSettings | None = None,

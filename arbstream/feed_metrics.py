@@ -8,14 +8,14 @@ bad frames of that feed, never new series.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agents.health import process_registry
+from agents.metrics import process_registry
+from agents.sink import KafkaSink
 from feeds.connection import FeedConnection
-from feeds.sink import KafkaSink
 
 #: (metric, help, FeedStats attribute) of the per-feed counters.
 _FEED_COUNTERS = (
@@ -34,10 +34,16 @@ _FEED_COUNTERS = (
 class FeedMetrics(Collector):
     """The registry of one feed process."""
 
-    def __init__(self, connections: Sequence[FeedConnection], sink: KafkaSink) -> None:
+    def __init__(
+        self,
+        connections: Sequence[FeedConnection],
+        sink: KafkaSink,
+        feeds_connected: Callable[[], bool],
+    ) -> None:
         self._connections = connections
         self._sink = sink
         self._started = time.time()
+        self._feeds_connected = feeds_connected
         self.registry = process_registry(self)
 
     def describe(self) -> Iterable[Metric]:
@@ -70,7 +76,7 @@ class FeedMetrics(Collector):
             for c in self._connections:
                 family.add_metric([c.name], getattr(c.stats, attribute))
             yield family
-        ready = all(c.stats.connected for c in self._connections)
+        ready = self._feeds_connected()
         yield GaugeMetricFamily(
             "arbstream_feeds_ready", "1 while every feed is connected.", value=float(ready)
         )

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from scenario_paths import SCENARIOS
 
-from feeds.simulator.generated import GeneratorSettings, generate_ticks
-from streams.config import Config, load_config, parse_config
+from arbstream.config import Config, load_config, parse_config
+from simulator.generated import GeneratorSettings, generate_ticks
 from streams.engine import Engine
 
 START = 1_769_990_400_000

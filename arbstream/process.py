@@ -19,13 +19,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
     CollectorRegistry,
     generate_latest,
 )
-from prometheus_client.registry import Collector
 
 from streams.errors import SetupError
 
@@ -101,15 +97,6 @@ def configure_logging(loglevel: str, path: Path | None = None) -> None:
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT, filename=path)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RepeatFilter())
-
-
-def process_registry(collector: Collector) -> CollectorRegistry:
-    """A registry with the process's own collector and prometheus-client's process,
-    platform and GC collectors (``process_*``, ``python_*``)."""
-    registry = CollectorRegistry()
-    for c in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR, collector):
-        registry.register(c)
-    return registry
 
 
 def require_free_port(host: str, port: int, variable: str) -> None:

@@ -14,8 +14,8 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import consume, free_port, kafka_sh, scaled, until
 
-from feeds.sink import KafkaSink
-from streams.config import Config, parse_config
+from agents.sink import KafkaSink
+from arbstream.config import Config, parse_config
 
 PARTITIONS = 4
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from streams.config import Config
+from streams.config import EngineConfig
 
 #: Where each USD/C rate starts and drifts around; any other currency starts at 1.0.
 FX_START: dict[str, float] = {"CNY": 7.10, "INR": 84.0, "EUR": 0.92, "GBP": 0.79, "JPY": 152.0}
@@ -109,7 +109,10 @@ class _Venue:
 
 
 def generate_ticks(
-    config: Config, seed: int, start_ts: int, settings: GeneratorSettings = GeneratorSettings()
+    config: EngineConfig,
+    seed: int,
+    start_ts: int,
+    settings: GeneratorSettings = GeneratorSettings(),
 ) -> Iterator[dict[str, Any]]:
     """Endless quote and fx records for every venue of ``config``, ``ts`` non-decreasing."""
     if start_ts < 0:
@@ -121,7 +124,7 @@ class _World:
     """The model's state, O(venues): advanced to each event's time, then sampled."""
 
     def __init__(
-        self, config: Config, rng: random.Random, start_ts: int, s: GeneratorSettings
+        self, config: EngineConfig, rng: random.Random, start_ts: int, s: GeneratorSettings
     ) -> None:
         self.s, self.rng, self.now = s, rng, start_ts
         self.log_ref = math.log(s.start_usd)
@@ -134,7 +137,7 @@ class _World:
         self.fx_next = start_ts  # first fx at start: before any quote (ties go to fx)
         self.venues = [self._venue(config, name, start_ts) for name in config.venue_names]
 
-    def _venue(self, config: Config, name: str, start_ts: int) -> _Venue:
+    def _venue(self, config: EngineConfig, name: str, start_ts: int) -> _Venue:
         s, v = self.s, config.venues[name]
         unit = v.units.get(s.instrument, v.unit)
         tick = UNIT_TICK[unit] if isinstance(unit, str) else ETF_TICK

@@ -1,1 +1,0 @@
-"""The venue simulator: serves scenario quotes over every feed protocol on local WebSockets."""

@@ -1,0 +1,5 @@
+"""The venue simulator: the other end of the feeds. It serves a scenario's quotes (a file,
+or an endless generated market) over every feed protocol on local WebSockets, paced by
+event time, with faults on demand. It may use :mod:`feeds` and :mod:`streams`; nothing
+but the command line imports it.
+"""

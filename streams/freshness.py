@@ -1,0 +1,45 @@
+"""Normalisation and freshness (docs/evaluation.md): the one place the rule is written,
+for the engine's evaluation and for the read-only view that metrics take of it.
+
+A quote is normalised to USD per troy ounce with its venue's factor (VAT and unit) and
+the mid of the latest FX of its currency; it is fresh at the instrument clock ``t`` when
+it is at most its venue's ``stale_ms`` old and its FX at most ``fx_stale_ms``. The
+normalised bid and ask are cached on the quote against the FX entry they used, so a
+quote is normalised again only when it or its FX changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from streams.state import VenueQuote
+
+#: The FX entry of a USD venue: rate 1, and a time no clock reaches, so never stale.
+USD_BOOK: Final = (1.0, 2**62)
+
+
+def mark_fresh(
+    quotes: Mapping[str, VenueQuote],
+    fx_book: Mapping[str, tuple[float, int]],
+    t: int,
+    fx_stale_ms: int,
+    fresh: dict[str, bool],
+) -> None:
+    """Set ``fresh[venue]`` for every quote in ``quotes`` at clock ``t``, normalising the
+    quotes whose quote or FX changed since they were last normalised. A quote whose
+    currency has had no FX yet cannot be normalised and is never fresh."""
+    for name, q in quotes.items():
+        pair = q.fx_pair
+        if pair is None:
+            book = USD_BOOK
+        else:
+            seen = fx_book.get(pair)
+            if seen is None:
+                fresh[name] = False
+                continue
+            book = seen
+        if book is not q.book:
+            k = q.factor / book[0]
+            q.nbid, q.nask, q.book = q.bid * k, q.ask * k, book
+        fresh[name] = t - book[1] <= fx_stale_ms and t - q.ts <= q.stale_ms
