@@ -195,7 +195,7 @@ class PartitionProcessor:
         dumps = orjson.dumps
         process = self.engine.process
         dlq, dlq_partition = topics.dlq, self._dlq_partition
-        names = {"spreads": topics.spreads, "signals": topics.signals}
+        names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
         t0 = time.perf_counter()
         async with self._transaction():
             offset = start - 1

@@ -49,6 +49,10 @@ class Topics:
         return f"{self.prefix}.signals"
 
     @property
+    def basis(self) -> str:
+        return f"{self.prefix}.basis"
+
+    @property
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
 
@@ -59,7 +63,7 @@ class Topics:
 
     def all(self) -> tuple[str, ...]:
         """The topics of contracts.md §2 and §5 (not the workers' internal state topic)."""
-        return (self.ticks, self.fx, self.spreads, self.signals, self.dlq)
+        return (self.ticks, self.fx, self.spreads, self.basis, self.signals, self.dlq)
 
 
 async def ensure_topics(bootstrap: str, config: Deployment) -> Topics:

@@ -136,7 +136,8 @@ def produce(file_path: str, config_path: str) -> None:
         except ArbstreamError as exc:
             _exit(exc)
     click.echo(
-        f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['other']} other "
+        f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['stock']} stock, "
+        f"{counts['other']} other "
         f"to {config.topic_prefix}.ticks",
         err=True,
     )

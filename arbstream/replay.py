@@ -27,6 +27,7 @@ class ReplaySummary:
     records_in: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     spreads: int = 0
+    basis: int = 0
     signals: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
@@ -37,7 +38,9 @@ class ReplaySummary:
         return (
             f"replay: {self.records_in} records in; {rejected} rejected"
             + (f" ({by_reason})" if by_reason else "")
-            + f"; {self.spreads} spreads; {signals} signals"
+            + f"; {self.spreads} spreads"
+            + (f"; {self.basis} basis" if self.basis else "")
+            + f"; {signals} signals"
             + (f" ({by_kind})" if by_kind else "")
         )
 
@@ -69,6 +72,8 @@ def replay(
             size += len(data) + 1
             if stream == "spreads":
                 summary.spreads += 1
+            elif stream == "basis":
+                summary.basis += 1
             elif stream == "signals":
                 summary.signals[f"{rec['kind']}.{rec['event']}"] += 1
             else:

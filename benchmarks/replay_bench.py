@@ -1,6 +1,6 @@
 """Replay benchmark: decode + evaluate + encode on the standard workload, one core.
 
-    python -m benchmarks.replay_bench [--ticks N] [--profile]
+    python -m benchmarks.replay_bench [--ticks N] [--sessions] [--profile]
 
 Reports ticks per CPU-second of the replay loop (the input is generated into memory
 first and not timed), the resident memory at checkpoints (to show it stops growing
@@ -35,9 +35,22 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def run(n: int, checkpoint: int) -> dict[str, object]:
+#: ``--sessions``: every venue trades in sessions (one a day, around the clock, so the
+#: workload's outputs stay the same), which costs a calendar check per quote per venue.
+SESSIONS = 'timezone = "Asia/Shanghai"\nsessions = ["00:00-00:00"]\ndays = ' + str(
+    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+).replace("'", '"')
+
+
+def config_text(sessions: bool) -> str:
+    if not sessions:
+        return CONFIG_TOML
+    return CONFIG_TOML.replace('\nunit = "', f'\n{SESSIONS}\nunit = "')
+
+
+def run(n: int, checkpoint: int, sessions: bool = False) -> dict[str, object]:
     lines = list(ticks(n))
-    engine = Engine(parse_config(tomllib.loads(CONFIG_TOML)))
+    engine = Engine(parse_config(tomllib.loads(config_text(sessions))))
     dumps = orjson.dumps
     outputs = 0
     out_bytes = 0
@@ -71,8 +84,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true", help="cProfile a 200k-tick run")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--sessions", action="store_true", help="every venue has sessions")
     args = parser.parse_args()
-    result = run(args.ticks, args.checkpoint)
+    result = run(args.ticks, args.checkpoint, args.sessions)
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}"

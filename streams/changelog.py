@@ -31,10 +31,10 @@ import orjson
 
 from streams.errors import StateError
 from streams.signals import ArbRoute
-from streams.state import InstrumentState, PairState
+from streams.state import BasisState, InstrumentState, PairState
 from streams.windows import PairWindows
 
-STATE_VERSION: Final = 2
+STATE_VERSION: Final = 3
 #: Samples per chunk entry: 4 KiB. Small, because the chunk that is filling is rewritten
 #: by every batch that adds to it.
 CHUNK: Final = 256
@@ -113,19 +113,23 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
         pairs.append([pair[0], pair[1], ps.last_emit, *pw.to_state()])
     own = {
         "clock": st.clock,
-        "quotes": {n: [q.bid, q.ask, q.ts] for n, q in st.quotes.items()},
+        "quotes": {n: [q.bid, q.ask, q.ts, q.bid_size, q.ask_size] for n, q in st.quotes.items()},
         "routes": [r.to_state() for r in st.routes],
         "wide_open": sorted(st.wide_open),
         "pairs": pairs,
+        "basis": [[b.last_emit, b.open, b.opened_ts] for b in st.basis],
+        "stock_ts": st.stock_ts,
+        "delivery_open": sorted(st.delivery_open),
     }
     return [(instrument_key(name), orjson.dumps(own)), *chunks]
 
 
 def decode_instrument(
-    name: str, entries: Mapping[str, bytes], n_routes: int
-) -> tuple[InstrumentState, dict[str, list[float]]]:
+    name: str, entries: Mapping[str, bytes], n_routes: int, n_basis: int
+) -> tuple[InstrumentState, dict[str, list[Any]]]:
     """Rebuild one instrument from its entries. Returns the state, with quotes still to
-    be bound to the config by the engine (``{venue: [bid, ask, ts]}``)."""
+    be bound to the config by the engine (``{venue: [bid, ask, ts, bid_size,
+    ask_size]}``)."""
     key = instrument_key(name)
     try:
         data = _loads(entries[key], key)
@@ -135,6 +139,13 @@ def decode_instrument(
         if len(st.routes) != n_routes:
             raise StateError(f"state of {name} has {len(st.routes)} routes, config {n_routes}")
         st.wide_open = {str(v) for v in data["wide_open"]}
+        st.basis = [
+            BasisState(None if e is None else int(e), bool(o), int(t)) for e, o, t in data["basis"]
+        ]
+        if len(st.basis) != n_basis:
+            raise StateError(f"state of {name} has {len(st.basis)} basis pairs, config {n_basis}")
+        st.stock_ts = {str(v): int(t) for v, t in data["stock_ts"].items()}
+        st.delivery_open = {str(v) for v in data["delivery_open"]}
         for a, b, last_emit, *windows_state in data["pairs"]:
             pair = (str(a), str(b))
             base, _, end, _ = windows_state
@@ -144,7 +155,7 @@ def decode_instrument(
             ps.saved = int(end)
             ps.low_chunk = pw.base // CHUNK
             st.pairs[pair] = ps
-        quotes: dict[str, list[float]] = data["quotes"]
+        quotes: dict[str, list[Any]] = data["quotes"]
     except StateError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.errors import ConfigError
+from streams.sessions import Calendar, expiry_ms, session_problems
 from streams.validation import NAME_LIMIT
 
 #: Troy ounces in one unit of each named unit (contracts.md §1).
@@ -73,6 +75,33 @@ class VenueSettings(Section):
     vat: Annotated[float, Field(ge=0, lt=1)] = 0.0
     fee_bps: NonNegFloat = 0.0
     stale_ms: NonNegInt | None = None
+    #: Units of the venue's unit in one lot (quote sizes count lots).
+    lot: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    #: Trading sessions (streams/sessions.py); without ``sessions`` always open.
+    timezone: str | None = None
+    sessions: list[str] | None = None
+    days: list[str] | None = None
+    holidays: list[date] = []
+    #: A futures contract's expiry: 00:00 UTC of this date.
+    expiry: date | None = None
+
+
+class BasisPair(Section):
+    spot: str
+    future: str
+
+
+class BasisSettings(Section):
+    rate: Annotated[float, Field(allow_inf_nan=False)] = 0.043
+    open_bps: NonNegFloat = 50.0
+    close_bps: NonNegFloat = 10.0
+    emit_ms: NonNegInt = 1000
+    pairs: list[BasisPair] = []
+
+
+class DeliverySettings(Section):
+    open_ratio: NonNegFloat = 0.5
+    close_ratio: NonNegFloat = 0.6
 
 
 class RouteSettings(Section):
@@ -90,6 +119,8 @@ class EngineModel(Section):
     wide: WideSettings = WideSettings()
     venues: Annotated[dict[str, VenueSettings], Field(min_length=1)]
     routes: list[RouteSettings] = []
+    basis: BasisSettings = BasisSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
 
 class Route:
@@ -139,11 +170,32 @@ class EngineConfig:
         self.fx_pairs: frozenset[str] = frozenset(
             "USD" + cur for cur in self.currency.values() if cur != "USD"
         )
+        #: Each venue's trading sessions; None: always open.
+        self.calendars: dict[str, Calendar | None] = {
+            name: None
+            if v.sessions is None
+            else Calendar(v.timezone, v.sessions, v.days, v.holidays)
+            for name, v in model.venues.items()
+        }
+        #: Futures venues: expiry as epoch ms (00:00 UTC of the expiry date).
+        self.expiry_ms: dict[str, int] = {
+            name: expiry_ms(v.expiry) for name, v in model.venues.items() if v.expiry is not None
+        }
+        self.basis = model.basis
+        #: The basis pairs (spot, future), in output order.
+        self.basis_pairs: tuple[tuple[str, str], ...] = tuple(
+            sorted({(p.spot, p.future) for p in model.basis.pairs})
+        )
+        self.delivery = model.delivery
 
     @property
     def engine(self) -> EngineConfig:
         """The engine's settings (this object; a deployment config extends it)."""
         return self
+
+    def oz_per_lot(self, venue: str, instrument: str) -> float:
+        """Troy ounces in one lot (quote sizes count lots) of ``instrument`` at ``venue``."""
+        return self.venues[venue].lot * self.oz_per_unit(venue, instrument)
 
     def oz_per_unit(self, venue: str, instrument: str) -> float:
         """Troy ounces in one quoted unit of ``instrument`` at ``venue``."""
@@ -216,6 +268,38 @@ def engine_problems(model: EngineModel) -> list[str]:
                 )
             if isinstance(unit, float) and not math.isfinite(unit):
                 problems.append(f"  venues.{name}.units.{instrument}: must be finite")
+        problems += session_problems(f"venues.{name}", venue)
+    problems += _market_problems(model)
+    return problems
+
+
+def _market_problems(model: EngineModel) -> list[str]:
+    """The rules of ``[basis]`` and ``[delivery]`` between keys (docs/config.md)."""
+    problems = []
+    basis = model.basis
+    if basis.close_bps > basis.open_bps:
+        problems.append("  basis.close_bps: must not exceed basis.open_bps (hysteresis)")
+    seen: set[tuple[str, str]] = set()
+    for i, pair in enumerate(basis.pairs):
+        key = f"basis.pairs[{i}]"
+        for side in ("spot", "future"):
+            name = getattr(pair, side)
+            if name not in model.venues:
+                problems.append(f"  {key}.{side}: unknown venue {name!r}")
+        spot, future = model.venues.get(pair.spot), model.venues.get(pair.future)
+        if spot is not None and spot.expiry is not None:
+            problems.append(f"  venues.{pair.spot}.expiry: the spot of {key} has no expiry")
+        if future is not None and future.expiry is None:
+            problems.append(f"  {key}.future: venue {pair.future!r} has no expiry")
+        if pair.spot == pair.future:
+            problems.append(f"  {key}.future: a basis pair needs two different venues")
+        if (pair.spot, pair.future) in seen:
+            problems.append(f"  {key}: duplicate pair {pair.spot}>{pair.future}")
+        seen.add((pair.spot, pair.future))
+    if model.delivery.close_ratio < model.delivery.open_ratio:
+        problems.append(
+            "  delivery.close_ratio: must not be below delivery.open_ratio (hysteresis)"
+        )
     return problems
 
 

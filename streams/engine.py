@@ -24,6 +24,7 @@ from streams.config import EngineConfig
 from streams.counters import EngineCounters
 from streams.errors import StateError
 from streams.freshness import mark_fresh
+from streams.market import delivery_signal, evaluate_basis, venues_closed
 from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
 from streams.state import InstrumentState, PairState, VenueQuote
 from streams.windows import MIN_STD, PairWindows
@@ -32,6 +33,18 @@ from streams.windows import MIN_STD, PairWindows
 Output = tuple[str, str | None, dict[str, Any]]
 #: Where an input came from, as a rejected record's ``source`` shows it (contracts.md §3).
 Source = dict[str, Any]
+
+
+_NONE: list[Output] = []  # never appended to
+
+
+def _size_oz(buy: VenueQuote, sell: VenueQuote) -> float | None:
+    """Troy ounces an arbitrage can move at the quoted sizes (buy at B's ask, sell at S's
+    bid), or None when either size is absent or unusable."""
+    ask_size, bid_size = v.size(buy.ask_size), v.size(sell.bid_size)
+    if ask_size is None or bid_size is None:
+        return None
+    return min(ask_size * buy.oz_per_lot, bid_size * sell.oz_per_lot)
 
 
 def line_source(position: int) -> Source:
@@ -72,6 +85,8 @@ class Engine:
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
         self._window_names = [str(w) for w in config.windows_ms]
+        self._has_basis = bool(config.basis_pairs)
+        self._sessions = any(c is not None for c in config.calendars.values())
         #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
         #: a rebuilt engine starts without, and fills it as it emits.
         self.latest_spreads: dict[tuple[str, str], dict[str, Any]] = {}
@@ -106,14 +121,19 @@ class Engine:
         instrument: str = obj["instrument"]
         state = self._instruments.get(instrument)
         if state is None:
-            state = self._instruments[instrument] = InstrumentState(len(self.config.routes))
+            state = self._instruments[instrument] = InstrumentState(
+                len(self.config.routes), len(self.config.basis_pairs)
+            )
+        if kind == "stock":
+            return self._stock(obj, state, venue, instrument, raw, position, ts)
         quote = state.quotes.get(venue)
         if quote is None:
-            state.quotes[venue] = self._new_quote(venue, instrument, bid, ask, ts)
+            quote = state.quotes[venue] = self._new_quote(venue, instrument, bid, ask, ts)
         elif ts < quote.ts:
             return [self._rejected(v.OUT_OF_ORDER, raw, position)]
         else:
             quote.bid, quote.ask, quote.ts, quote.book = bid, ask, ts, None
+        quote.record = obj
         self._dirty.add(instrument)
         counted = self.counters.quotes
         counted[venue, instrument] = counted.get((venue, instrument), 0) + 1
@@ -125,12 +145,46 @@ class Engine:
                 signals[signal] = signals.get(signal, 0) + 1
         return out
 
+    def _stock(
+        self,
+        obj: dict[str, Any],
+        state: InstrumentState,
+        venue: str,
+        instrument: str,
+        raw: bytes | str,
+        position: int,
+        ts: int,
+    ) -> list[Output]:
+        """A stock record: delivery stress only (no clock, no price evaluation)."""
+        last = state.stock_ts.get(venue)
+        if last is not None and ts < last:
+            return [self._rejected(v.OUT_OF_ORDER, raw, position)]
+        state.stock_ts[venue] = ts
+        self._dirty.add(instrument)
+        record = delivery_signal(
+            self.config, instrument, state, venue, obj["registered"], obj["open_interest"], ts
+        )
+        if record is None:
+            return []
+        signals = self.counters.signals
+        signals["delivery", record["event"]] = signals.get(("delivery", record["event"]), 0) + 1
+        return [("signals", f"{instrument}|delivery|{venue}", record)]
+
     def _new_quote(
         self, venue: str, instrument: str, bid: float, ask: float, ts: int
     ) -> VenueQuote:
         cfg = self.config
         factor = 1.0 / (1.0 + cfg.venues[venue].vat) / cfg.oz_per_unit(venue, instrument)
-        return VenueQuote(bid, ask, ts, factor, self._fx_pair[venue], cfg.stale_ms[venue])
+        return VenueQuote(
+            bid,
+            ask,
+            ts,
+            factor,
+            self._fx_pair[venue],
+            cfg.stale_ms[venue],
+            cfg.calendars[venue],
+            cfg.oz_per_lot(venue, instrument),
+        )
 
     def _rejected(self, reason: str, raw: bytes | str, position: int) -> Output:
         rejected = self.counters.rejected
@@ -150,11 +204,15 @@ class Engine:
     ) -> list[Output]:
         t = state.clock = ts if ts > state.clock else state.clock
         fresh: dict[str, bool] = {}
-        mark_fresh(state.quotes, self._fx, t, self.config.fx_stale_ms, fresh)
+        mark_fresh(state.quotes, self._fx, t, self.config.fx_stale_ms, fresh, self._sessions)
 
         out: list[Output] = []
         if fresh[venue]:
             self._spreads(instrument, state, venue, t, fresh, out)
+        basis_signals: list[Output] = _NONE
+        if self._has_basis:
+            basis_signals = []
+            evaluate_basis(self.config, instrument, state, venue, t, fresh, out, basis_signals)
         arb = self.config.arb
         open_usd = arb.open_usd
         quotes = state.quotes
@@ -174,7 +232,15 @@ class Engine:
             record = evaluate_route(rstate, terms.route, arb, buy_ask, sell_bid, net, eligible, t)
             if record is not None:
                 record["instrument"] = instrument
+                if record["reason"] == "stale" and venues_closed(
+                    self.config, t, terms.buy, terms.sell
+                ):
+                    record["reason"] = "closed"
+                record["size_oz"] = size_oz = _size_oz(qb, qs)
+                record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
                 out.append(("signals", f"{instrument}|{key}", record))
+        if basis_signals:
+            out += basis_signals
         wide = wide_signal(state.wide_open, self.config.wide, venue, bid, ask, t)
         if wide is not None:
             wide["instrument"] = instrument
@@ -295,12 +361,16 @@ class Engine:
         n_routes = len(self.config.routes)
         instruments: dict[str, InstrumentState] = {}
         for name in changelog.instruments_in(entries):
-            st, quotes = changelog.decode_instrument(name, entries, n_routes)
+            st, quotes = changelog.decode_instrument(
+                name, entries, n_routes, len(self.config.basis_pairs)
+            )
             try:
-                for venue, (bid, ask, ts) in quotes.items():
+                for venue, (bid, ask, ts, bid_size, ask_size) in quotes.items():
                     if venue not in self.config.venues:
                         raise StateError(f"state of {name} quotes unknown venue {venue!r}")
-                    st.quotes[venue] = self._new_quote(venue, name, float(bid), float(ask), int(ts))
+                    q = self._new_quote(venue, name, float(bid), float(ask), int(ts))
+                    q.record = {"bid_size": bid_size, "ask_size": ask_size}
+                    st.quotes[venue] = q
             except (TypeError, ValueError) as exc:
                 raise StateError(f"malformed quotes in state of {name!r}: {exc!r}") from exc
             instruments[name] = st

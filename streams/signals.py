@@ -17,6 +17,10 @@ SIGNAL_EVENTS: Final = (
     ("arb", "close"),
     ("wide", "open"),
     ("wide", "close"),
+    ("basis", "open"),
+    ("basis", "close"),
+    ("delivery", "open"),
+    ("delivery", "close"),
 )
 
 IDLE: Final = 0

@@ -5,6 +5,7 @@ key-value entries, and read back, is streams/changelog.py.
 
 from __future__ import annotations
 
+from streams.sessions import Calendar
 from streams.signals import ArbRoute
 from streams.windows import PairWindows
 
@@ -13,10 +14,31 @@ class VenueQuote:
     """The latest accepted quote of one venue for one instrument, as received, with its
     normalised (USD/oz) bid and ask cached against the FX book entry they used."""
 
-    __slots__ = ("ask", "bid", "book", "factor", "fx_pair", "nask", "nbid", "stale_ms", "ts")
+    __slots__ = (
+        "ask",
+        "bid",
+        "book",
+        "calendar",
+        "factor",
+        "fx_pair",
+        "nask",
+        "nbid",
+        "oz_per_lot",
+        "record",
+        "stale_ms",
+        "ts",
+    )
 
     def __init__(
-        self, bid: float, ask: float, ts: int, factor: float, fx_pair: str | None, stale_ms: int
+        self,
+        bid: float,
+        ask: float,
+        ts: int,
+        factor: float,
+        fx_pair: str | None,
+        stale_ms: int,
+        calendar: Calendar | None = None,
+        oz_per_lot: float = 1.0,
     ) -> None:
         self.bid = bid
         self.ask = ask
@@ -24,8 +46,24 @@ class VenueQuote:
         self.factor = factor  # 1 / (1 + vat) / oz_per_unit
         self.fx_pair = fx_pair  # None for USD
         self.stale_ms = stale_ms
+        self.calendar = calendar  # the venue's sessions; None: always open
+        self.oz_per_lot = oz_per_lot
+        # The decoded quote: its optional sizes are read only when a signal needs them
+        # (streams.validation.size), which keeps them off the per-tick path.
+        self.record: dict[str, object] = _NO_RECORD
         self.book: tuple[float, int] | None = None  # the FX entry nbid/nask were computed with
         self.nbid = self.nask = 0.0  # valid once normalised (USD, or FX seen)
+
+    @property
+    def bid_size(self) -> object:
+        return self.record.get("bid_size")
+
+    @property
+    def ask_size(self) -> object:
+        return self.record.get("ask_size")
+
+
+_NO_RECORD: dict[str, object] = {}
 
 
 class PairState:
@@ -41,14 +79,38 @@ class PairState:
         self.low_chunk = 0  # the lowest chunk number that may still be stored
 
 
+class BasisState:
+    """One basis pair of one instrument: its last basis record and its backwardation
+    signal."""
+
+    __slots__ = ("last_emit", "open", "opened_ts")
+
+    def __init__(self, last_emit: int | None = None, open: bool = False, opened_ts: int = 0):
+        self.last_emit = last_emit
+        self.open = open
+        self.opened_ts = opened_ts
+
+
 class InstrumentState:
     """Everything the engine knows about one instrument."""
 
-    __slots__ = ("clock", "pairs", "quotes", "routes", "wide_open")
+    __slots__ = (
+        "basis",
+        "clock",
+        "delivery_open",
+        "pairs",
+        "quotes",
+        "routes",
+        "stock_ts",
+        "wide_open",
+    )
 
-    def __init__(self, n_routes: int) -> None:
+    def __init__(self, n_routes: int, n_basis: int = 0) -> None:
         self.clock = -1
         self.quotes: dict[str, VenueQuote] = {}
         self.pairs: dict[tuple[str, str], PairState] = {}
         self.routes = [ArbRoute() for _ in range(n_routes)]
         self.wide_open: set[str] = set()
+        self.basis = [BasisState() for _ in range(n_basis)]  # in config.basis_pairs order
+        self.stock_ts: dict[str, int] = {}  # venue -> ts of its latest accepted stock record
+        self.delivery_open: set[str] = set()  # venues with delivery stress open

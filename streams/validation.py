@@ -34,6 +34,7 @@ REASONS: Final = (
 
 QUOTE_FIELDS: Final = ("venue", "instrument", "bid", "ask", "ts")
 FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
+STOCK_FIELDS: Final = ("venue", "instrument", "registered", "open_interest", "ts")
 #: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
 MAX_TS: Final = 2**63
 RAW_LIMIT: Final = 4096
@@ -109,10 +110,33 @@ def _ts(v: object) -> int | None:
     return None
 
 
+def _amount(v: object) -> float | None:
+    """A finite number >= 0 as float, else None (booleans are not numbers)."""
+    t = type(v)
+    if t is float:
+        f: float = v  # type: ignore[assignment]
+        return f if 0.0 <= f < math.inf else None
+    if t is int:
+        try:
+            f = float(v)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+        return f if f >= 0.0 else None
+    return None
+
+
+def size(v: object) -> float | None:
+    """A usable quote size (a finite number > 0), else None: sizes are optional fields,
+    so an unusable one counts as absent and never rejects its quote."""
+    return _price(v)
+
+
 def check(obj: Any) -> tuple[str | None, str, float, float, int]:
     """Stateless checks of a decoded value.
 
-    Returns ``(reason, type, bid, ask, ts)``; ``reason`` is None when the record passes.
+    Returns ``(reason, type, a, b, ts)``; ``reason`` is None when the record passes.
+    ``a, b`` are ``bid, ask`` for a quote or fx record, ``registered, open_interest`` for
+    a stock record.
     """
     if type(obj) is not dict:
         return BAD_JSON, "", 0.0, 0.0, 0
@@ -122,14 +146,24 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
         fields = QUOTE_FIELDS
     elif kind == "fx":
         fields = FX_FIELDS
+    elif kind == "stock":
+        fields = STOCK_FIELDS
     else:
         return BAD_TYPE, "", 0.0, 0.0, 0
     for field in fields:
         if field not in obj:
             return MISSING_FIELD, kind, 0.0, 0.0, 0
+    ts = _ts(obj["ts"])
+    if kind == "stock":
+        registered = _amount(obj["registered"])
+        open_interest = _price(obj["open_interest"])
+        if registered is None or open_interest is None or ts is None:
+            return BAD_VALUE, kind, 0.0, 0.0, 0
+        if not (_is_name(obj["venue"]) and _is_name(obj["instrument"])):
+            return BAD_VALUE, kind, 0.0, 0.0, 0
+        return None, kind, registered, open_interest, ts
     bid = _price(obj["bid"])
     ask = _price(obj["ask"])
-    ts = _ts(obj["ts"])
     if bid is None or ask is None or ts is None:
         return BAD_VALUE, kind, 0.0, 0.0, 0
     if kind == "quote":

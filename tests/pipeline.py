@@ -32,6 +32,9 @@ from arbstream.supervisor import ChildProcess, arbstream_command
 from streams.engine import Engine
 from streams.validation import raw_text
 
+#: The output topics, by the engine's stream names; all but the dlq are keyed.
+OUTPUT_STREAMS = ("spreads", "basis", "signals", "dlq")
+KEYED_STREAMS = ("spreads", "basis", "signals")
 #: Outputs of one (topic kind, key), in order.
 KeyedOutputs = dict[tuple[str, str | None], list[Any]]
 
@@ -125,8 +128,9 @@ def expected_dlq(rejected: list[Any], partitions: int) -> Counter[tuple[str, str
 def read_outputs(
     bootstrap: str, topics: Topics, counts: dict[str, int], linger_s: float = 2.0
 ) -> dict[str, list[Record]]:
-    """Every record of the spreads, signals and dlq topics (read_committed), waiting for
-    at least ``counts[stream]`` of each and lingering to catch extras (duplicates)."""
+    """Every record of the spreads, basis, signals and dlq topics (read_committed), waiting
+    for at least ``counts[stream]`` of each (0 where absent) and lingering to catch extras
+    (duplicates)."""
 
     async def read_all() -> list[list[Record]]:
         return list(
@@ -135,19 +139,19 @@ def read_outputs(
                     consume(
                         bootstrap,
                         getattr(topics, stream),
-                        counts[stream],
+                        counts.get(stream, 0),
                         timeout_s=120,
                         isolation_level="read_committed",
                         linger_s=linger_s,
                     )
-                    for stream in ("spreads", "signals", "dlq")
+                    for stream in OUTPUT_STREAMS
                 )
             )
         )
 
-    spreads, signals, dlq = asyncio.run(read_all())
-    check_outputs(orjson.loads(r.value) for r in (*spreads, *signals, *dlq))
-    return {"spreads": spreads, "signals": signals, "dlq": dlq}
+    outputs = dict(zip(OUTPUT_STREAMS, asyncio.run(read_all()), strict=True))
+    check_outputs(orjson.loads(r.value) for records in outputs.values() for r in records)
+    return outputs
 
 
 def group_by_key(records: list[Record], stream: str) -> KeyedOutputs:
@@ -172,17 +176,16 @@ def compare_with_replay(
     (tolerance of the scenarios README), and the dlq holds every rejection, once, with a
     source that points at the rejected record on the ticks topic."""
     problems: list[str] = []
-    actual: KeyedOutputs = {
-        **group_by_key(outputs["spreads"], "spreads"),
-        **group_by_key(outputs["signals"], "signals"),
-    }
+    actual: KeyedOutputs = {}
+    for stream in KEYED_STREAMS:
+        actual.update(group_by_key(outputs[stream], stream))
     for key in sorted(set(actual) | set(expected), key=str):
         for line in diff_streams(actual.get(key, []), expected.get(key, []), limit=3):
             problems.append(f"{key}: {line}")
     # Keyed records sit where Kafka's default (murmur2) partitioner puts their key, as
     # for any Java or aiokafka producer; every topic of a test has ``partitions``.
     every = list(range(partitions))
-    for stream in ("spreads", "signals"):
+    for stream in KEYED_STREAMS:
         for r in outputs[stream]:
             if r.key is None or r.partition != DefaultPartitioner()(r.key, every, every):
                 problems.append(f"{stream} key {r.key!r} in partition {r.partition}")

@@ -29,9 +29,12 @@ OUTPUT_SCHEMAS = {
     ("spread", None): "spread.schema.json",
     ("signal", "arb"): "signal-arb.schema.json",
     ("signal", "wide"): "signal-wide.schema.json",
+    ("signal", "basis"): "signal-basis.schema.json",
+    ("signal", "delivery"): "signal-delivery.schema.json",
+    ("basis", None): "basis.schema.json",
     ("rejected", None): "rejected.schema.json",
 }
-INPUT_SCHEMAS = {"quote": "quote.schema.json", "fx": "fx.schema.json"}
+INPUT_SCHEMAS = {"quote": "quote.schema.json", "fx": "fx.schema.json", "stock": "stock.schema.json"}
 
 
 def load(name: str) -> dict[str, Any]:

@@ -204,7 +204,7 @@ render_config() {
 }
 
 cmd_up() {
-    local t0 data_dir pid cport old_cport cfg blog deadline
+    local t0 data_dir pid cport old_cport cfg blog deadline exec_deadline
     t0=$(now)
     data_dir=$(default_data_dir)
     pid=$(find_pid "$data_dir")
@@ -261,10 +261,21 @@ cmd_up() {
     echo "$pid" >"$data_dir/kafka.pid"
 
     deadline=$(($(date +%s) + START_TIMEOUT))
+    # For a moment after the fork the child is still this script (then setsid, nohup):
+    # it is only ours once its command line is the broker's.
+    exec_deadline=$(($(date +%s) + 5))
     while :; do
-        if ! kill -0 "$pid" 2>/dev/null || ! is_our_broker "$pid"; then
+        if ! kill -0 "$pid" 2>/dev/null; then
             print_log "$blog"
             die "Kafka broker exited during start-up (port $PORT)"
+        fi
+        if ! is_our_broker "$pid"; then
+            if (($(date +%s) < exec_deadline)); then
+                sleep 0.05
+                continue
+            fi
+            print_log "$blog"
+            die "the process started for the broker is not a Kafka broker (port $PORT)"
         fi
         if port_open "$PORT" && probe; then
             break

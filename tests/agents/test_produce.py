@@ -58,9 +58,9 @@ def test_produce_routes_every_line_as_the_contract_says(
     )
     assert proc.returncode == 0, proc.stderr
     kinds = [route(line)[0] for line in lines if line.strip()]
-    n_quote, n_fx, n_other = (kinds.count(k) for k in ("quote", "fx", "other"))
+    n_quote, n_fx, n_stock, n_other = (kinds.count(k) for k in ("quote", "fx", "stock", "other"))
     assert proc.stderr.strip().endswith(
-        f"produce: {n_quote} quotes, {n_fx} fx, {n_other} other to {prefix}.ticks"
+        f"produce: {n_quote} quotes, {n_fx} fx, {n_stock} stock, {n_other} other to {prefix}.ticks"
     )
     # '{"type": "fx"}' without a pair still travels as fx (each partition's worker rejects
     # it); the scenario has one malformed line of its own.

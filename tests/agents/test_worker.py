@@ -96,6 +96,7 @@ class Deployment:
         counts = {
             "spreads": sum(len(v) for (s, _), v in expected.items() if s == "spreads"),
             "signals": sum(len(v) for (s, _), v in expected.items() if s == "signals"),
+            "basis": sum(len(v) for (s, _), v in expected.items() if s == "basis"),
             "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
         }
         outputs = read_outputs(self.bootstrap, self.topics, counts, linger_s=linger_s)
@@ -153,7 +154,9 @@ def run_to_end(dep: Deployment) -> None:
     assert status == 0, worker.log_tail()
 
 
-@pytest.mark.parametrize("name", ["dislocation-2026-01-30", "random-101", "generated"])
+@pytest.mark.parametrize(
+    "name", ["dislocation-2026-01-30", "random-101", "random-202", "generated"]
+)
 def test_live_output_equals_replay_per_key(deployment: DeploymentFactory, name: str) -> None:
     text, lines = generated(7, 6000) if name == "generated" else scenario(name)
     dep = deployment(text, lines)
@@ -181,6 +184,28 @@ def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
     finally:
         assert second.stop() == 0, second.log_tail()
     assert RESTORED.search(second.log_path.read_bytes()), f"seed {seed}: nothing restored"
+
+
+def test_the_cny_holiday_scenario_survives_a_sigkill_exactly_once(
+    deployment: DeploymentFactory,
+) -> None:
+    """Market structure state (quote sizes, basis emission times, basis and delivery
+    signal states, latest stock times) resumes exactly: per key, output equals replay."""
+    dep = deployment(*scenario("cny-holiday-2026-02"))
+    first = dep.worker("first")
+    first.wait_ready()
+    producer = dep.produce_paced(parts=12, pause_s=0.4)
+    time.sleep(2.5)
+    assert producer.is_alive(), "the stream ended before the kill"
+    first.kill()
+    second = dep.worker("second")
+    try:
+        producer.join(scaled(120))
+        dep.check_equals_replay()
+        assert second.alive(), second.log_tail()
+    finally:
+        assert second.stop() == 0, second.log_tail()
+    assert RESTORED.search(second.log_path.read_bytes()), "nothing restored"
 
 
 def test_two_workers_one_stopped_mid_stream_still_equal_replay(

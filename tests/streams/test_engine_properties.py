@@ -15,7 +15,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scenario_paths import SCENARIOS
+from scenario_paths import SCENARIO_NAMES, SCENARIOS
 from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
 from arbstream.config import Config, load_config, parse_config
@@ -94,7 +94,7 @@ def apply_changes(table: dict[str, bytes], changes: list[tuple[str, bytes | None
             table[key] = value
 
 
-@pytest.mark.parametrize("name", ["dislocation-2026-01-30", "random-101"])
+@pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_snapshot_mid_scenario_gives_same_remaining_output(name: str) -> None:
     config = load_config(SCENARIOS / name / "config.toml")
     lines = (SCENARIOS / name / "ticks.jsonl").read_bytes().splitlines()

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from record_compare import diff_streams
 from record_schemas import check_outputs
-from scenario_paths import SCENARIOS
+from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import load_config
 from arbstream.replay import replay
 from streams.engine import Engine
 
-NAMES = ["dislocation-2026-01-30", "random-101"]
+NAMES = list(SCENARIO_NAMES)
 
 
 def _expected(name: str) -> list[object]:

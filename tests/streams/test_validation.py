@@ -18,6 +18,7 @@ CONFIG = parse_config(
 )
 Q = '{"type": "quote", "venue": "COMEX", "instrument": "XAG", '
 F = '{"type": "fx", "pair": "USDCNY", '
+S = '{"type": "stock", "venue": "COMEX", "instrument": "XAG", '
 
 CASES: list[tuple[str, str | bytes, str | None]] = [
     ("valid quote", Q + '"bid": 80.0, "ask": 80.1, "ts": 1000}', None),
@@ -28,6 +29,20 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
         "extra fields pass",
         Q + '"bid": 80.0, "ask": 80.1, "ts": 1000, "seq": "x", "last": null}',
         None,
+    ),
+    ("valid stock", S + '"registered": 102000000, "open_interest": 366000000, "ts": 1}', None),
+    ("no stock", S + '"registered": 0, "open_interest": 1.5, "ts": 1}', None),
+    ("stock: more than owed", S + '"registered": 9, "open_interest": 1, "ts": 1}', None),
+    ("stock missing", S + '"registered": 1, "ts": 1}', "missing_field"),
+    ("stock negative", S + '"registered": -1, "open_interest": 1, "ts": 1}', "bad_value"),
+    ("stock bool", S + '"registered": true, "open_interest": 1, "ts": 1}', "bad_value"),
+    ("stock owes none", S + '"registered": 1, "open_interest": 0, "ts": 1}', "bad_value"),
+    ("stock float ts", S + '"registered": 1, "open_interest": 2, "ts": 1.0}', "bad_value"),
+    (
+        "stock unknown venue",
+        '{"type": "stock", "venue": "NOPE", "instrument": "XAG", "registered": 1, '
+        '"open_interest": 2, "ts": 1}',
+        "unknown_venue",
     ),
     ("truncated", Q + '"bid": 80.1,', "bad_json"),
     ("array", "[1,2,3]", "bad_json"),
