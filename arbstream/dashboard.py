@@ -18,7 +18,7 @@ is bounded by the configuration, not the input: names outside the config are tra
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -38,11 +38,13 @@ from arbstream.dashboard_parts import (
     new_table,
     num_of,
     nums_of,
+    percent,
     signed,
     ts_of,
     window_label,
     z_style,
 )
+from streams.sessions import Calendar
 
 MAX_TRACKED = 100  # distinct unconfigured venues / instruments / pairs / routes / FX pairs each
 _SIGNAL_KEYS = ("arb.open", "arb.close", "arb.update", "wide.open", "wide.close")
@@ -52,7 +54,11 @@ class Dashboard:
     """Counts and latest state of the ticks, spreads and signals topics, renderable with rich."""
 
     def __init__(
-        self, venues: Sequence[str], windows_ms: Sequence[int], rate_window_ms: int = 10_000
+        self,
+        venues: Sequence[str],
+        windows_ms: Sequence[int],
+        rate_window_ms: int = 10_000,
+        calendars: Mapping[str, Calendar | None] | None = None,
     ) -> None:
         if rate_window_ms <= 0:
             raise ValueError("rate_window_ms must be positive")
@@ -71,6 +77,11 @@ class Dashboard:
         self._signals: dict[str, int] = dict.fromkeys(_SIGNAL_KEYS, 0)
         self._arbs: dict[tuple[str, ...], Arb] = {}
         self._wides: dict[tuple[str, ...], Priced] = {}
+        # (instrument, spot, future) -> latest basis record's figures; backwardation open
+        self._basis: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._backwardation: dict[tuple[str, ...], int] = {}  # -> opened_ts
+        # venue -> its trading sessions, for the open/closed column (none: no column)
+        self._calendars = {v: c for v, c in (calendars or {}).items() if c is not None}
         self._other = 0
 
     @property
@@ -86,6 +97,8 @@ class Dashboard:
             if kind == "quote" and self._observe_quote(record, now_ms):
                 return
             if kind == "fx" and self._observe_fx(record):
+                return
+            if kind == "stock":  # shown through its delivery signal
                 return
         self._other += 1
 
@@ -171,10 +184,43 @@ class Dashboard:
             applied = self._apply_arb(record, event)
         elif kind == "wide":
             applied = self._apply_wide(record, event)
+        elif kind == "basis":
+            applied = self._apply_backwardation(record, event)
         if applied:
             self._signals[key] = self._signals.get(key, 0) + 1
         else:
             self._other += 1
+
+    def observe_basis(self, record: dict[str, Any]) -> None:
+        """A record of the basis topic: the latest figures per (instrument, spot, future)."""
+        key = names_of(record, "instrument", "spot", "future") if isinstance(record, dict) else None
+        figures = nums_of(record, "basis", "basis_bps", "days") if key is not None else None
+        ts = ts_of(record.get("ts")) if key is not None else None
+        if key is None or figures is None or ts is None or record.get("type") != "basis":
+            self._other += 1
+            return
+        if key not in self._basis and len(self._basis) >= MAX_TRACKED:
+            self._other += 1
+            return
+        self._advance_clock(key[0], ts)
+        self._basis[key] = {
+            "basis": figures[0],
+            "basis_bps": figures[1],
+            "days": figures[2],
+            "carry": num_of(record.get("carry")),
+            "lease_rate": num_of(record.get("lease_rate")),
+        }
+
+    def _apply_backwardation(self, record: dict[str, Any], event: str) -> bool:
+        key, ts = names_of(record, "instrument", "spot", "future"), ts_of(record.get("ts"))
+        if key is None or ts is None:
+            return False
+        self._advance_clock(key[0], ts)
+        if event == "close":
+            self._backwardation.pop(key, None)
+        elif key in self._backwardation or len(self._backwardation) < MAX_TRACKED:
+            self._backwardation[key] = ts_of(record.get("opened_ts")) or ts
+        return True
 
     def _can_track(self, signal_key: str) -> bool:
         extra = len(self._signals) - len(_SIGNAL_KEYS)
@@ -282,6 +328,7 @@ class Dashboard:
             title,
             self._spread_table(),
             self._arb_table(),
+            *([self._basis_table()] if self._basis or self._backwardation else []),
             self._wide_table(),
             self._venue_table(now_ms),
         ]
@@ -342,6 +389,33 @@ class Dashboard:
         footer(table, len(rows), "none open")
         return table
 
+    def _basis_table(self) -> Table:
+        table = new_table("Basis (future - spot, USD/oz)")
+        table.add_column("pair")
+        for col in ("basis", "bps", "days", "carry", "lease", "backwardation"):
+            table.add_column(col, justify="right")
+        keys = sorted(set(self._basis) | set(self._backwardation))
+        for instrument, spot, future in keys[:MAX_ROWS]:
+            b = self._basis.get((instrument, spot, future), {})
+            opened = self._backwardation.get((instrument, spot, future))
+            table.add_row(
+                f"{instrument} {spot}/{future}",
+                signed(b.get("basis"), "+.3f"),
+                signed(b.get("basis_bps"), "+.1f"),
+                "" if b.get("days") is None else f"{b['days']:.1f}",
+                percent(b.get("carry")),
+                percent(b.get("lease_rate")),
+                "" if opened is None else "open " + age(self._clock_age(instrument, opened)),
+            )
+        footer(table, len(keys), "none yet")
+        return table
+
+    def _session(self, venue: str, instrument: str) -> str:
+        calendar, clock = self._calendars.get(venue), self._clock.get(instrument)
+        if calendar is None or clock is None:
+            return "-"
+        return "open" if calendar.is_open(clock) else "closed"
+
     def _venue_table(self, now_ms: int) -> Table:
         window_s = self._rate_window_ms / 1000
         table = new_table("Venues (last quote as received)")
@@ -351,13 +425,17 @@ class Dashboard:
         table.add_column("instrument")
         for col in ("bid", "ask", "clock age", "wall age"):
             table.add_column(col, justify="right")
+        sessions = bool(self._calendars)
+        if sessions:
+            table.add_column("session")
         for venue in self._venues:
             rate = f"{self._rate(venue, now_ms):.1f}/s"
             q = self._last_quote.get(venue)
             if q is None:
-                table.add_row(venue, str(self._quotes[venue]), "-", "-", "-", "-", "-", "-")
+                table.add_row(venue, str(self._quotes[venue]), *["-"] * (6 + sessions))
                 continue
             wall = "" if q.recv_ts is None else age(now_ms - q.recv_ts)
+            session = [self._session(venue, q.instrument)] if sessions else []
             table.add_row(
                 venue,
                 str(self._quotes[venue]),
@@ -367,5 +445,6 @@ class Dashboard:
                 repr(q.ask),
                 age(self._clock_age(q.instrument, q.ts)),
                 wall,
+                *session,
             )
         return table

@@ -56,6 +56,10 @@ def signed(value: float | None, fmt: str = "+.2f") -> Text:
     return Text(format(value, fmt), style=style)
 
 
+def percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.1f}%"
+
+
 def window_label(ms: int) -> str:
     if ms % 60_000 == 0:
         return f"z {ms // 60_000}m"

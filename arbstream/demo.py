@@ -127,7 +127,7 @@ class TopicWatcher:
         )
 
     async def start(self, bootstrap: str) -> None:
-        wanted = [self.topics.ticks, self.topics.spreads, self.topics.signals]
+        wanted = [self.topics.ticks, self.topics.spreads, self.topics.basis, self.topics.signals]
         counts = await partition_counts(bootstrap, wanted)
         parts = [TopicPartition(t, p) for t in wanted for p in range(counts[t])]
         await self._consumer.start()
@@ -173,6 +173,8 @@ class TopicWatcher:
                     dashboard.observe_tick(record, now_ms)
                 elif tp.topic == t.spreads:
                     dashboard.observe_spread(record)
+                elif tp.topic == t.basis:
+                    dashboard.observe_basis(record)
                 else:
                     dashboard.observe_signal(record)
 
@@ -285,7 +287,7 @@ def run_demo(config: Config, settings: DemoSettings) -> int:
     ``summary_path`` if given) and a last line saying how it ended; return the exit
     status (Outcome.exit_status)."""
     configure_logging("info", settings.log_dir / "demo.log")  # the screen is the view's
-    dashboard = Dashboard(config.venue_names, config.windows_ms)
+    dashboard = Dashboard(config.venue_names, config.windows_ms, calendars=config.calendars)
     started = time.monotonic()
     outcome = Outcome()
     asyncio.run(_demo(config, settings, dashboard, outcome))

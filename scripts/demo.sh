@@ -4,9 +4,11 @@
 # feeds, a worker and the terminal view), and stops the broker if it started it.
 #   DEMO_SECONDS=N   run N seconds, print the summary, exit 0 (default: until stopped)
 #   DEMO_SUMMARY=F   also write the summary as JSON to F
-#   DEMO_SPEED=X     scenario speed (default 10: the 17-minute scenario loops every ~100 s)
-#   DEMO_SCENARIO=F  another JSONL scenario, or "generated" for the endless random one
-#   DEMO_CONFIG=F    another config (default deploy/demo/silver.toml)
+#   DEMO_SPEED=X     scenario speed (default 10: the 17-minute scenario loops every ~100 s;
+#                    200 for cny-holiday)
+#   DEMO_SCENARIO=S  "dislocation" (default), "cny-holiday" (sessions, basis, delivery
+#                    stress: its own config), "generated" (endless random), or a JSONL file
+#   DEMO_CONFIG=F    another config (default: the scenario's, deploy/demo/*.toml)
 #   DEMO_LOG_DIR=D   where the components' logs go (default out/demo)
 #
 # However it is stopped (Ctrl-C, SIGTERM or SIGHUP to make or to this script, `timeout N
@@ -54,9 +56,20 @@ fi
 if [[ -n $signalled ]]; then exit "$signalled"; fi
 
 export ARBSTREAM_BROKER="kafka://127.0.0.1:$port"
-args=(--config "${DEMO_CONFIG:-deploy/demo/silver.toml}" --speed "${DEMO_SPEED:-10}")
+# A scenario by name (its config and a speed that shows it within a minute), or a file.
+config=deploy/demo/silver.toml
+speed=10
+case ${DEMO_SCENARIO:-dislocation} in
+dislocation) scenario=scenarios/dislocation-2026-01-30/ticks.jsonl ;;
+cny-holiday)
+    scenario=scenarios/cny-holiday-2026-02/ticks.jsonl
+    config=deploy/demo/cny-holiday.toml
+    speed=200 # Shanghai closes 30 min in, COMEX's delivery stress 2 h in (event time)
+    ;;
+*) scenario=$DEMO_SCENARIO ;;
+esac
+args=(--config "${DEMO_CONFIG:-$config}" --speed "${DEMO_SPEED:-$speed}")
 args+=(--log-dir "${DEMO_LOG_DIR:-out/demo}")
-scenario=${DEMO_SCENARIO:-scenarios/dislocation-2026-01-30/ticks.jsonl}
 if [[ $scenario != generated ]]; then
     args+=(--scenario "$scenario")
 fi

@@ -348,15 +348,23 @@ class Router:
         if names is None:
             names = self._cache[key] = self._feeds_for(*key)
         if not names:
-            what = f"venue {key[1]}" if key[0] == "quote" else f"pair {key[2]}"
+            what = f"venue {key[1]}" if key[0] != "fx" else f"pair {key[2]}"
             self.unserved[what] += 1
             if self.unserved[what] == 1:
-                detail = f" instrument {key[2]}" if key[0] == "quote" else ""
+                detail = f" instrument {key[2]}" if key[0] != "fx" else ""
                 self.warnings.append(f"no feed serves {what}{detail}: its records are skipped")
         return names
 
     def _feeds_for(self, kind: str, venue: str, name: str) -> tuple[str, ...]:
         feeds = self._feeds.items()
+        if kind == "stock":  # only a bridge (native) carries stock reports
+            return tuple(
+                feed_name
+                for feed_name, s in feeds
+                if s.protocol == "native"
+                and s.venue == venue
+                and (name in s.symbols.values() or not s.symbols)
+            )
         if kind == "quote":
             return tuple(
                 feed_name
@@ -375,14 +383,15 @@ class Router:
 
 
 def _route_key(value: Any) -> tuple[str, str, str] | None:
-    """("quote", venue, instrument) or ("fx", "", pair); None if it cannot be routed."""
+    """("quote" | "stock", venue, instrument) or ("fx", "", pair); None if it cannot be
+    routed."""
     if not isinstance(value, dict):
         return None
     kind = value.get("type")
-    if kind == "quote":
+    if kind in ("quote", "stock"):
         venue, instrument = value.get("venue"), value.get("instrument")
         if isinstance(venue, str) and isinstance(instrument, str) and venue and instrument:
-            return ("quote", venue, instrument)
+            return (kind, venue, instrument)
     elif kind == "fx":
         pair = value.get("pair")
         if isinstance(pair, str) and pair:

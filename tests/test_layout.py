@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 from scenario_paths import REPO, SCENARIOS
 
 from arbstream.config import load_config
@@ -114,3 +115,20 @@ def test_demo_config_is_the_dislocation_scenario_plus_feeds() -> None:
     # the engine computes the same: the live demo is the replay scenario, served live
     assert demo.fingerprint() == scenario.fingerprint()
     assert {f.venue for f in demo.feeds.values() if f.venue} == set(scenario.venue_names)
+
+
+def test_the_cny_demo_config_is_its_scenario_plus_feeds() -> None:
+    demo = load_config(REPO / "deploy" / "demo" / "cny-holiday.toml")
+    scenario = load_config(SCENARIOS / "cny-holiday-2026-02" / "config.toml")
+    assert demo.fingerprint() == scenario.fingerprint()
+    assert {f.venue for f in demo.feeds.values() if f.venue} == set(scenario.venue_names)
+    # the bridges carry the stock reports: every venue with one is served natively
+    stocks = {
+        orjson.loads(line)["venue"]
+        for line in (SCENARIOS / "cny-holiday-2026-02" / "ticks.jsonl").read_bytes().splitlines()
+        if b'"stock"' in line and line.startswith(b"{")
+    } - {None}
+    native = {f.venue for f in demo.feeds.values() if f.protocol == "native"}
+    assert stocks and stocks <= native
+    demo_sh = (REPO / "scripts" / "demo.sh").read_text()
+    assert "deploy/demo/cny-holiday.toml" in demo_sh

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
 from arbstream.dashboard import MAX_TRACKED, Dashboard
+from streams.sessions import Calendar
 
 VENUES = ("COMEX", "LBMA", "SHFE", "SGE", "SHUIBEI")
 WINDOWS = (60_000, 300_000)
@@ -322,3 +324,65 @@ def test_a_full_demo_view_fits_a_100x40_terminal() -> None:
     lines = rendered(d, width=100).splitlines()
     assert len(lines) <= 40
     assert max(map(len, lines)) <= 100
+
+
+def test_basis_section_and_session_column() -> None:
+    """Market structure in the view: the latest basis per pair with its backwardation,
+    and whether each venue with sessions is open on its instrument's clock."""
+    t = int(datetime(2026, 2, 13, 7, 30, tzinfo=UTC).timestamp() * 1000)  # 15:30 Shanghai
+    calendars = {"SHFE": Calendar("Asia/Shanghai", ["09:00-15:00"], None, [])}
+    d = Dashboard(["COMEX", "SHFE"], [60_000], calendars=calendars)
+    assert "Basis" not in rendered(d)  # no basis pair seen yet: no section
+    d.observe_tick(
+        {"type": "quote", "venue": "SHFE", "instrument": "XAG", "bid": 1.0, "ask": 2.0, "ts": t},
+        NOW,
+    )
+    d.observe_basis(
+        {
+            "type": "basis",
+            "instrument": "XAG",
+            "spot": "SGE",
+            "future": "SHFE",
+            "ts": t,
+            "basis": -1.39,
+            "basis_bps": -146.8,
+            "days": 121.7,
+            "carry": -0.044,
+            "lease_rate": 0.088,
+        }
+    )
+    d.observe_signal(
+        {
+            "type": "signal",
+            "kind": "basis",
+            "event": "open",
+            "instrument": "XAG",
+            "spot": "SGE",
+            "future": "SHFE",
+            "ts": t,
+            "opened_ts": t - 60_000,
+        }
+    )
+    text = rendered(d)
+    assert "Basis (future - spot, USD/oz)" in text
+    row = next(line for line in text.splitlines() if "SGE/SHFE" in line)
+    assert "-1.390" in row and "-146.8" in row and "121.7" in row
+    assert "+8.8%" in row and "-4.4%" in row and "open 60.0s" in row
+    venue_row = next(line for line in text.splitlines() if line.strip().startswith("SHFE"))
+    assert venue_row.rstrip().endswith("closed")  # 15:30 in Shanghai, after its session
+    d.observe_signal(
+        {
+            "type": "signal",
+            "kind": "basis",
+            "event": "close",
+            "instrument": "XAG",
+            "spot": "SGE",
+            "future": "SHFE",
+            "ts": t,
+            "reason": "closed",
+        }
+    )
+    assert "open 60.0s" not in rendered(d)
+    assert d.summary()["signals"]["basis.open"] == 1
+    d.observe_basis({"type": "basis", "instrument": "XAG"})  # malformed: counted, no crash
+    assert d.other == 1

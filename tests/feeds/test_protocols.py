@@ -175,3 +175,18 @@ def test_native_without_symbol_map_passes_names_through() -> None:
         '{"type":"quote","instrument":"au","bid":1,"ask":2,"ts":1}'
     )
     assert parsed.records[0]["instrument"] == "au" and parsed.records[0]["venue"] == "SHFE"
+
+
+def test_native_carries_stock_reports_and_quote_sizes() -> None:
+    settings = SETTINGS["native"].model_copy(update={"symbols": {}})
+    parsed = make_protocol(settings).parse(
+        '[{"type":"stock","instrument":"XAG","registered":102000000,'
+        '"open_interest":366000000,"ts":5},'
+        '{"type":"quote","instrument":"XAG","bid":1,"ask":2,"ts":6,"bid_size":3,"ask_size":4},'
+        '{"type":"stock","registered":1}]'
+    )
+    stock, quote = parsed.records
+    assert stock["type"] == "stock" and stock["venue"] == "SHFE"
+    assert (stock["registered"], stock["open_interest"]) == (102000000, 366000000)
+    assert (quote["bid_size"], quote["ask_size"]) == (3, 4)
+    assert parsed.bad == ["stock without an instrument: {'type': 'stock', 'registered': 1}"]

@@ -535,3 +535,12 @@ def test_run_simulator_plays_a_file_to_its_end(
     assert "1 not records, 1 unserved" in caplog.text
     with pytest.raises(FeedError, match="cannot read scenario"):
         run_simulator(config, tmp_path / "nope.jsonl", SimulatorSettings())
+
+
+def test_stock_reports_are_served_by_the_venue_s_native_bridge_only() -> None:
+    router = Router(_config(*FEEDS).feeds)
+    stock = {"type": "stock", "instrument": "XAG", "registered": 1, "open_interest": 2, "ts": 1}
+    assert router.route(stock | {"venue": "COMEX"}) == ("comex",)
+    assert router.route(stock | {"venue": "SHFE"}) == ("shfe",)  # its map names XAG
+    assert router.route(stock | {"venue": "BIN"}) == ()  # binance cannot carry one
+    assert router.unserved == {"venue BIN": 1}
