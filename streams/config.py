@@ -243,17 +243,8 @@ def engine_problems(model: EngineModel) -> list[str]:
         problems.append("  arb.close_usd: must not exceed arb.open_usd (hysteresis)")
     if model.wide.close_bps > model.wide.open_bps:
         problems.append("  wide.close_bps: must not exceed wide.open_bps (hysteresis)")
-    seen: set[tuple[str, str]] = set()
-    for i, route in enumerate(model.routes):
-        for side in ("buy", "sell"):
-            name = getattr(route, side)
-            if name not in model.venues:
-                problems.append(f"  routes[{i}].{side}: unknown venue {name!r}")
-        if route.buy == route.sell:
-            problems.append(f"  routes[{i}].sell: a route needs two different venues")
-        if (route.buy, route.sell) in seen:
-            problems.append(f"  routes[{i}]: duplicate route {route.buy}>{route.sell}")
-        seen.add((route.buy, route.sell))
+    routes = [(r.buy, r.sell) for r in model.routes]
+    problems += venue_pair_problems("routes", "route", ("buy", "sell"), routes, model.venues)
     for name, venue in model.venues.items():
         if not name or "|" in name or ">" in name or len(name) > NAME_LIMIT:
             problems.append(
@@ -273,29 +264,47 @@ def engine_problems(model: EngineModel) -> list[str]:
     return problems
 
 
+def venue_pair_problems(
+    key: str,
+    what: str,
+    sides: tuple[str, str],
+    pairs: list[tuple[str, str]],
+    venues: Mapping[str, VenueSettings],
+) -> list[str]:
+    """Ordered venue pairs (routes, basis pairs): both venues known, two of them, and no
+    pair twice."""
+    problems = []
+    seen: set[tuple[str, str]] = set()
+    for i, pair in enumerate(pairs):
+        for side, name in zip(sides, pair, strict=True):
+            if name not in venues:
+                problems.append(f"  {key}[{i}].{side}: unknown venue {name!r}")
+        if pair[0] == pair[1]:
+            problems.append(f"  {key}[{i}].{sides[1]}: a {what} needs two different venues")
+        if pair in seen:
+            problems.append(f"  {key}[{i}]: duplicate {what} {pair[0]}>{pair[1]}")
+        seen.add(pair)
+    return problems
+
+
 def _market_problems(model: EngineModel) -> list[str]:
     """The rules of ``[basis]`` and ``[delivery]`` between keys (docs/config.md)."""
     problems = []
     basis = model.basis
     if basis.close_bps > basis.open_bps:
         problems.append("  basis.close_bps: must not exceed basis.open_bps (hysteresis)")
-    seen: set[tuple[str, str]] = set()
-    for i, pair in enumerate(basis.pairs):
-        key = f"basis.pairs[{i}]"
-        for side in ("spot", "future"):
-            name = getattr(pair, side)
-            if name not in model.venues:
-                problems.append(f"  {key}.{side}: unknown venue {name!r}")
-        spot, future = model.venues.get(pair.spot), model.venues.get(pair.future)
+    pairs = [(p.spot, p.future) for p in basis.pairs]
+    problems += venue_pair_problems(
+        "basis.pairs", "basis pair", ("spot", "future"), pairs, model.venues
+    )
+    for i, (spot_name, future_name) in enumerate(pairs):
+        spot, future = model.venues.get(spot_name), model.venues.get(future_name)
         if spot is not None and spot.expiry is not None:
-            problems.append(f"  venues.{pair.spot}.expiry: the spot of {key} has no expiry")
+            problems.append(
+                f"  venues.{spot_name}.expiry: the spot of basis.pairs[{i}] has no expiry"
+            )
         if future is not None and future.expiry is None:
-            problems.append(f"  {key}.future: venue {pair.future!r} has no expiry")
-        if pair.spot == pair.future:
-            problems.append(f"  {key}.future: a basis pair needs two different venues")
-        if (pair.spot, pair.future) in seen:
-            problems.append(f"  {key}: duplicate pair {pair.spot}>{pair.future}")
-        seen.add((pair.spot, pair.future))
+            problems.append(f"  basis.pairs[{i}].future: venue {future_name!r} has no expiry")
     if model.delivery.close_ratio < model.delivery.open_ratio:
         problems.append(
             "  delivery.close_ratio: must not be below delivery.open_ratio (hysteresis)"

@@ -91,6 +91,25 @@ class Deployment:
         thread.start()
         return thread
 
+    def survive_sigkill(self, parts: int, pause_s: float, kill_after_s: float) -> bytes:
+        """A worker SIGKILLed while the input is still arriving (``parts`` slices with
+        pauses), a second one taking over: the output must equal replay, per key. Returns
+        the second worker's log."""
+        first = self.worker("first")
+        first.wait_ready()
+        producer = self.produce_paced(parts, pause_s)
+        time.sleep(kill_after_s)
+        assert producer.is_alive(), "the stream ended before the kill"
+        first.kill()
+        second = self.worker("second")
+        try:
+            producer.join(scaled(120))
+            self.check_equals_replay()
+            assert second.alive(), second.log_tail()
+        finally:
+            assert second.stop() == 0, second.log_tail()
+        return second.log_path.read_bytes()
+
     def check_equals_replay(self, linger_s: float = 2.0) -> None:
         expected, rejected = replay_by_key(self.lines, self.config)
         counts = {
@@ -170,20 +189,9 @@ def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     dep = deployment(*generated(11, 20_000))
-    first = dep.worker("first")
-    first.wait_ready()
-    producer = dep.produce_paced(parts=20, pause_s=0.15)
-    time.sleep(rng.uniform(0.5, 2.5))  # somewhere in the middle of the stream
-    assert producer.is_alive(), f"seed {seed}: the stream ended before the kill"
-    first.kill()
-    second = dep.worker("second")
-    try:
-        producer.join(scaled(120))
-        dep.check_equals_replay()
-        assert second.alive(), second.log_tail()
-    finally:
-        assert second.stop() == 0, second.log_tail()
-    assert RESTORED.search(second.log_path.read_bytes()), f"seed {seed}: nothing restored"
+    # somewhere in the middle of the stream
+    log = dep.survive_sigkill(parts=20, pause_s=0.15, kill_after_s=rng.uniform(0.5, 2.5))
+    assert RESTORED.search(log), f"seed {seed}: nothing restored"
 
 
 def test_the_cny_holiday_scenario_survives_a_sigkill_exactly_once(
@@ -192,20 +200,8 @@ def test_the_cny_holiday_scenario_survives_a_sigkill_exactly_once(
     """Market structure state (quote sizes, basis emission times, basis and delivery
     signal states, latest stock times) resumes exactly: per key, output equals replay."""
     dep = deployment(*scenario("cny-holiday-2026-02"))
-    first = dep.worker("first")
-    first.wait_ready()
-    producer = dep.produce_paced(parts=12, pause_s=0.4)
-    time.sleep(2.5)
-    assert producer.is_alive(), "the stream ended before the kill"
-    first.kill()
-    second = dep.worker("second")
-    try:
-        producer.join(scaled(120))
-        dep.check_equals_replay()
-        assert second.alive(), second.log_tail()
-    finally:
-        assert second.stop() == 0, second.log_tail()
-    assert RESTORED.search(second.log_path.read_bytes()), "nothing restored"
+    log = dep.survive_sigkill(parts=12, pause_s=0.4, kill_after_s=2.5)
+    assert RESTORED.search(log), "nothing restored"
 
 
 def test_two_workers_one_stopped_mid_stream_still_equal_replay(
@@ -327,19 +323,8 @@ def test_a_2_mib_instrument_is_rejected_and_the_stream_stays_exactly_once_across
     for at in (7, 5_000, 12_345):
         lines.insert(at, huge)
     dep = deployment(config_toml(venues, None), lines)
-    first = dep.worker("first")
-    first.wait_ready()
-    producer = dep.produce_paced(parts=20, pause_s=0.15)
-    time.sleep(1.5)
-    assert producer.is_alive(), "the stream ended before the kill"
-    first.kill()
-    second = dep.worker("second")
-    try:
-        producer.join(scaled(120))
-        dep.check_equals_replay()  # the dlq check covers the three bad_value records
-        assert second.alive(), second.log_tail()
-    finally:
-        assert second.stop() == 0, second.log_tail()
+    # (the dlq check of the replay comparison covers the three bad_value records)
+    dep.survive_sigkill(parts=20, pause_s=0.15, kill_after_s=1.5)
     _, rejected = replay_by_key(lines, dep.config)
     too_long = [r for r in rejected if '"instrument":"XXXX' in r["raw"]]
     assert [(r["reason"], len(r["raw"])) for r in too_long] == [("bad_value", 4096)] * 3
