@@ -112,17 +112,9 @@ def _ts(v: object) -> int | None:
 
 def _amount(v: object) -> float | None:
     """A finite number >= 0 as float, else None (booleans are not numbers)."""
-    t = type(v)
-    if t is float:
-        f: float = v  # type: ignore[assignment]
-        return f if 0.0 <= f < math.inf else None
-    if t is int:
-        try:
-            f = float(v)  # type: ignore[arg-type]
-        except OverflowError:
-            return None
-        return f if f >= 0.0 else None
-    return None
+    if (type(v) is int or type(v) is float) and v == 0:
+        return 0.0
+    return _price(v)
 
 
 def size(v: object) -> float | None:
