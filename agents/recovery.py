@@ -82,7 +82,7 @@ class PartitionLoader:
                 )
         finally:
             for producer in producers.values():  # those not handed over
-                await _stop_producer(producer)
+                await close_quietly(producer)  # not handed over: nothing to keep
         return out
 
     async def _first_offset(self, tp: TopicPartition) -> int:
@@ -113,9 +113,3 @@ def _source_of(topic: str, partition: int) -> Callable[[int], Source]:
         return {"topic": topic, "partition": partition, "offset": offset}
 
     return source_of
-
-
-async def _stop_producer(producer: AIOKafkaProducer) -> None:
-    # A fenced producer may fail to flush, and one without a broker may never: its
-    # transaction was not committed, so there is nothing of it to keep.
-    await close_quietly(producer)

@@ -4,9 +4,9 @@ for the engine's evaluation and for the read-only view that metrics take of it.
 A quote is normalised to USD per troy ounce with its venue's factor (VAT and unit) and
 the mid of the latest FX of its currency; it is fresh at the instrument clock ``t`` when
 it is at most its venue's ``stale_ms`` old, its FX at most ``fx_stale_ms``, and its
-venue open at ``t`` (streams.sessions). The
-normalised bid and ask are cached on the quote against the FX entry they used, so a
-quote is normalised again only when it or its FX changed.
+venue open at ``t`` (streams.sessions). The normalised bid and ask are cached on the
+quote against the FX entry they used, so a quote is normalised again only when it or its
+FX changed.
 """
 
 from __future__ import annotations

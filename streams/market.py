@@ -82,7 +82,7 @@ def evaluate_basis(
         elif days <= 0:
             event, reason = "close", "expired"
         elif not eligible:
-            event, reason = "close", "closed" if _closed(config, t, spot, future) else "stale"
+            event, reason = "close", "closed" if venues_closed(config, t, spot, future) else "stale"
         elif figures["basis_bps"] > -settings.close_bps:
             event, reason = "close", "converged"
         if event is None:
@@ -107,10 +107,6 @@ def evaluate_basis(
 
 def venues_closed(config: EngineConfig, t: int, *venues: str) -> bool:
     """Whether any of ``venues`` is outside its trading sessions at ``t``."""
-    return _closed(config, t, *venues)
-
-
-def _closed(config: EngineConfig, t: int, *venues: str) -> bool:
     calendars = config.calendars
     for venue in venues:
         calendar = calendars[venue]
