@@ -119,6 +119,7 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
         "pairs": pairs,
         "basis": [[b.last_emit, b.open, b.opened_ts] for b in st.basis],
         "stock_ts": st.stock_ts,
+        "coverage": st.coverage,
         "delivery_open": sorted(st.delivery_open),
     }
     return [(instrument_key(name), orjson.dumps(own)), *chunks]
@@ -146,6 +147,9 @@ def decode_instrument(
             raise StateError(f"state of {name} has {len(st.basis)} basis pairs, config {n_basis}")
         st.stock_ts = {str(v): int(t) for v, t in data["stock_ts"].items()}
         st.delivery_open = {str(v) for v in data["delivery_open"]}
+        # Absent from the entries of builds before coverage was kept: it fills again with
+        # the next stock record of each venue.
+        st.coverage = {str(v): float(c) for v, c in data.get("coverage", {}).items()}
         for a, b, last_emit, *windows_state in data["pairs"]:
             pair = (str(a), str(b))
             base, _, end, _ = windows_state

@@ -24,7 +24,7 @@ from streams.config import EngineConfig
 from streams.counters import EngineCounters
 from streams.errors import StateError
 from streams.freshness import mark_fresh
-from streams.market import delivery_signal, evaluate_basis, venues_closed
+from streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
 from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
 from streams.state import InstrumentState, PairState, VenueQuote
 from streams.windows import MIN_STD, PairWindows
@@ -36,15 +36,6 @@ Source = dict[str, Any]
 
 
 _NONE: list[Output] = []  # never appended to
-
-
-def _size_oz(buy: VenueQuote, sell: VenueQuote) -> float | None:
-    """Troy ounces an arbitrage can move at the quoted sizes (buy at B's ask, sell at S's
-    bid), or None when either size is absent or unusable."""
-    ask_size, bid_size = v.size(buy.ask_size), v.size(sell.bid_size)
-    if ask_size is None or bid_size is None:
-        return None
-    return min(ask_size * buy.oz_per_lot, bid_size * sell.oz_per_lot)
 
 
 def line_source(position: int) -> Source:
@@ -236,7 +227,7 @@ class Engine:
                     self.config, t, terms.buy, terms.sell
                 ):
                     record["reason"] = "closed"
-                record["size_oz"] = size_oz = _size_oz(qb, qs)
+                record["size_oz"] = size_oz = route_size_oz(qb, qs)
                 record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
                 out.append(("signals", f"{instrument}|{key}", record))
         if basis_signals:

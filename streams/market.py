@@ -1,5 +1,6 @@
 """Market structure (docs/evaluation.md): basis and the backwardation signal of each
-basis pair, and delivery stress from registered stocks against open interest.
+basis pair, delivery stress from registered stocks against open interest, and the size
+an arbitrage route is good for.
 
 Basis pairs are evaluated on every accepted quote of an instrument, after its spreads;
 delivery stress on every accepted ``stock`` record. The engine (streams/engine.py) calls
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from streams import validation as v
 from streams.config import EngineConfig
-from streams.state import InstrumentState
+from streams.state import InstrumentState, VenueQuote
 
-_DAY_MS: Final = 86_400_000.0
+DAY_MS: Final = 86_400_000.0
 
 
 def basis_figures(spot_mid: float, future_mid: float, days: float, rate: float) -> dict[str, Any]:
@@ -53,7 +55,7 @@ def evaluate_basis(
         qs, qf = quotes.get(spot), quotes.get(future)
         if qs is None or qf is None or qs.book is None or qf.book is None:
             continue  # never both normalised: nothing to say, and never opened
-        days = (config.expiry_ms[future] - t) / _DAY_MS
+        days = (config.expiry_ms[future] - t) / DAY_MS
         eligible = fresh[spot] and fresh[future] and days > 0
         if not (eligible or bs.open):
             continue
@@ -105,6 +107,15 @@ def evaluate_basis(
         signals.append(("signals", f"{instrument}|basis|{spot}>{future}", signal))
 
 
+def route_size_oz(buy: VenueQuote, sell: VenueQuote) -> float | None:
+    """Troy ounces an arbitrage can move at the quoted sizes (buy at B's ask, sell at S's
+    bid), or None when either size is absent or unusable."""
+    ask_size, bid_size = v.size(buy.ask_size), v.size(sell.bid_size)
+    if ask_size is None or bid_size is None:
+        return None
+    return min(ask_size * buy.oz_per_lot, bid_size * sell.oz_per_lot)
+
+
 def venues_closed(config: EngineConfig, t: int, *venues: str) -> bool:
     """Whether any of ``venues`` is outside its trading sessions at ``t``."""
     calendars = config.calendars
@@ -128,6 +139,7 @@ def delivery_signal(
     stock record; return the signal to emit, if any. ``registered`` and
     ``open_interest`` are the record's own values."""
     coverage = float(registered) / float(open_interest)
+    state.coverage[venue] = coverage
     settings = config.delivery
     if venue in state.delivery_open:
         if coverage < settings.close_ratio:

@@ -1,4 +1,5 @@
-"""A read-only view of an engine for metrics: quote ages, current spreads, routes.
+"""A read-only view of an engine for metrics: quote ages, current spreads, routes, basis
+pairs and delivery stress.
 
 Metrics are scraped between batches, so nothing here may change what the engine
 computes: the windows' ``stats()`` folds samples, and folding at scrape times would make
@@ -6,7 +7,10 @@ a live engine's floating-point sums differ from a replay's. The spread figures t
 come from the last spread record the engine emitted (``Engine.latest_spreads``). Which
 quotes are fresh, and their USD/oz prices, come from streams.freshness, the engine's own
 rule; it may refresh a quote's cached normalised prices, which are a function of the
-quote and its FX alone, so the engine computes the same either way (tested).
+quote and its FX alone, so the engine computes the same either way (tested). Basis
+figures and route sizes are computed here as the engine would compute them at the
+instrument's clock (streams.market); a venue's calendar may cache its answer for the
+clock asked, which again changes nothing the engine computes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 
 from streams.engine import Engine
 from streams.freshness import mark_fresh
+from streams.market import DAY_MS, basis_figures, route_size_oz
 from streams.signals import OPEN
 from streams.state import InstrumentState
 
@@ -44,6 +49,24 @@ class RouteView:
     open: bool
     net: float | None  # USD/oz now; None until both legs have a usable quote
     open_ms: int  # on the instrument clock; 0 unless open
+    size_oz: float | None  # oz at the quoted sizes now (fresh legs with sizes only)
+
+
+@dataclass(frozen=True, slots=True)
+class BasisView:
+    instrument: str
+    spot: str
+    future: str
+    open: bool  # the backwardation signal
+    figures: dict[str, float | None] | None  # basis_figures() now; None unless both fresh
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    instrument: str
+    venue: str
+    coverage: float  # of the venue's latest stock record
+    open: bool  # delivery stress
 
 
 @dataclass(slots=True)
@@ -51,6 +74,18 @@ class Observation:
     quotes: list[QuoteView] = field(default_factory=list)
     spreads: list[SpreadView] = field(default_factory=list)
     routes: list[RouteView] = field(default_factory=list)
+    basis: list[BasisView] = field(default_factory=list)
+    delivery: list[DeliveryView] = field(default_factory=list)
+    clock: int = -1  # the newest instrument clock observed
+
+    def add(self, other: Observation) -> None:
+        """Add ``other``'s views to these (one observation of several engines)."""
+        self.quotes += other.quotes
+        self.spreads += other.spreads
+        self.routes += other.routes
+        self.basis += other.basis
+        self.delivery += other.delivery
+        self.clock = max(self.clock, other.clock)
 
 
 def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
@@ -62,10 +97,15 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
         if st is None:
             continue
         t = st.clock
+        out.clock = max(out.clock, t)
         for venue, q in st.quotes.items():
             out.quotes.append(QuoteView(name, venue, q.ts, t - q.ts))
-        _spreads(engine, name, st, out)
-        _routes(engine, name, st, out)
+        fresh = _fresh(engine, st)
+        _spreads(engine, name, st, fresh, out)
+        _routes(engine, name, st, fresh, out)
+        _basis(engine, name, st, fresh, out)
+        for venue, coverage in sorted(st.coverage.items()):
+            out.delivery.append(DeliveryView(name, venue, coverage, venue in st.delivery_open))
     return out
 
 
@@ -75,8 +115,9 @@ def _fresh(engine: Engine, st: InstrumentState) -> dict[str, bool]:
     return fresh
 
 
-def _spreads(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
-    fresh = _fresh(engine, st)
+def _spreads(
+    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
+) -> None:
     for a, b in st.pairs:
         record = engine.latest_spreads.get((name, f"{a}|{b}"))
         if record is None:
@@ -87,13 +128,34 @@ def _spreads(engine: Engine, name: str, st: InstrumentState, out: Observation) -
         out.spreads.append(SpreadView(name, f"{a}|{b}", record["spread"], record["spread_bps"], z))
 
 
-def _routes(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
+def _routes(
+    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
+) -> None:
     t = st.clock
-    fresh = _fresh(engine, st)
     for terms, r in zip(engine.route_terms, st.routes, strict=True):
-        net = None
+        net = size_oz = None
         if fresh.get(terms.buy) and fresh.get(terms.sell):
-            net = terms.net(st.quotes[terms.buy].nask, st.quotes[terms.sell].nbid)
+            buy, sell = st.quotes[terms.buy], st.quotes[terms.sell]
+            net = terms.net(buy.nask, sell.nbid)
+            size_oz = route_size_oz(buy, sell)
         is_open = r.state == OPEN
         route = f"{terms.buy}>{terms.sell}"
-        out.routes.append(RouteView(name, route, is_open, net, t - r.opened_ts if is_open else 0))
+        open_ms = t - r.opened_ts if is_open else 0
+        out.routes.append(RouteView(name, route, is_open, net, open_ms, size_oz))
+
+
+def _basis(
+    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
+) -> None:
+    config = engine.config
+    t = st.clock
+    for (spot, future), bs in zip(config.basis_pairs, st.basis, strict=True):
+        if spot not in st.quotes or future not in st.quotes:
+            continue  # never quoted: nothing to show
+        figures = None
+        days = (config.expiry_ms[future] - t) / DAY_MS
+        if fresh.get(spot) and fresh.get(future) and days > 0:
+            qs, qf = st.quotes[spot], st.quotes[future]
+            mids = (qs.nbid + qs.nask) / 2.0, (qf.nbid + qf.nask) / 2.0
+            figures = basis_figures(*mids, days, config.basis.rate)
+        out.basis.append(BasisView(name, spot, future, bs.open, figures))

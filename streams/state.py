@@ -97,6 +97,7 @@ class InstrumentState:
     __slots__ = (
         "basis",
         "clock",
+        "coverage",
         "delivery_open",
         "pairs",
         "quotes",
@@ -114,3 +115,4 @@ class InstrumentState:
         self.basis = [BasisState() for _ in range(n_basis)]  # in config.basis_pairs order
         self.stock_ts: dict[str, int] = {}  # venue -> ts of its latest accepted stock record
         self.delivery_open: set[str] = set()  # venues with delivery stress open
+        self.coverage: dict[str, float] = {}  # venue -> its latest stock record's coverage

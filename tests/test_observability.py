@@ -10,6 +10,7 @@ config does not list, and quotes from unknown venues written straight to the tic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -18,14 +19,15 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
-from deploy.grafana_queries import dashboard_queries, template_queries
-from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
+from deploy.grafana_queries import dashboard_queries, row_panel_titles, template_queries
+from deploy.metric_names import FEED_METRICS, HISTOGRAMS, MARKET_METRICS, WORKER_METRICS
 from deploy.prom_server import PrometheusServer, alert_exprs
 from kafka_helpers import free_port, produce, scaled
 from pipeline import Worker, arbstream_process
@@ -38,6 +40,8 @@ from arbstream.config import load_config
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
+CNY_SCENARIO = SCENARIOS / "cny-holiday-2026-02"
+CNY_CONFIG = REPO / "deploy" / "demo" / "cny-holiday.toml"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "arbstream.json"
 JUNK_INSTRUMENTS = 40
@@ -125,16 +129,18 @@ class Stack:
         return [(r["metric"], float(r["value"][1])) for r in result]
 
 
-def _configs(tmp: Path, prefix: str, junk_port: int) -> tuple[Path, Path]:
+def _configs(tmp: Path, demo_config: Path, prefix: str, junk_port: int | None) -> tuple[Path, Path]:
     """The demo config on free ports and a fresh prefix, for the simulator; the same plus
-    the junk feeds for the feeds and the worker (feeds do not enter the fingerprint)."""
-    text = DEMO_CONFIG.read_text().replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
+    the junk feeds (if any) for the feeds and the worker (feeds do not enter the
+    fingerprint)."""
+    text = demo_config.read_text().replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
     for port in sorted(set(re.findall(r"127\.0\.0\.1:(\d+)/", text))):
         text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
     text = text.replace("[producer]", "[kafka]\npartitions = 4\n\n[producer]")
     simulator, feeds = tmp / "simulator.toml", tmp / "feeds.toml"
     simulator.write_text(text)
-    feeds.write_text(text + JUNK_FEEDS.format(junk=junk_port))
+    junk = "" if junk_port is None else JUNK_FEEDS.format(junk=junk_port)
+    feeds.write_text(text + junk)
     return simulator, feeds
 
 
@@ -146,12 +152,21 @@ def _http_status(url: str) -> int:
         return exc.code
 
 
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("observability")
+@contextlib.contextmanager
+def _pipeline(
+    kafka_bootstrap: str,
+    tmp: Path,
+    demo_config: Path,
+    scenario: Path,
+    simulate_args: list[str],
+    ready: Callable[[Stack], bool],
+    junk: bool,
+) -> Iterator[Stack]:
+    """simulate -> feed -> Kafka -> worker, scraped by a Prometheus with the shipped alert
+    rules; yields once ``ready(stack)`` holds (or after 90 s, scaled)."""
     prefix = f"obs-{uuid.uuid4().hex[:8]}"
     junk_port, feeds_port = free_port(), free_port()
-    simulator_config, feeds_config = _configs(tmp, prefix, junk_port)
+    simulator_config, feeds_config = _configs(tmp, demo_config, prefix, junk_port if junk else None)
     env = {
         **os.environ,
         "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
@@ -166,25 +181,25 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         files={"alerts.yml": ALERTS.read_text()},
     )
     try:
-        with JunkVenue(junk_port), prometheus:
+        with contextlib.ExitStack() as services:
+            if junk:
+                services.enter_context(JunkVenue(junk_port))
+            services.enter_context(prometheus)
             worker.wait_ready()
             feed = ["feed", "--config", str(feeds_config)]
             procs.append(arbstream_process(feed, env, tmp / "feeds.log"))
-            simulate = ["simulate", "--config", str(simulator_config), "--loop", "--speed", "20"]
-            simulate += ["--scenario", str(SCENARIO / "ticks.jsonl")]
+            simulate = ["simulate", "--config", str(simulator_config), *simulate_args]
+            simulate += ["--scenario", str(scenario / "ticks.jsonl")]
             procs.append(arbstream_process(simulate, env, tmp / "simulator.log"))
-            unknown_venues = [
-                (b"XAG", orjson.dumps(_quote(f"NOWHERE{i}", "XAG", 1)), None)
-                for i in range(JUNK_VENUES)
-            ]
-            asyncio.run(produce(kafka_bootstrap, Topics(prefix).ticks, unknown_venues))
+            if junk:
+                unknown_venues = [
+                    (b"XAG", orjson.dumps(_quote(f"NOWHERE{i}", "XAG", 1)), None)
+                    for i in range(JUNK_VENUES)
+                ]
+                asyncio.run(produce(kafka_bootstrap, Topics(prefix).ticks, unknown_venues))
             stack = Stack(prometheus, worker_port, feeds_port, prefix, tmp)
-            # Enough history for rate() over 1m windows, and arbitrage opened meanwhile.
             deadline = time.monotonic() + scaled(90)
-            while time.monotonic() < deadline:
-                opens = stack.values('arbstream_signals_total{kind="arb",event="open"}')
-                if opens and opens[0][1] > 0 and _history_s(stack) >= 20:
-                    break
+            while time.monotonic() < deadline and not ready(stack):
                 time.sleep(1)
             yield stack
     finally:
@@ -194,6 +209,27 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         for proc in procs:
             proc.wait(scaled(30))
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The dislocation scenario looped at speed 20, with junk from every side."""
+
+    def ready(stack: Stack) -> bool:
+        # Enough history for rate() over 1m windows, and arbitrage opened meanwhile.
+        opens = stack.values('arbstream_signals_total{kind="arb",event="open"}')
+        return bool(opens) and opens[0][1] > 0 and _history_s(stack) >= 20
+
+    with _pipeline(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("observability"),
+        DEMO_CONFIG,
+        SCENARIO,
+        ["--loop", "--speed", "20"],
+        ready,
+        junk=True,
+    ) as stack:
+        yield stack
 
 
 def _history_s(stack: Stack) -> float:
@@ -213,7 +249,10 @@ def test_both_processes_are_scraped_and_healthy(stack: Stack) -> None:
 
 
 def test_every_contract_metric_is_exported(stack: Stack) -> None:
-    for job, names in (("arbstream-worker", WORKER_METRICS), ("arbstream-feeds", FEED_METRICS)):
+    """All but market structure, which needs basis pairs and stock reports (see the
+    cny_stack tests below)."""
+    worker = WORKER_METRICS - MARKET_METRICS
+    for job, names in (("arbstream-worker", worker), ("arbstream-feeds", FEED_METRICS)):
         exported = {
             m["__name__"] for m, _ in stack.values(f'count by (__name__) ({{job="{job}"}})')
         }
@@ -244,50 +283,156 @@ def test_label_values_stay_bounded_under_junk(stack: Stack) -> None:
     assert series < 400, f"{series} arbstream series"
 
 
-def test_every_dashboard_query_returns_series(stack: Stack) -> None:
-    queries = dashboard_queries(DASHBOARD) + template_queries(DASHBOARD)
-    assert len(queries) >= 20
-    empty = []
+def _without_series(stack: Stack, queries: list[tuple[str, str]]) -> list[str]:
+    """The queries that returned no series within 30 s (scaled): a query on an event (an
+    open arbitrage) may need a moment."""
     deadline = time.monotonic() + scaled(30)
     pending = list(queries)
-    while pending:  # a query on an event (an open arbitrage) may need a moment
+    while pending:
         pending = [(t, q) for t, q in pending if not stack.values(q)]
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(1)
-    empty = [f"{title}: {expr}" for title, expr in pending]
+    return [f"{title}: {expr}" for title, expr in pending]
+
+
+#: The panels of market structure: basis pairs and stock reports (cny_stack).
+MARKET_PANELS = row_panel_titles(DASHBOARD, "Market structure")
+
+
+def test_every_dashboard_query_returns_series(stack: Stack) -> None:
+    queries = dashboard_queries(DASHBOARD) + template_queries(DASHBOARD)
+    assert len(queries) >= 20 and len(MARKET_PANELS) >= 5
+    queries = [(t, q) for t, q in queries if t not in MARKET_PANELS]
+    empty = _without_series(stack, queries)
     assert not empty, "queries without series:\n" + "\n".join(empty)
 
 
 #: Alerts whose expression has no comparison that `bool` can turn into a 0/1 series.
 WITHOUT_BOOL_FORM = {"ArbstreamWorkerAbsent", "ArbstreamDlqRateHigh"}
+#: Alerts on market structure: their series exist only with basis pairs and stock
+#: reports (cny_stack).
+MARKET_ALERTS = {"ArbstreamBackwardation", "ArbstreamLeaseRateHigh", "ArbstreamDeliveryCoverageLow"}
 
 
-def test_every_alert_expression_evaluates(stack: Stack) -> None:
-    joins_nothing = []
+def _joins_nothing(stack: Stack, names: set[str]) -> list[str]:
+    """The alerts among ``names`` whose expression's `bool` form returns no series: on
+    healthy data an alert returns nothing, and so would a join that matches nothing."""
+    out = []
     for name, expr in alert_exprs(ALERTS):
         stack.prometheus.query(expr)  # raises with Prometheus's error on a bad expression
-        if name in WITHOUT_BOOL_FORM:
+        if name not in names or name in WITHOUT_BOOL_FORM:
             continue
-        # On healthy data an alert returns nothing, and so would a join that matches
-        # nothing: the comparison's `bool` form must return series.
-        as_bool = re.sub(r"\s(==|>)\s", r" \1 bool ", expr, count=1)
+        as_bool = re.sub(r"\s(==|>|<)\s", r" \1 bool ", expr, count=1)
         assert as_bool != expr, name
         if not stack.values(as_bool):
-            joins_nothing.append(f"{name}: {as_bool}")
-    assert not joins_nothing, "\n".join(joins_nothing)
+            out.append(f"{name}: {as_bool}")
+    return out
+
+
+def _rules(stack: Stack) -> list[dict[str, Any]]:
+    """The alerting rules once each has been evaluated (or after 10 s, scaled)."""
     deadline = time.monotonic() + scaled(10)
     while True:
         rules = [r for g in stack.prometheus.rules() for r in g["rules"]]
         if all(r.get("lastEvaluation", "").startswith("20") for r in rules) or (
             time.monotonic() > deadline
         ):
-            break
+            return rules
         time.sleep(0.5)
-    names = {r["name"] for r in rules}
-    assert {name for name, _ in alert_exprs(ALERTS)} == names
+
+
+def test_every_alert_expression_evaluates(stack: Stack) -> None:
+    names = {name for name, _ in alert_exprs(ALERTS)}
+    joins_nothing = _joins_nothing(stack, names - MARKET_ALERTS)
+    assert not joins_nothing, "\n".join(joins_nothing)
+    rules = _rules(stack)
+    assert names == {r["name"] for r in rules}
     unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert not unhealthy, unhealthy
     firing = {r["name"] for r in rules if r["state"] == "firing"}
     assert "ArbstreamFeedDown" not in firing
     assert "ArbstreamWorkerNotReady" not in firing
+
+
+# ---- market structure: the Chinese New Year scenario ------------------------------------
+# Friday 2026-02-13 from 06:30 UTC at speed 200: Shanghai closes for the day (15:30 local),
+# London opens at 08:00, COMEX's stock report shows registered metal below half its open
+# interest, SHUIBEI's dealer board falls silent, and at 08:45 UTC (about 41 s in) the
+# scenario pauses for the weekend: every gauge then holds still.
+
+
+@pytest.fixture(scope="module")
+def cny_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    def ready(stack: Stack) -> bool:
+        closes = stack.values('arbstream_signals_total{kind="arb",event="close"}')
+        opened = stack.values("arbstream_venue_open")
+        return (
+            bool(closes)
+            and closes[0][1] >= 4
+            and {m["venue"]: v for m, v in opened} == {**CNY_OPEN_AT_PAUSE}
+        )
+
+    with _pipeline(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("observability-cny"),
+        CNY_CONFIG,
+        CNY_SCENARIO,
+        ["--speed", "200"],
+        ready,
+        junk=False,
+    ) as stack:
+        yield stack
+
+
+#: Which venues are in session at 08:45 UTC on Friday 2026-02-13.
+CNY_OPEN_AT_PAUSE = {"COMEX_H6": 1.0, "LBMA": 1.0, "SGE": 0.0, "SHFE_AG2606": 0.0, "SHUIBEI": 1.0}
+
+
+def test_market_structure_metrics_are_exported(cny_stack: Stack) -> None:
+    exported = {
+        m["__name__"] for m, _ in cny_stack.values('count by (__name__) ({job="arbstream-worker"})')
+    }
+    assert MARKET_METRICS | {"arbstream_venue_open"} <= exported
+    opened = {m["venue"]: v for m, v in cny_stack.values("arbstream_venue_open")}
+    assert opened == CNY_OPEN_AT_PAUSE
+    # Shanghai was open earlier in the run, and closed for the day since
+    was = {m["venue"]: v for m, v in cny_stack.values("max_over_time(arbstream_venue_open[5m])")}
+    assert was["SGE"] == 1.0
+    coverage = cny_stack.values("arbstream_delivery_coverage")
+    assert [(m["venue"], v < 0.5) for m, v in coverage] == [("COMEX_H6", True)]
+    assert [v for _, v in cny_stack.values("arbstream_delivery_open")] == [1.0]
+    basis = {(m["spot"], m["future"]) for m, _ in cny_stack.values("arbstream_basis_bps")}
+    assert basis == {("LBMA", "COMEX_H6")}  # Shanghai's pair is closed
+    opens = cny_stack.values('arbstream_signals_total{kind="basis",event="open"}')
+    assert opens and opens[0][1] >= 2
+
+
+def test_market_structure_panels_return_series(cny_stack: Stack) -> None:
+    queries = [(t, q) for t, q in dashboard_queries(DASHBOARD) if t in MARKET_PANELS]
+    assert len(queries) >= 7
+    empty = _without_series(cny_stack, queries)
+    assert not empty, "queries without series:\n" + "\n".join(empty)
+
+
+def test_market_structure_alerts_and_closed_venues(cny_stack: Stack) -> None:
+    joins_nothing = _joins_nothing(cny_stack, MARKET_ALERTS | {"ArbstreamQuoteStale"})
+    assert not joins_nothing, "\n".join(joins_nothing)
+    # Shanghai's quotes are hours behind the instrument clock, as SHUIBEI's are minutes
+    # behind: the closed venues are not stale, the silent dealer board is.
+    behind = {
+        m["venue"]
+        for m, _ in cny_stack.values(
+            'arbstream_quote_age_seconds{clock="instrument"} > on (venue) group_left () '
+            "arbstream_venue_stale_seconds"
+        )
+    }
+    assert {"SGE", "SHFE_AG2606", "SHUIBEI"} <= behind
+    rules = {r["name"]: r for r in _rules(cny_stack)}
+    unhealthy = [(n, r.get("lastError")) for n, r in rules.items() if r["health"] != "ok"]
+    assert not unhealthy, unhealthy
+    stale = {a["labels"]["venue"] for a in rules["ArbstreamQuoteStale"]["alerts"]}
+    assert stale == {"SHUIBEI"}
+    low = [a["labels"]["venue"] for a in rules["ArbstreamDeliveryCoverageLow"]["alerts"]]
+    assert low == ["COMEX_H6"]
+    assert rules["ArbstreamDeliveryCoverageLow"]["state"] == "firing"

@@ -102,6 +102,66 @@ def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:
     assert opened == sum(1 for _, v in samples["arbstream_arb_open_seconds"] if v > 0)
 
 
+def test_market_structure_metrics_show_sessions_basis_delivery_and_size() -> None:
+    """The Chinese New Year scenario up to the end of its first day (Friday 2026-02-13,
+    08:45 London): Shanghai has closed for the day, London and New York trade, COMEX's
+    registered stock covers less than half its open interest."""
+    cny = SCENARIOS / "cny-holiday-2026-02"
+    data = tomllib.loads((cny / "config.toml").read_text())
+    config = parse_config({**data, "metrics": {"instruments": ["XAG"]}})
+    engine = Engine(config)
+    metrics = _worker(config, [engine])
+    lines = (cny / "ticks.jsonl").read_bytes().splitlines()
+    first_day = 1770964200000 + 3 * 3_600_000  # the first quiet gap starts before this
+    stock: dict[str, dict[str, object]] = {}
+    for i, line in enumerate(lines, 1):
+        record = orjson.loads(line) if line.startswith(b"{") else {}
+        if isinstance(record.get("ts"), int) and record["ts"] > first_day:
+            break
+        if not any(s == "dlq" for s, _, _ in engine.process(line, i)) and (
+            record.get("type") == "stock"
+        ):
+            stock[str(record["venue"])] = record
+    samples = _scrape(metrics)
+
+    def values(name: str, label: str) -> dict[str, float]:
+        return {lab[label]: v for lab, v in samples[name]}
+
+    assert values("arbstream_venue_open", "venue") == {
+        "COMEX_H6": 1.0, "LBMA": 1.0, "SGE": 0.0, "SHFE_AG2606": 0.0, "SHUIBEI": 1.0,
+    }  # fmt: skip
+    # Only the London/New York pair has fresh legs: Shanghai's figures are gone.
+    pairs = {(lab["spot"], lab["future"]): v for lab, v in samples["arbstream_basis_bps"]}
+    assert set(pairs) == {("LBMA", "COMEX_H6")}
+    st = engine.instruments["XAG"]
+    lbma, comex = st.quotes["LBMA"], st.quotes["COMEX_H6"]
+    spot, future = (lbma.nbid + lbma.nask) / 2, (comex.nbid + comex.nask) / 2
+    assert pairs["LBMA", "COMEX_H6"] == pytest.approx((future - spot) / spot * 1e4, rel=1e-12)
+    days = (config.expiry_ms["COMEX_H6"] - st.clock) / 86_400_000
+    assert values("arbstream_basis_days", "spot") == {"LBMA": pytest.approx(days, rel=1e-12)}
+    lease = values("arbstream_basis_lease_rate", "spot")["LBMA"]
+    rate = config.basis.rate
+    assert lease == pytest.approx(((spot / future) * (1 + rate * days / 365) - 1) * 365 / days)
+    # Both pairs keep their signal state, open or not.
+    opened = {(lab["spot"], lab["future"]): v for lab, v in samples["arbstream_basis_open"]}
+    assert set(opened) == {("LBMA", "COMEX_H6"), ("SGE", "SHFE_AG2606")}
+    assert opened == {k: float(b.open) for k, b in zip(config.basis_pairs, st.basis, strict=True)}
+    comex_stock = stock["COMEX_H6"]
+    coverage = float(comex_stock["registered"]) / float(comex_stock["open_interest"])  # type: ignore[arg-type]
+    assert values("arbstream_delivery_coverage", "venue") == {"COMEX_H6": coverage}
+    assert coverage < 0.5
+    assert values("arbstream_delivery_open", "venue") == {"COMEX_H6": 1.0}
+    assert [v for _, v in samples["arbstream_delivery_open_ratio"]] == [0.5]
+    # A size for every route whose legs are fresh and quote sizes, in oz.
+    sizes = values("arbstream_arb_size_oz", "route")
+    assert sizes, "routes with fresh legs quote sizes"
+    for route, oz in sizes.items():
+        buy, sell = route.split(">")
+        qb, qs = st.quotes[buy], st.quotes[sell]
+        assert oz == min(float(qb.ask_size) * qb.oz_per_lot, float(qs.bid_size) * qs.oz_per_lot)  # type: ignore[arg-type]
+        assert "SGE" not in route and "SHFE_AG2606" not in route  # closed
+
+
 def test_label_sets_stay_bounded_whatever_arrives_on_the_ticks_topic() -> None:
     rng = random.Random(7)
     junk = []

@@ -97,6 +97,18 @@ def raw_queries(path_or_dashboard: str | Path | dict[str, Any]) -> list[tuple[st
     return queries
 
 
+def row_panel_titles(path: str | Path, row_title: str) -> set[str]:
+    """Titles of the panels under the row titled ``row_title`` (up to the next row)."""
+    titles: set[str] = set()
+    inside = False
+    for panel in iter_panels(load_dashboard(path).get("panels", [])):
+        if panel.get("type") == "row":
+            inside = panel.get("title") == row_title
+        elif inside:
+            titles.add(panel.get("title", ""))
+    return titles
+
+
 def dashboard_queries(path: str | Path) -> list[tuple[str, str]]:
     """``(panel title, expr)`` for every query of the dashboard, variables substituted."""
     dashboard = load_dashboard(path)

@@ -9,14 +9,30 @@ processes must export every name here.
 
 from __future__ import annotations
 
+#: Worker metrics of market structure: exported only when the config and the data have
+#: them (basis pairs, stock records, quote sizes).
+MARKET_METRICS: frozenset[str] = frozenset(
+    {
+        "arbstream_basis_bps",
+        "arbstream_basis_lease_rate",
+        "arbstream_basis_days",
+        "arbstream_basis_open",
+        "arbstream_delivery_coverage",
+        "arbstream_delivery_open",
+        "arbstream_delivery_open_ratio",
+        "arbstream_arb_size_oz",
+    }
+)
+
 #: Worker: /metrics on ARBSTREAM_WEB_PORT (default 6066), Prometheus job "arbstream-worker".
-WORKER_METRICS: frozenset[str] = frozenset(
+WORKER_METRICS: frozenset[str] = MARKET_METRICS | frozenset(
     {
         "arbstream_ticks_total",
         "arbstream_fx_total",
         "arbstream_rejected_total",
         "arbstream_quote_age_seconds",
         "arbstream_venue_stale_seconds",
+        "arbstream_venue_open",
         "arbstream_spread_usd",
         "arbstream_spread_bps",
         "arbstream_spread_zscore",

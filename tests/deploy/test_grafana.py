@@ -294,6 +294,11 @@ REQUIRED_PANELS = {
     "lag": "consumer lag by partition",
     "worker ready": "worker readiness",
     "feed": "feed health",
+    "basis by pair": "basis by pair, bps",
+    "lease rate": "implied lease rate by pair",
+    "venue sessions": "each venue open or closed over time",
+    "delivery coverage": "registered stock over open interest per venue",
+    "size at the edge": "ounces each route is good for",
 }
 
 
@@ -319,6 +324,10 @@ def test_required_panels_exist(panels: list[dict[str, Any]]) -> None:
         "arbstream_feed_seq_gaps_total",
         "arbstream_feed_last_frame_age_seconds",
         "arbstream_feed_bad_frames_total",
+        "arbstream_venue_open",
+        "arbstream_basis_open",
+        "arbstream_delivery_open",
+        "arbstream_delivery_open_ratio",
     ):
         assert needle in exprs, needle
 

@@ -133,3 +133,42 @@ def test_metric_instruments_come_from_the_config() -> None:
         parse_config({**base, "metrics": {"instruments": ["other"]}})
     with pytest.raises(Exception, match=r"metrics\.instruments"):
         parse_config({**base, "metrics": {"instruments": "XAG"}})
+
+
+@pytest.mark.parametrize("name", ["cny-holiday-2026-02", "random-202"])
+def test_market_view_agrees_with_the_engine_at_every_record(name: str) -> None:
+    """Basis figures, route sizes and delivery coverage, as metrics show them, are what
+    the engine publishes when it evaluates at the same clock."""
+    engine = Engine(_config(name))
+    coverage: dict[str, float] = {}
+    basis_checked = sizes_checked = 0
+    for i, line in enumerate(_lines(name), 1):
+        outputs = engine.process(line, i)
+        if (
+            not any(s == "dlq" for s, _, _ in outputs)
+            and (record := orjson.loads(line)).get("type") == "stock"
+        ):
+            coverage[record["venue"]] = record["registered"] / record["open_interest"]
+        view = observe(engine, {"XAG"})
+        clock = engine.instruments["XAG"].clock if "XAG" in engine.instruments else -1
+        assert view.clock == clock
+        assert {(d.venue, d.coverage) for d in view.delivery} == set(coverage.items())
+        basis = {(b.spot, b.future): b for b in view.basis}
+        routes = {r.route: r for r in view.routes}
+        for stream, _, out in outputs:
+            if stream == "basis" and out["ts"] == clock:
+                figures = basis[out["spot"], out["future"]].figures
+                assert figures is not None
+                for field in ("basis_bps", "lease_rate", "days", "carry", "basis"):
+                    assert figures[field] == out[field], (i, field)
+                basis_checked += 1
+            elif out.get("kind") == "basis":
+                assert basis[out["spot"], out["future"]].open == (out["event"] == "open")
+            elif out.get("kind") == "delivery":
+                opened = {d.venue for d in view.delivery if d.open}
+                assert (out["venue"] in opened) == (out["event"] == "open")
+            elif out.get("kind") == "arb" and out["event"] != "close":
+                route = routes[f"{out['buy']}>{out['sell']}"]
+                assert route.size_oz == out["size_oz"], i
+                sizes_checked += route.size_oz is not None
+    assert basis_checked > 100 and sizes_checked >= 4
