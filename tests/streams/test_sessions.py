@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sessions_reference import reference_open
 
 from arbstream.config import parse_config
 from streams.errors import ConfigError
@@ -23,28 +24,6 @@ HOLIDAYS = [date(2026, 2, 16), date(2026, 2, 17)]
 def ms(tz: str, *local: int) -> int:
     """Epoch ms of a local wall time (fold=0)."""
     return int(datetime(*local, tzinfo=ZoneInfo(tz)).timestamp() * 1000)  # type: ignore[misc]
-
-
-def reference_open(
-    tz: str, sessions: list[str], days: list[str], holidays: list[date], t: int
-) -> bool:
-    """The rule read directly: a session of a trading day (today or yesterday, for one
-    over midnight) whose [start, end) holds t."""
-    zone = ZoneInfo(tz)
-    today = datetime.fromtimestamp(t / 1000, zone).date()
-    for day in (today - timedelta(days=1), today):
-        if DAY_NAMES[day.weekday()] not in days or day in holidays:
-            continue
-        for session in sessions:
-            start_s, end_s = session.split("-")
-            sh, sm = map(int, start_s.split(":"))
-            eh, em = map(int, end_s.split(":"))
-            start = datetime(day.year, day.month, day.day, sh, sm, tzinfo=zone)
-            end_day = day if (eh, em) > (sh, sm) else day + timedelta(days=1)
-            end = datetime(end_day.year, end_day.month, end_day.day, eh, em, tzinfo=zone)
-            if start.timestamp() * 1000 <= t < end.timestamp() * 1000:
-                return True
-    return False
 
 
 def test_sessions_over_midnight_belong_to_the_day_they_start() -> None:
@@ -77,6 +56,98 @@ def test_a_session_over_a_daylight_saving_change_reads_wall_times_with_fold_0() 
     late = Calendar("America/New_York", ["01:30-01:45"], list(DAY_NAMES), [])
     first = int(datetime(2026, 11, 1, 5, 30, tzinfo=UTC).timestamp() * 1000)  # 01:30 EDT
     assert late.is_open(first) and not late.is_open(first + 15 * 60_000)
+
+
+# ---- the daylight-saving weeks of 2026, bound by bound ---------------------------------
+# Expected instants are written in UTC by hand (not derived with zoneinfo), so the table
+# checks the time zone handling rather than repeating it. New York moves to EDT (UTC-4)
+# on Sun 8 Mar and back to EST (UTC-5) on Sun 1 Nov; London to BST (UTC+1) on Sun 29 Mar
+# and back to GMT on Sun 25 Oct. Each row is one bound: closed just before an opening
+# and open at it, open just before a closing and closed at it.
+OPENS, CLOSES = True, False
+DST_BOUNDS = [
+    # New York, March: EST until the 8th, EDT from it
+    ("ny", "2026-03-01T23:00", OPENS),  # Sun 18:00 EST
+    ("ny", "2026-03-02T22:00", CLOSES),  # Mon 17:00 EST
+    ("ny", "2026-03-02T23:00", OPENS),  # Mon 18:00 EST
+    ("ny", "2026-03-06T22:00", CLOSES),  # Fri 17:00 EST: the weekend
+    ("ny", "2026-03-08T22:00", OPENS),  # Sun 18:00 EDT, the day clocks change
+    ("ny", "2026-03-09T21:00", CLOSES),  # Mon 17:00 EDT
+    ("ny", "2026-03-09T22:00", OPENS),  # Mon 18:00 EDT
+    ("ny", "2026-03-13T21:00", CLOSES),  # Fri 17:00 EDT
+    # New York, October/November: EDT until the 1st, EST from it
+    ("ny", "2026-10-29T21:00", CLOSES),  # Thu 17:00 EDT
+    ("ny", "2026-10-29T22:00", OPENS),  # Thu 18:00 EDT
+    ("ny", "2026-10-30T21:00", CLOSES),  # Fri 17:00 EDT: the weekend
+    ("ny", "2026-11-01T23:00", OPENS),  # Sun 18:00 EST, the day clocks change
+    ("ny", "2026-11-02T22:00", CLOSES),  # Mon 17:00 EST
+    ("ny", "2026-11-02T23:00", OPENS),  # Mon 18:00 EST
+    ("ny", "2026-11-06T22:00", CLOSES),  # Fri 17:00 EST
+    # London, March: GMT until the 29th, BST from it
+    ("london", "2026-03-27T08:00", OPENS),  # Fri 08:00 GMT
+    ("london", "2026-03-27T16:30", CLOSES),  # Fri 16:30 GMT
+    ("london", "2026-03-30T07:00", OPENS),  # Mon 08:00 BST
+    ("london", "2026-03-30T15:30", CLOSES),  # Mon 16:30 BST
+    # London, October: BST until the 25th, GMT from it
+    ("london", "2026-10-23T07:00", OPENS),  # Fri 08:00 BST
+    ("london", "2026-10-23T15:30", CLOSES),  # Fri 16:30 BST
+    ("london", "2026-10-26T08:00", OPENS),  # Mon 08:00 GMT
+    ("london", "2026-10-26T16:30", CLOSES),  # Mon 16:30 GMT
+]
+#: Instants inside a DST week when the venue is closed all the time around them.
+DST_CLOSED = [
+    ("ny", "2026-03-07T12:00"),  # Saturday
+    ("ny", "2026-03-08T06:30"),  # Sunday, 02:30 local does not exist; still the weekend
+    ("ny", "2026-10-31T12:00"),  # Saturday
+    ("ny", "2026-11-01T05:30"),  # Sunday 01:30, which happens twice
+    ("london", "2026-03-29T01:00"),  # Sunday, the instant London changes
+    ("london", "2026-03-28T10:00"),  # Saturday
+    ("london", "2026-10-25T01:00"),  # Sunday, the instant London changes back
+]
+
+
+_RULES: dict[str, tuple[str, list[str], list[str], list[date]]] = {
+    "ny": ("America/New_York", ["18:00-17:00"], ["Sun", "Mon", "Tue", "Wed", "Thu"], []),
+    "london": ("Europe/London", ["08:00-16:30"], ["Mon", "Tue", "Wed", "Thu", "Fri"], []),
+}
+
+
+def _utc_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _calendar(name: str) -> Calendar:
+    tz, sessions, days, holidays = _RULES[name]
+    return Calendar(tz, sessions, days, holidays)
+
+
+@pytest.mark.parametrize(("venue", "utc", "opens"), DST_BOUNDS)
+def test_daylight_saving_weeks_at_every_bound(venue: str, utc: str, opens: bool) -> None:
+    t = _utc_ms(utc)
+    # a calendar asked at the bound alone, and one that has cached the instant before
+    assert _calendar(venue).is_open(t) == opens
+    walked = _calendar(venue)
+    assert walked.is_open(t - 1) == (not opens), "just before the bound"
+    assert walked.is_open(t) == opens, "at the bound"
+    assert walked.is_open(t + 1) == opens
+    assert reference_open(*_RULES[venue], t) == opens  # the direct reading agrees
+
+
+@pytest.mark.parametrize(("venue", "utc"), DST_CLOSED)
+def test_daylight_saving_weekends_stay_closed(venue: str, utc: str) -> None:
+    t = _utc_ms(utc)
+    for probe in (t - 1, t, t + 1):
+        assert not _calendar(venue).is_open(probe)
+
+
+def test_one_calendar_walked_through_the_dst_weeks_in_order() -> None:
+    """As an engine's clock moves: one calendar per venue, every bound in time order."""
+    for venue in ("ny", "london"):
+        cal = _calendar(venue)
+        rows = sorted((_utc_ms(u), o) for v, u, o in DST_BOUNDS if v == venue)
+        for t, opens in rows:
+            assert cal.is_open(t - 1) == (not opens), (venue, t)
+            assert cal.is_open(t) == opens, (venue, t)
 
 
 TZS = ["Asia/Shanghai", "America/New_York", "Europe/London", "UTC", "Australia/Sydney"]
