@@ -42,8 +42,10 @@ RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml
         > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt
 
-# 2. arbstream itself, built as a wheel (not editable) and installed against the same pins.
-COPY README.md ./
+# 2. arbstream itself, built as a wheel (not editable) and installed against the same pins;
+#    setup.py compiles the engine with mypyc (the gcc above), and the image refuses to
+#    build if the engine it installed is not the compiled one.
+COPY README.md setup.py ./
 COPY streams ./streams
 COPY agents ./agents
 COPY feeds ./feeds
@@ -52,7 +54,8 @@ COPY arbstream ./arbstream
 RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && pip install -c constraints.txt /tmp/wheels/arbstream-*.whl \
     && pip check \
-    && arbstream --version
+    && arbstream --version \
+    && python -c 'import streams, sys; i = streams.IMPLEMENTATION; sys.exit(not i.compiled and i.reason)'
 
 # ---- runtime: the venv, the configs, a non-root user --------------------------------
 FROM python:3.11-slim AS runtime

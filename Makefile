@@ -17,7 +17,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "arbstream needs Python >= 3.11 (PYTHON=$(PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install arbstream with its pinned dev dependencies
+# The engine's compiled modules (setup.py) are built by the install above; after an edit
+# of their sources this rebuilds them (until then the sources run: streams/_native.py).
+$(VENV)/.native: $(VENV)/.installed $(wildcard streams/*.py)
+	@$(BIN)/python -c 'import streams, sys; sys.exit(not streams.IMPLEMENTATION.compiled)' || \
+		$(BIN)/pip install --quiet --no-deps -c constraints.txt -e .
+	@$(BIN)/python -c 'import streams; i = streams.IMPLEMENTATION; \
+		print("engine:", "compiled (mypyc)" if i.compiled else "Python sources: " + i.reason)'
+	touch $@
+
+install: $(VENV)/.native ## create .venv and install arbstream (its engine compiled) with its pinned dev dependencies
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -34,8 +43,9 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy (strict on streams/)
 	$(BIN)/mypy
 
-test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus)
+test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus); the engine's own tests once more on its Python sources
 	scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	ARBSTREAM_ENGINE=python $(BIN)/python -m pytest -q tests/streams
 
 demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
 	$(ORPHAN_GUARD) scripts/demo.sh
@@ -67,3 +77,4 @@ lock: ## re-pin constraints.txt from the current .venv (after changing dependenc
 
 clean: ## remove build and test leftovers (keeps .venv and the Kafka jar cache)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -f streams/*.so streams/_build.py $(VENV)/.native

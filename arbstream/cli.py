@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import click
-from aiokafka.errors import KafkaError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from agents.broker import require_broker
-from agents.produce import produce_lines
-from agents.settings import broker_bootstrap, feed_metrics_port, web_port
-from agents.topics import ensure_topics
-from agents.worker import WorkerSettings, prepare
+import streams
 from arbstream import __version__
 from arbstream.config import Config, load_config
-from arbstream.demo import DemoSettings, child_env, run_demo
-from arbstream.feed_process import run_feeds, select_feeds
-from arbstream.process import configure_logging
-from arbstream.replay import replay as run_replay
-from arbstream.worker_process import run_worker
-from simulator.server import SimulatorSettings, run_simulator
-from streams.engine import Engine
 from streams.errors import ArbstreamError, ConfigError, SetupError
+
+if TYPE_CHECKING:
+    from collections import Counter
+    from collections.abc import Callable
+
+# Each command imports the layers it runs when it runs (PLC0415 is off for this file):
+# `arbstream replay` needs the engine, not Kafka, aiohttp or the simulator, and their
+# imports cost more CPU than replaying 100,000 ticks.
 
 #: Exit status for a config, or an environment, that cannot be used.
 EXIT_CONFIG = 2
@@ -72,6 +57,13 @@ def _load_config_or_exit(path: str) -> Config:
 @click.version_option(__version__, prog_name="arbstream")
 def main() -> None:
     """Cross-venue spread and arbitrage monitor on Kafka."""
+    implementation = streams.IMPLEMENTATION
+    if not implementation.compiled:
+        click.echo(
+            "arbstream: the engine runs from its Python sources, several times slower than "
+            f"compiled ({implementation.reason})",
+            err=True,
+        )
 
 
 @main.command()
@@ -82,6 +74,9 @@ def main() -> None:
 )
 def replay(input_path: str, config_path: str, output_path: str | None) -> None:
     """Replay INPUT (JSONL, '-' for stdin) through the engine; write outputs as JSONL."""
+    from arbstream.replay import replay as run_replay
+    from streams.engine import Engine
+
     config = _load_config_or_exit(config_path)  # before any input is read
     engine = Engine(config)
     with ExitStack() as stack:
@@ -111,6 +106,15 @@ def replay(input_path: str, config_path: str, output_path: str | None) -> None:
 def produce(file_path: str, config_path: str) -> None:
     """Write FILE (JSONL input records) to Kafka: quotes keyed by instrument, fx to every
     ticks partition and to the fx topic. The broker comes from ARBSTREAM_BROKER."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from agents.broker import require_broker
+    from agents.produce import produce_lines
+    from agents.settings import broker_bootstrap
+    from agents.topics import ensure_topics
+
     config = _load_config_or_exit(config_path)
     try:
         bootstrap = broker_bootstrap()
@@ -149,6 +153,11 @@ def topics(config_path: str) -> None:
     """Create the config's topics (ticks, fx, spreads, signals, dlq and the workers' state)
     where missing, print each with its partition count, and exit. Workers do this too when
     they start; a deployment runs it once first. Broker from ARBSTREAM_BROKER."""
+    import asyncio
+
+    from agents.settings import broker_bootstrap
+    from agents.worker import prepare
+
     config = _load_config_or_exit(config_path)
     try:
         bootstrap = broker_bootstrap()
@@ -169,6 +178,10 @@ def worker(config_path: str, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
     and dlq topics, exactly once. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
+    from agents.settings import broker_bootstrap, web_port
+    from agents.worker import WorkerSettings
+    from arbstream.worker_process import run_worker
+
     config = _load_config_or_exit(config_path)
     try:
         settings = WorkerSettings(bootstrap=broker_bootstrap(), web_port=web_port())
@@ -195,6 +208,9 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     also to the fx topic). Broker from ARBSTREAM_BROKER; /healthz and /readyz on
     ARBSTREAM_FEED_METRICS_PORT (default 9464). API keys come from the environment
     variables the config names."""
+    from agents.settings import broker_bootstrap, feed_metrics_port
+    from arbstream.feed_process import run_feeds, select_feeds
+
     config = _load_config_or_exit(config_path)
     try:
         feeds = select_feeds(config, only)
@@ -271,6 +287,9 @@ def simulate(
 ) -> None:
     """Serve a scenario's venues on local WebSockets, each in the protocol its feed is
     configured with (the url's host and port), paced by event time."""
+    from arbstream.process import configure_logging
+    from simulator.server import SimulatorSettings, run_simulator
+
     config = _load_config_or_exit(config_path)
     try:
         settings = SimulatorSettings(
@@ -327,6 +346,10 @@ def demo(
 ) -> None:
     """The live system on one machine: simulator, feeds and a worker on the broker of
     ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues."""
+    from agents.settings import broker_bootstrap, feed_metrics_port, web_port
+    from arbstream.demo import DemoSettings, child_env, run_demo
+    from arbstream.feed_process import select_feeds
+
     config = _load_config_or_exit(config_path)
     try:
         bootstrap = broker_bootstrap()
@@ -356,6 +379,15 @@ class _progress_bar:  # noqa: N801 - used as a context manager, reads like a fun
     """A rich progress bar over the input's bytes, on stderr."""
 
     def __init__(self, total: int, name: str, verb: str = "replay") -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),

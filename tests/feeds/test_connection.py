@@ -261,4 +261,6 @@ def test_a_venue_that_greets_and_hangs_up_does_not_reset_the_backoff() -> None:
     feed = asyncio.run(run())
     # backoff grows 0.1, 0.2, 0.4 ... 2 s (jittered): a handful of attempts, not a storm
     assert 3 <= len(connections) <= 20, len(connections)
-    assert feed.stats.bad_frames == len(connections)  # the status is logged, not swallowed
+    # the status is logged, not swallowed: one bad frame per connection, but for the last
+    # one when the stop comes between the venue's accept and its status frame
+    assert len(connections) - 1 <= feed.stats.bad_frames <= len(connections)

@@ -1,0 +1,27 @@
+"""The engine's tests run the implementation they say they run. ``make test`` runs
+tests/streams twice: on the compiled modules, then with ``ARBSTREAM_ENGINE=python`` on
+the sources (tests/test_compiled_engine.py tests the build and the choice)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import streams
+from streams import _native
+
+#: setup.py's list: the modules of streams/ built to native code.
+COMPILED = ("changelog", "counters", "engine", "errors", "freshness", "market", "sessions",
+            "signals", "state", "validation", "windows")  # fmt: skip
+PURE = os.environ.get("ARBSTREAM_ENGINE") == "python"
+
+
+def test_the_tests_run_the_implementation_they_say_they_run() -> None:
+    loaded = {name: _native.loaded(sys.modules[f"streams.{name}"]) for name in COMPILED}
+    if PURE:
+        assert not streams.IMPLEMENTATION.compiled
+        assert set(loaded.values()) == {"source"}, loaded
+    else:
+        # make install compiles the engine; a run without it is not the engine CI ships
+        assert streams.IMPLEMENTATION.compiled, streams.IMPLEMENTATION.reason
+        assert set(loaded.values()) == {"compiled"}, loaded
