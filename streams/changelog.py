@@ -108,8 +108,8 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
             ps.saved = end
         for c in range(begin // CHUNK, (end - 1) // CHUNK + 1 if end > begin else 0):
             lo, hi = max(c * CHUNK, pw.base) - pw.base, min((c + 1) * CHUNK, end) - pw.base
-            data = array("q", [lo + pw.base]).tobytes() + pw.ts[lo:hi].tobytes()
-            chunks.append((chunk_key(name, pair, c), data + pw.xs[lo:hi].tobytes()))
+            data = array("q", [lo + pw.base, *pw.ts[lo:hi]]).tobytes()
+            chunks.append((chunk_key(name, pair, c), data + array("d", pw.xs[lo:hi]).tobytes()))
         pairs.append([pair[0], pair[1], ps.last_emit, *pw.to_state()])
     own = {
         "clock": st.clock,
@@ -169,7 +169,7 @@ def decode_instrument(
 
 def _decode_samples(
     name: str, pair: tuple[str, str], entries: Mapping[str, bytes], base: int, end: int
-) -> tuple[array[int], array[float]]:
+) -> tuple[list[int], list[float]]:
     """The pair's samples ``[base, end)``, gathered from its chunk entries."""
     tss_all, xs_all = array("q"), array("d")
     for c in range(base // CHUNK, (end - 1) // CHUNK + 1 if end > base else 0):
@@ -192,7 +192,7 @@ def _decode_samples(
         raise StateError(f"samples of {name} {pair} end at {base + len(xs_all)}, expected {end}")
     del tss_all[end - base :]
     del xs_all[end - base :]
-    return tss_all, xs_all
+    return tss_all.tolist(), xs_all.tolist()
 
 
 def _loads(value: bytes, key: str) -> Any:

@@ -7,7 +7,8 @@ never goes back). Each window keeps:
 * compensated (Neumaier) sums of ``x - anchor`` and ``(x - anchor)**2``, so ``std`` stays
   accurate to ~1e-12 even when large samples have left the window and the ones left
   are equal or nearly so (the one-pass sum-of-squares formula loses everything there);
-* monotonic deques of absolute indices for ``min`` and ``max``.
+* monotonic queues of absolute indices for ``min`` and ``max`` (lists with a head
+  index: a popped-left entry is skipped, and the dead prefix is dropped in bulk).
 
 Samples are appended cheaply and *folded* into the windows when statistics are asked
 for (a spread record is due) or every ``FOLD_EVERY`` samples, in one tight loop: with
@@ -16,13 +17,15 @@ machinery. Every operation is O(1) amortised. A window's sums are rebuilt exactl
 the buffer (re-anchored at its mean) once as many samples have left as it holds, which
 bounds rounding drift at O(1) amortised cost. The buffer drops the prefix that no
 window needs once that prefix is as long as the rest.
+
+Samples, timestamps and queues are plain lists, not ``array``/``deque``: compiled with
+mypyc (setup.py), list indexing, append and pop are native operations, where an array's
+or a deque's go through Python's generic item and method protocols at every sample.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
-from collections import deque
 from typing import Any, Final
 
 #: ``z`` is null below this std (contracts.md §4).
@@ -40,6 +43,8 @@ Stats = tuple[int, float, float, float, float]
 
 #: A clock before every sample: folding with it evicts nothing.
 _NO_EVICTION = -(2**63)
+#: Drop a monotonic queue's dead prefix once it is this long and longer than the rest.
+_COMPACT_AT: Final = 256
 
 
 class Window:
@@ -51,7 +56,9 @@ class Window:
         "c2",
         "evicted",
         "length_ms",
+        "maxhead",
         "maxq",
+        "minhead",
         "minq",
         "n",
         "s1",
@@ -69,15 +76,20 @@ class Window:
         self.s2 = 0.0  # sum of (x - anchor)**2; compensation in c2
         self.c2 = 0.0
         self.evicted = 0  # samples removed since the sums were last rebuilt
-        self.minq: deque[int] = deque()  # absolute indices, values increasing
-        self.maxq: deque[int] = deque()  # absolute indices, values decreasing
+        # absolute indices; live from the head index on; values increasing (min) and
+        # decreasing (max) from the head
+        self.minq: list[int] = []
+        self.minhead = 0
+        self.maxq: list[int] = []
+        self.maxhead = 0
 
     def fold(
-        self, xs: array[float], tss: array[int], base: int, begin: int, end: int, t: int
+        self, xs: list[float], tss: list[int], base: int, begin: int, end: int, t: int
     ) -> None:
         """Add samples ``[begin, end)`` (absolute indices), then drop those with ts <= t - W."""
         anchor, s1, c1, s2, c2, n = self.anchor, self.s1, self.c1, self.s2, self.c2, self.n
         minq, maxq = self.minq, self.maxq
+        minhead, maxhead = self.minhead, self.maxhead
         if n == 0 and begin < end:
             anchor = xs[begin - base]
             s1 = c1 = s2 = c2 = 0.0
@@ -91,10 +103,10 @@ class Window:
             tot = s2 + dd
             c2 += (s2 - tot) + dd if abs(s2) >= dd else (dd - tot) + s2
             s2 = tot
-            while minq and xs[minq[-1] - base] >= x:
+            while len(minq) > minhead and xs[minq[-1] - base] >= x:
                 minq.pop()
             minq.append(i + base)
-            while maxq and xs[maxq[-1] - base] <= x:
+            while len(maxq) > maxhead and xs[maxq[-1] - base] <= x:
                 maxq.pop()
             maxq.append(i + base)
         n += end - begin
@@ -115,16 +127,23 @@ class Window:
         if start != first:
             n -= start - first
             self.start = start
-            while minq[0] < start:
-                minq.popleft()
-            while maxq[0] < start:
-                maxq.popleft()
+            while minq[minhead] < start:
+                minhead += 1
+            while maxq[maxhead] < start:
+                maxhead += 1
+            if minhead >= _COMPACT_AT and minhead * 2 >= len(minq):
+                del minq[:minhead]
+                minhead = 0
+            if maxhead >= _COMPACT_AT and maxhead * 2 >= len(maxq):
+                del maxq[:maxhead]
+                maxhead = 0
             self.evicted += start - first
+        self.minhead, self.maxhead = minhead, maxhead
         self.n = n
         if self.evicted >= n:
             self.rebuild(xs, base)
 
-    def rebuild(self, xs: array[float], base: int) -> None:
+    def rebuild(self, xs: list[float], base: int) -> None:
         """Recompute the sums exactly from the buffer, re-anchored at the window's mean."""
         values = xs[self.start - base : self.start - base + self.n]
         self.anchor = math.fsum(values) / len(values) if values else 0.0
@@ -133,7 +152,7 @@ class Window:
         self.s2, self.c2 = math.fsum([d * d for d in devs]), 0.0
         self.evicted = 0
 
-    def stats(self, xs: array[float], base: int) -> Stats:
+    def stats(self, xs: list[float], base: int) -> Stats:
         n = self.n
         m1 = (self.s1 + self.c1) / n
         var = (self.s2 + self.c2) / n - m1 * m1
@@ -147,12 +166,12 @@ class Window:
             n,
             self.anchor + m1,
             var if var > 0.0 else 0.0,
-            xs[self.minq[0] - base],
-            xs[self.maxq[0] - base],
+            xs[self.minq[self.minhead] - base],
+            xs[self.maxq[self.maxhead] - base],
         )
 
     def to_state(self) -> list[Any]:
-        """The window's numbers; its min/max deques are derived from the samples."""
+        """The window's numbers; its min/max queues are derived from the samples."""
         return [
             self.length_ms,
             self.start,
@@ -167,13 +186,13 @@ class Window:
 
     @classmethod
     def from_state(
-        cls, state: list[Any], xs: array[float], tss: array[int], base: int, folded: int
+        cls, state: list[Any], xs: list[float], tss: list[int], base: int, folded: int
     ) -> Window:
         """Rebuild from ``to_state`` and the pair's samples (``xs[0]`` has absolute index
         ``base``; samples before ``folded`` have been folded in)."""
         length_ms, start, n, anchor, s1, c1, s2, c2, evicted = state
         w = cls(int(length_ms))
-        # The min/max deques are what folding the window's samples builds: fold them
+        # The min/max queues are what folding the window's samples builds: fold them
         # again, with a clock that evicts nothing, then restore the saved sums as they
         # were (a restored engine continues bit for bit).
         w.start = int(start)
@@ -189,8 +208,8 @@ class PairWindows:
     __slots__ = ("base", "folded", "longest", "ts", "windows", "xs")
 
     def __init__(self, windows_ms: tuple[int, ...]) -> None:
-        self.xs = array("d")
-        self.ts = array("q")
+        self.xs: list[float] = []
+        self.ts: list[int] = []
         self.base = 0  # absolute index of xs[0]
         self.folded = 0  # absolute index of the first sample not yet folded
         self.windows = [Window(w) for w in windows_ms]
@@ -231,7 +250,7 @@ class PairWindows:
         return [self.base, self.folded, end, [w.to_state() for w in self.windows]]
 
     @classmethod
-    def from_state(cls, state: list[Any], ts: array[int], xs: array[float]) -> PairWindows:
+    def from_state(cls, state: list[Any], ts: list[int], xs: list[float]) -> PairWindows:
         """Rebuild from ``to_state`` and the samples ``[base, end)``."""
         base, folded, end, windows = state
         if len(xs) != len(ts) or len(xs) != int(end) - int(base):
