@@ -57,16 +57,20 @@ def replay(
     """
     summary = ReplaySummary()
     dumps = orjson.dumps
+    process = engine.process
     buf: list[bytes] = []
     size = 0
-    pending_progress = 0
+    records_in = 0
+    consumed = 0  # bytes read, reported to ``progress`` a chunk at a time
+    reported = 0
     for lineno, line in enumerate(lines, start=1):
-        pending_progress += len(line)
-        record = line.rstrip(b"\r\n")
-        if not record.strip():
+        consumed += len(line)
+        if line.isspace() or not line:
             continue  # blank lines are skipped but still counted as lines
-        summary.records_in += 1
-        for stream, _key, rec in engine.process(record, lineno):
+        records_in += 1
+        # JSON ignores the line terminator: it reaches the engine as read (a rejected
+        # record's raw text has it stripped there)
+        for stream, _key, rec in process(line, lineno):
             data = dumps(rec)
             buf.append(data)
             size += len(data) + 1
@@ -83,11 +87,12 @@ def replay(
             buf.clear()
             size = 0
             if progress is not None:
-                progress(pending_progress)
-                pending_progress = 0
+                progress(consumed - reported)
+                reported = consumed
+    summary.records_in = records_in
     if buf:
         out.write(b"\n".join(buf) + b"\n")
-    if progress is not None and pending_progress:
-        progress(pending_progress)
+    if progress is not None and consumed > reported:
+        progress(consumed - reported)
     out.flush()
     return summary

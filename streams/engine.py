@@ -194,25 +194,24 @@ class Engine:
         self, instrument: str, state: InstrumentState, venue: str, bid: float, ask: float, ts: int
     ) -> list[Output]:
         t = state.clock = ts if ts > state.clock else state.clock
-        fresh: dict[str, bool] = {}
-        mark_fresh(state.quotes, self._fx, t, self.config.fx_stale_ms, fresh, self._sessions)
+        quotes = state.quotes
+        mark_fresh(quotes, self._fx, t, self.config.fx_stale_ms, self._sessions)
 
         out: list[Output] = []
-        if fresh[venue]:
-            self._spreads(instrument, state, venue, t, fresh, out)
+        if quotes[venue].fresh:
+            self._spreads(instrument, state, venue, t, out)
         basis_signals: list[Output] = _NONE
         if self._has_basis:
             basis_signals = []
-            evaluate_basis(self.config, instrument, state, venue, t, fresh, out, basis_signals)
+            evaluate_basis(self.config, instrument, state, venue, t, out, basis_signals)
         arb = self.config.arb
         open_usd = arb.open_usd
-        quotes = state.quotes
         for terms, rstate, key in zip(self._routes, state.routes, self._route_keys, strict=True):
             qb = quotes.get(terms.buy)
             qs = quotes.get(terms.sell)
             if qb is None or qs is None or qb.book is None or qs.book is None:
                 continue  # a leg never normalised: the route has never left idle
-            eligible = fresh[terms.buy] and fresh[terms.sell]
+            eligible = qb.fresh and qs.fresh
             idle = rstate.state == IDLE
             if idle and not eligible:
                 continue
@@ -244,7 +243,6 @@ class Engine:
         state: InstrumentState,
         venue: str,
         t: int,
-        fresh: dict[str, bool],
         out: list[Output],
     ) -> None:
         emit_ms = self.config.spread_emit_ms
@@ -252,7 +250,8 @@ class Engine:
         pairs = state.pairs
         quotes = state.quotes
         for other, pair, pair_key in self._pairs_of[venue]:
-            if not fresh.get(other, False):
+            q_other = quotes.get(other)
+            if q_other is None or not q_other.fresh:
                 continue
             a, b = pair
             qa, qb = quotes[a], quotes[b]

@@ -25,29 +25,28 @@ def mark_fresh(
     fx_book: Mapping[str, tuple[float, int]],
     t: int,
     fx_stale_ms: int,
-    fresh: dict[str, bool],
     sessions: bool = True,
 ) -> None:
-    """Set ``fresh[venue]`` for every quote in ``quotes`` at clock ``t``, normalising the
+    """Set ``q.fresh`` of every quote in ``quotes`` at clock ``t``, normalising the
     quotes whose quote or FX changed since they were last normalised. A quote whose
     currency has had no FX yet cannot be normalised and is never fresh. ``sessions``
     False says no venue has sessions (all always open): the engine's common case, which
     then costs nothing more."""
-    for name, q in quotes.items():
+    for q in quotes.values():
         pair = q.fx_pair
         if pair is None:
             book = USD_BOOK
         else:
             seen = fx_book.get(pair)
             if seen is None:
-                fresh[name] = False
+                q.fresh = False
                 continue
             book = seen
         if book is not q.book:
             k = q.factor / book[0]
             q.nbid, q.nask, q.book = q.bid * k, q.ask * k, book
-        fresh[name] = t - book[1] <= fx_stale_ms and t - q.ts <= q.stale_ms
+        q.fresh = t - book[1] <= fx_stale_ms and t - q.ts <= q.stale_ms
     if sessions:
-        for name, q in quotes.items():
-            if fresh[name] and q.calendar is not None and not q.calendar.is_open(t):
-                fresh[name] = False
+        for q in quotes.values():
+            if q.fresh and q.calendar is not None and not q.calendar.is_open(t):
+                q.fresh = False

@@ -43,7 +43,6 @@ def evaluate_basis(
     state: InstrumentState,
     venue: str,
     t: int,
-    fresh: dict[str, bool],
     records: list[tuple[str, str | None, dict[str, Any]]],
     signals: list[tuple[str, str | None, dict[str, Any]]],
 ) -> None:
@@ -56,7 +55,7 @@ def evaluate_basis(
         if qs is None or qf is None or qs.book is None or qf.book is None:
             continue  # never both normalised: nothing to say, and never opened
         days = (config.expiry_ms[future] - t) / DAY_MS
-        eligible = fresh[spot] and fresh[future] and days > 0
+        eligible = qs.fresh and qf.fresh and days > 0
         if not (eligible or bs.open):
             continue
         figures = basis_figures(

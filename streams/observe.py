@@ -7,7 +7,8 @@ a live engine's floating-point sums differ from a replay's. The spread figures t
 come from the last spread record the engine emitted (``Engine.latest_spreads``). Which
 quotes are fresh, and their USD/oz prices, come from streams.freshness, the engine's own
 rule; it may refresh a quote's cached normalised prices, which are a function of the
-quote and its FX alone, so the engine computes the same either way (tested). Basis
+quote and its FX alone, and its fresh flag, which the engine sets again before every
+use, so the engine computes the same either way (tested). Basis
 figures and route sizes are computed here as the engine would compute them at the
 instrument's clock (streams.market); a venue's calendar may cache its answer for the
 clock asked, which again changes nothing the engine computes.
@@ -110,9 +111,8 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
 
 
 def _fresh(engine: Engine, st: InstrumentState) -> dict[str, bool]:
-    fresh: dict[str, bool] = {}
-    mark_fresh(st.quotes, engine.fx_book, st.clock, engine.config.fx_stale_ms, fresh)
-    return fresh
+    mark_fresh(st.quotes, engine.fx_book, st.clock, engine.config.fx_stale_ms)
+    return {name: q.fresh for name, q in st.quotes.items()}
 
 
 def _spreads(

@@ -20,6 +20,7 @@ class VenueQuote:
         "book",
         "calendar",
         "factor",
+        "fresh",
         "fx_pair",
         "nask",
         "nbid",
@@ -53,6 +54,9 @@ class VenueQuote:
         self.record: dict[str, object] = _NO_RECORD
         self.book: tuple[float, int] | None = None  # the FX entry nbid/nask were computed with
         self.nbid = self.nask = 0.0  # valid once normalised (USD, or FX seen)
+        # Fresh at the instrument clock of the last evaluation (streams.freshness sets it
+        # for every quote before each use; it is not state).
+        self.fresh = False
 
     @property
     def bid_size(self) -> object:

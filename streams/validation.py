@@ -69,10 +69,15 @@ def decode(raw: bytes | str) -> Any:
 
 
 def raw_text(raw: bytes | str) -> str:
-    """The input as text for a rejected record: at most RAW_LIMIT characters."""
+    """The input as text for a rejected record, without its line terminator (a replay
+    passes lines as read): at most RAW_LIMIT characters."""
     if isinstance(raw, bytes):
-        # Decode no more than needed: a UTF-8 character is at most 4 bytes.
-        raw = raw[: RAW_LIMIT * 4].decode("utf-8", errors="replace")
+        # Decode no more than needed: a UTF-8 character is at most 4 bytes (and a longer
+        # line's terminator is beyond what is kept).
+        cut = raw[: RAW_LIMIT * 4] if len(raw) > RAW_LIMIT * 4 else raw.rstrip(b"\r\n")
+        raw = cut.decode("utf-8", errors="replace")
+    elif len(raw) <= RAW_LIMIT:
+        raw = raw.rstrip("\r\n")
     return raw[:RAW_LIMIT]
 
 
