@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+import streams
 from arbstream.config import parse_config
 from benchmarks.workload import CONFIG_TOML, ticks
 from streams.engine import Engine
@@ -92,10 +93,15 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}"
     )
     result["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    implementation = streams.IMPLEMENTATION
+    result["engine"] = (
+        "compiled (mypyc)" if implementation.compiled else f"Python ({implementation.reason})"
+    )
     if args.json:
         print(orjson.dumps(result).decode())
     else:
         print(f"replay benchmark, {result['date']}, {result['machine']}")
+        print(f"  engine: {result['engine']}")
         print(f"  {result['ticks']:,} ticks -> {result['outputs']:,} output records")
         rate = result["ticks_per_cpu_s"]
         print(f"  {rate:,} ticks per CPU-second ({result['us_per_tick']} us/tick)")
