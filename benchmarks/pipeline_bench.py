@@ -65,8 +65,9 @@ if mode == "naive":
     sys.argv = [sys.argv[0], config_path, bootstrap, port]
     main()
 else:
-    from agents.worker import WorkerSettings, run_worker
+    from agents.worker import WorkerSettings
     from arbstream.config import load_config
+    from arbstream.worker_process import run_worker
     settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
     run_worker(load_config(config_path), settings, loglevel)
