@@ -48,6 +48,26 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 #: Seconds to flush and commit one transaction.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Seconds of one phase of a transaction: 0.1 ms to 2.5 s.
+PHASE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+#: The phases of a transaction, in order (agents/partition.py times them).
+PHASES = ("engine", "flush", "offsets", "commit")
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimes:
+    """Seconds in each phase of one transaction: ``engine`` evaluates the batch and queues
+    its records; ``flush`` waits until Kafka has acknowledged every record; ``offsets``
+    adds the group's offset (0 when not due); ``commit`` commits (the coordinator writes
+    the transaction's markers before it answers)."""
+
+    engine: float
+    flush: float
+    offsets: float
+    commit: float
 
 
 class LatencyHistogram:
@@ -137,21 +157,35 @@ class BatchMetrics:
             buckets=COMMIT_BUCKETS,
             registry=registry,
         )
+        phases = Histogram(
+            "arbstream_transaction_phase_seconds",
+            "Time in each phase of a committed transaction: engine (evaluate the batch, "
+            "queue its records), flush (until Kafka acknowledged every record), offsets "
+            "(the group offset, when due), commit (until the markers are written).",
+            labelnames=["phase"],
+            buckets=PHASE_BUCKETS,
+            registry=registry,
+        )
+        self._phases = [phases.labels(phase) for phase in PHASES]
 
     def committed(
         self,
         records: int,
-        engine_s: float,
-        commit_s: float,
+        times: TransactionTimes,
         timestamps_ms: Sequence[float],
         engine: Engine,
     ) -> None:
         """A transaction committed: only now do the engine's counts of it become totals (a
         batch that aborts is redone by a rebuilt engine and counted then, once)."""
-        self.window.add(records, engine_s, commit_s)
+        commit_s = times.flush + times.offsets + times.commit
+        self.window.add(records, times.engine, commit_s)
         self.records += records
         self._records.observe(records)
         self._commit.observe(commit_s)
+        for phase, seconds in zip(
+            self._phases, (times.engine, times.flush, times.offsets, times.commit), strict=True
+        ):
+            phase.observe(seconds)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
         engine.counters.drain_into(self.totals, self._instruments, self._fx_pairs)
 

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from agents.errors import AgentError
-from agents.metrics import BatchMetrics
+from agents.metrics import BatchMetrics, TransactionTimes
 from agents.outputs import DeliveryError, OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
@@ -217,17 +217,15 @@ class PartitionProcessor:
                 await out.flush()  # every send acknowledged, or no commit
             except DeliveryError as exc:
                 raise BatchDeliveryError(self.tp, start, next_offset, exc) from exc
+            t2 = time.perf_counter()
             if time.monotonic() - self._offsets_sent_at >= OFFSETS_EVERY_S:
                 await self._add_offsets(next_offset)
             else:
                 self._offsets_due = True
-        commit_s = time.perf_counter() - t1
+            t3 = time.perf_counter()
+        times = TransactionTimes(t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
         self._metrics.committed(
-            next_offset - start,
-            t1 - t0,
-            commit_s,
-            [m.timestamp for m in messages[skip:]],
-            self.engine,
+            next_offset - start, times, [m.timestamp for m in messages[skip:]], self.engine
         )
         self.next_offset = next_offset
         return next_offset - start

@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from datetime import date
 from pathlib import Path
@@ -41,6 +42,7 @@ from aiokafka.errors import (
     GroupCoordinatorNotAvailableError,
     NotCoordinatorForGroupError,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents.produce import produce_lines, send_line
 from agents.topics import Topics, ensure_topics
@@ -86,12 +88,48 @@ def deployment(tmp: Path, spread_emit_ms: int | None = None) -> tuple[Path, Conf
 
 def start_worker(
     config_path: Path, mode: str, bootstrap: str, log: Path, profile: str = ""
-) -> ChildProcess:
+) -> tuple[ChildProcess, int]:
+    """The worker process and its web (metrics) port."""
     with socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = [str(config_path), mode, str(port), profile, bootstrap]
-    return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode)
+    return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode), port
+
+
+def phase_quantiles(port: int) -> dict[str, dict[str, float | int]]:
+    """p50 and p99 (ms, interpolated in the buckets as Prometheus's histogram_quantile
+    does) and the count of each transaction phase, from the worker's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "arbstream_transaction_phase_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets.setdefault(sample.labels["phase"], []).append((bound, sample.value))
+    out: dict[str, dict[str, float | int]] = {}
+    for phase, cumulative in buckets.items():
+        cumulative.sort()
+        total = cumulative[-1][1]
+        out[phase] = {"transactions": int(total)}
+        for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99)):
+            out[phase][name] = round(1000 * _bucket_quantile(cumulative, q * total), 2)
+    return out
+
+
+def _bucket_quantile(cumulative: list[tuple[float, float]], rank: float) -> float:
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            width = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width or 0.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
 
 
 async def committed_all(bootstrap: str, config: Config, ends: dict[TopicPartition, int]) -> bool:
@@ -152,7 +190,7 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
     asyncio.run(ensure_topics(bootstrap, config))
     asyncio.run(produce_lines(ticks(n), topics, bootstrap))
     ends = asyncio.run(end_offsets(bootstrap, topics.ticks, "read_uncommitted"))
-    proc = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
+    proc, _ = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
     try:
         deadline = time.time() + 600
         while not asyncio.run(committed_all(bootstrap, config, ends)):
@@ -245,15 +283,21 @@ def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> 
     topics = Topics(config.topic_prefix)
     asyncio.run(ensure_topics(bootstrap, config))
     log = tmp / f"{mode}-latency.log"
-    proc = start_worker(config_path, mode, bootstrap, log)
+    proc, port = start_worker(config_path, mode, bootstrap, log)
+    phases = None
     try:
         time.sleep(12)  # join, assignment and (empty) recovery; faust logs at warning here
         if not proc.alive():
             raise RuntimeError(f"{mode} worker exited; see {log}")
         samples = asyncio.run(offered_load(bootstrap, topics, rate, seconds))
+        if mode == "batched":  # the naive agent has no such metric
+            phases = phase_quantiles(port)
     finally:
         proc.stop(60)
-    return {"rate": rate, "outputs": len(samples), **percentiles(samples)}
+    result = {"rate": rate, "outputs": len(samples), **percentiles(samples)}
+    if phases is not None:
+        result["phases"] = phases
+    return result
 
 
 def main() -> None:
@@ -308,6 +352,11 @@ def main() -> None:
             f" at {lat['rate']:,} ticks/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms,"
             f" p99.9 {lat['p999_ms']} ms over {lat['outputs']:,} outputs"
         )
+        for phase, q in lat.get("phases", {}).items():
+            print(
+                f"    transaction phase {phase:8} p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms"
+                f" ({q['transactions']:,} transactions)"
+            )
     if "speedup" in results:
         print(f"  batched / naive throughput: {results['speedup']}x")
 

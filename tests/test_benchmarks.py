@@ -23,3 +23,13 @@ def test_child_process_code_imports_resolve(name: str) -> None:
         module = importlib.import_module(node.module)
         for alias in node.names:
             assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+
+
+def test_phase_quantiles_interpolate_in_their_bucket_as_prometheus_does() -> None:
+    # 10 values <= 1 ms, 80 in (1, 2] ms, 10 in (2, 5] ms
+    cumulative = [(0.001, 10.0), (0.002, 90.0), (0.005, 100.0), (float("inf"), 100.0)]
+    quantile = pipeline_bench._bucket_quantile
+    assert quantile(cumulative, 50) == pytest.approx(0.0015)  # halfway into (1, 2]
+    assert quantile(cumulative, 99) == pytest.approx(0.002 + 0.003 * 0.9)
+    assert quantile(cumulative, 5) == pytest.approx(0.0005)  # the first bucket from 0
+    assert quantile([(0.001, 0.0), (float("inf"), 3.0)], 2) == 0.001  # beyond the last

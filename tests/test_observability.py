@@ -280,7 +280,7 @@ def test_label_values_stay_bounded_under_junk(stack: Stack) -> None:
     assert label_values("pair") <= {f"{a}|{b}" for a in venues for b in venues} | {"USDCNY"}
     assert label_values("route") <= {f"{r.buy}>{r.sell}" for r in config.routes}
     series = stack.values('count({__name__=~"arbstream_.+"})')[0][1]
-    assert series < 400, f"{series} arbstream series"
+    assert series < 500, f"{series} arbstream series"  # histograms: about 130
 
 
 def _without_series(stack: Stack, queries: list[tuple[str, str]]) -> list[str]:

@@ -44,6 +44,7 @@ WORKER_METRICS: frozenset[str] = MARKET_METRICS | frozenset(
         "arbstream_consumer_lag",
         "arbstream_batch_records",
         "arbstream_batch_commit_seconds",
+        "arbstream_transaction_phase_seconds",
         "arbstream_worker_ready",
         "arbstream_assigned_partitions",
         "arbstream_ticks_partitions",
@@ -78,5 +79,6 @@ HISTOGRAMS: frozenset[str] = frozenset(
         "arbstream_processing_latency_seconds",
         "arbstream_batch_records",
         "arbstream_batch_commit_seconds",
+        "arbstream_transaction_phase_seconds",
     }
 )
