@@ -78,6 +78,14 @@ class Engine:
         self._window_names = [str(w) for w in config.windows_ms]
         self._has_basis = bool(config.basis_pairs)
         self._sessions = any(c is not None for c in config.calendars.values())
+        # The settings read per record, held here: attributes of this (compiled) class
+        # are read natively, the config's through Python's attribute protocol.
+        self._venues = config.venues
+        self._fx_stale_ms = config.fx_stale_ms
+        self._spread_emit_ms = config.spread_emit_ms
+        self._windows_ms = config.windows_ms
+        self._arb = config.arb
+        self._wide = config.wide
         #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
         #: a rebuilt engine starts without, and fills it as it emits.
         self.latest_spreads: dict[tuple[str, str], dict[str, Any]] = {}
@@ -107,7 +115,7 @@ class Engine:
             fx_counts[pair] = fx_counts.get(pair, 0) + 1
             return []
         venue: str = obj["venue"]
-        if venue not in self.config.venues:
+        if venue not in self._venues:
             return [self._rejected(v.UNKNOWN_VENUE, raw, position)]
         instrument: str = obj["instrument"]
         state = self._instruments.get(instrument)
@@ -195,7 +203,7 @@ class Engine:
     ) -> list[Output]:
         t = state.clock = ts if ts > state.clock else state.clock
         quotes = state.quotes
-        mark_fresh(quotes, self._fx, t, self.config.fx_stale_ms, self._sessions)
+        mark_fresh(quotes, self._fx, t, self._fx_stale_ms, self._sessions)
 
         out: list[Output] = []
         if quotes[venue].fresh:
@@ -204,7 +212,7 @@ class Engine:
         if self._has_basis:
             basis_signals = []
             evaluate_basis(self.config, instrument, state, venue, t, out, basis_signals)
-        arb = self.config.arb
+        arb = self._arb
         open_usd = arb.open_usd
         for terms, rstate, key in zip(self._routes, state.routes, self._route_keys, strict=True):
             qb = quotes.get(terms.buy)
@@ -231,7 +239,7 @@ class Engine:
                 out.append(("signals", f"{instrument}|{key}", record))
         if basis_signals:
             out += basis_signals
-        wide = wide_signal(state.wide_open, self.config.wide, venue, bid, ask, t)
+        wide = wide_signal(state.wide_open, self._wide, venue, bid, ask, t)
         if wide is not None:
             wide["instrument"] = instrument
             out.append(("signals", f"{instrument}|wide|{venue}", wide))
@@ -245,7 +253,7 @@ class Engine:
         t: int,
         out: list[Output],
     ) -> None:
-        emit_ms = self.config.spread_emit_ms
+        emit_ms = self._spread_emit_ms
         window_names = self._window_names
         pairs = state.pairs
         quotes = state.quotes
@@ -260,7 +268,7 @@ class Engine:
             spread = a_mid - b_mid
             ps = pairs.get(pair)
             if ps is None:
-                ps = pairs[pair] = PairState(PairWindows(self.config.windows_ms))
+                ps = pairs[pair] = PairState(PairWindows(self._windows_ms))
             ps.windows.add(t, spread)
             if ps.last_emit is not None and t - ps.last_emit < emit_ms:
                 continue

@@ -33,6 +33,12 @@ MIN_STD: Final = 1e-9
 #: Fold pending samples at least this often, so the buffer stays O(window contents).
 FOLD_EVERY: Final = 1024
 
+#: Rebuild a window's sums once this many times as many samples have left as it holds:
+#: the compensated sums drift by about eps per sample removed, so this still bounds the
+#: drift, and a rebuild (two exact sums over the window) costs a quarter per sample of
+#: what rebuilding after one window's worth did.
+REBUILD_AFTER: Final = 4
+
 #: Re-anchor when (mean - anchor)**2 exceeds this many variances: var = E[d²] - m1² then
 #: loses about eps * m1² to cancellation, so this keeps std's error near 1e-14 * std.
 REANCHOR: Final = 64.0
@@ -140,7 +146,7 @@ class Window:
             self.evicted += start - first
         self.minhead, self.maxhead = minhead, maxhead
         self.n = n
-        if self.evicted >= n:
+        if self.evicted >= REBUILD_AFTER * n:
             self.rebuild(xs, base)
 
     def rebuild(self, xs: list[float], base: int) -> None:

@@ -1,5 +1,6 @@
 """Digests of what the version 1 engine computed on generated streams: the oracle of the
-"version 1 configs give the same records as before version 2" property.
+"version 1 configs give the same records as before version 2" property (exact, but for
+the last bits of the windows' mean, std and z: ``ROUNDED_STATS``).
 
 Version 2 (market structure) must leave version 1 configs and inputs alone, apart from
 the two size fields it adds to arbitrage signals. The engine before version 2 is commit
@@ -31,6 +32,11 @@ SEEDS = range(1, 41)
 DIGESTS = Path(__file__).with_name("v1_digests.json")
 #: Fields version 2 added to version 1 records (arbitrage signals).
 SIZE_FIELDS = ("size_oz", "edge_usd")
+#: A window's statistics whose last bits depend on when its running sums are rebuilt
+#: (streams/windows.py), which speed work may change: left out of the digests, and held
+#: to recomputation from the samples by test_spread_window_stats_equal_recomputation...
+#: (tests/streams/test_engine_properties.py) and to the scenarios' tolerance instead.
+ROUNDED_STATS = ("mean", "std", "z")
 
 
 def v1_case(seed: int) -> tuple[str, list[bytes]]:
@@ -62,6 +68,11 @@ def digest(outputs: Iterable[tuple[str, str | None, dict[str, Any]]]) -> tuple[i
     n = 0
     for stream, key, record in outputs:
         fields = {k: v for k, v in record.items() if k not in SIZE_FIELDS}
+        if stream == "spreads":
+            fields["windows"] = {
+                name: {k: v for k, v in stats.items() if k not in ROUNDED_STATS}
+                for name, stats in record["windows"].items()
+            }
         h.update(orjson.dumps([stream, key, fields], option=orjson.OPT_SORT_KEYS) + b"\n")
         n += 1
     return n, h.hexdigest()
