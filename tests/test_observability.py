@@ -161,9 +161,10 @@ def _pipeline(
     simulate_args: list[str],
     ready: Callable[[Stack], bool],
     junk: bool,
+    ready_within_s: float = 90,
 ) -> Iterator[Stack]:
     """simulate -> feed -> Kafka -> worker, scraped by a Prometheus with the shipped alert
-    rules; yields once ``ready(stack)`` holds (or after 90 s, scaled)."""
+    rules; yields once ``ready(stack)`` holds (or after ``ready_within_s``, scaled)."""
     prefix = f"obs-{uuid.uuid4().hex[:8]}"
     junk_port, feeds_port = free_port(), free_port()
     simulator_config, feeds_config = _configs(tmp, demo_config, prefix, junk_port if junk else None)
@@ -198,7 +199,7 @@ def _pipeline(
                 ]
                 asyncio.run(produce(kafka_bootstrap, Topics(prefix).ticks, unknown_venues))
             stack = Stack(prometheus, worker_port, feeds_port, prefix, tmp)
-            deadline = time.monotonic() + scaled(90)
+            deadline = time.monotonic() + scaled(ready_within_s)
             while time.monotonic() < deadline and not ready(stack):
                 time.sleep(1)
             yield stack
@@ -365,13 +366,15 @@ def test_every_alert_expression_evaluates(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def cny_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     def ready(stack: Stack) -> bool:
-        closes = stack.values('arbstream_signals_total{kind="arb",event="close"}')
-        opened = stack.values("arbstream_venue_open")
-        return (
-            bool(closes)
-            and closes[0][1] >= 4
-            and {m["venue"]: v for m, v in opened} == {**CNY_OPEN_AT_PAUSE}
+        # The pause reached: the delivery signal opened, SHUIBEI's last quote (7,196 s in)
+        # is more than 800 s behind the clock (at 8,101 s), Shanghai closed, London open.
+        # (Not a count of closes: the feeds interleave venues differently run to run.)
+        delivery = stack.values('arbstream_signals_total{kind="delivery",event="open"}')
+        behind = stack.values(
+            'min(arbstream_quote_age_seconds{clock="instrument",venue="SHUIBEI"}) > 800'
         )
+        opened = {m["venue"]: v for m, v in stack.values("arbstream_venue_open")}
+        return bool(delivery and delivery[0][1] >= 1 and behind) and opened == CNY_OPEN_AT_PAUSE
 
     with _pipeline(
         kafka_bootstrap,
@@ -381,6 +384,7 @@ def cny_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         ["--speed", "200"],
         ready,
         junk=False,
+        ready_within_s=150,  # the pause is 41 s of the scenario at 200x, after start-up
     ) as stack:
         yield stack
 
