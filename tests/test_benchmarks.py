@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from benchmarks import pipeline_bench
+from benchmarks import pipeline_bench, summary
 
 CHILD_CODE = {"pipeline_bench.WORKER_CODE": pipeline_bench.WORKER_CODE}
 
@@ -33,3 +33,20 @@ def test_phase_quantiles_interpolate_in_their_bucket_as_prometheus_does() -> Non
     assert quantile(cumulative, 99) == pytest.approx(0.002 + 0.003 * 0.9)
     assert quantile(cumulative, 5) == pytest.approx(0.0005)  # the first bucket from 0
     assert quantile([(0.001, 0.0), (float("inf"), 3.0)], 2) == 0.001  # beyond the last
+
+
+def test_the_summary_table_says_which_targets_are_met() -> None:
+    def run(tput: int, p99: float) -> dict[str, object]:
+        return {"throughput": {"ticks_per_s": tput}, "latency": {"p50_ms": 1.0, "p99_ms": p99}}
+
+    results = {
+        "date": "2026-11-29",
+        "machine": "x86_64",
+        "replay": {"compiled": {"ticks_per_cpu_s": 260_000}, "source": {"ticks_per_cpu_s": 7}},
+        "pipeline": {"batched": run(90_000, 10.0), "naive": run(15_000, 300.0)},
+    }
+    lines = summary.table(results).splitlines()
+    met = {line.split("(")[0].strip(): line.split()[-1] for line in lines if "target" not in line}
+    assert met["replay, whole process, compiled"] == "yes"  # 260,000 >= 250,000
+    assert met["worker, preloaded"] == "no"  # 90,000 < 100,000
+    assert met["worker, tick-to-output p99 at 5,000 ticks/s"] == "yes"  # 10 ms <= 10 ms
