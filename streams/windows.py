@@ -7,8 +7,12 @@ never goes back). Each window keeps:
 * compensated (Neumaier) sums of ``x - anchor`` and ``(x - anchor)**2``, so ``std`` stays
   accurate to ~1e-12 even when large samples have left the window and the ones left
   are equal or nearly so (the one-pass sum-of-squares formula loses everything there);
-* monotonic queues of absolute indices for ``min`` and ``max`` (lists with a head
-  index: a popped-left entry is skipped, and the dead prefix is dropped in bulk).
+* its head positions in the pair's two monotonic queues of absolute indices, for
+  ``min`` and ``max``. The queues are shared by all windows of the pair: a window's
+  min-queue is the positions of the suffix minima among its samples, and those of a
+  shorter window (the same latest samples) are exactly the longer window's from the first
+  index inside the shorter one, so each window only keeps where its part begins. The
+  queues are lists; the dead prefix is dropped in bulk.
 
 Samples are appended cheaply and *folded* into the windows when statistics are asked
 for (a spread record is due) or every ``FOLD_EVERY`` samples, in one tight loop: with
@@ -26,6 +30,7 @@ or a deque's go through Python's generic item and method protocols at every samp
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Any, Final
 
 #: ``z`` is null below this std (contracts.md §4).
@@ -47,8 +52,6 @@ REANCHOR: Final = 64.0
 Stats = tuple[int, float, float, float, float]
 
 
-#: A clock before every sample: folding with it evicts nothing.
-_NO_EVICTION = -(2**63)
 #: Drop a monotonic queue's dead prefix once it is this long and longer than the rest.
 _COMPACT_AT: Final = 256
 
@@ -63,9 +66,7 @@ class Window:
         "evicted",
         "length_ms",
         "maxhead",
-        "maxq",
         "minhead",
-        "minq",
         "n",
         "s1",
         "s2",
@@ -82,20 +83,24 @@ class Window:
         self.s2 = 0.0  # sum of (x - anchor)**2; compensation in c2
         self.c2 = 0.0
         self.evicted = 0  # samples removed since the sums were last rebuilt
-        # absolute indices; live from the head index on; values increasing (min) and
-        # decreasing (max) from the head
-        self.minq: list[int] = []
+        # where this window's part of the pair's min and max queues begins
         self.minhead = 0
-        self.maxq: list[int] = []
         self.maxhead = 0
 
     def fold(
-        self, xs: list[float], tss: list[int], base: int, begin: int, end: int, t: int
+        self,
+        xs: list[float],
+        tss: list[int],
+        base: int,
+        begin: int,
+        end: int,
+        t: int,
+        minq: list[int],
+        maxq: list[int],
     ) -> None:
-        """Add samples ``[begin, end)`` (absolute indices), then drop those with ts <= t - W."""
+        """Add samples ``[begin, end)`` (absolute indices; already in the pair's queues
+        ``minq`` and ``maxq``), then drop those with ts <= t - W."""
         anchor, s1, c1, s2, c2, n = self.anchor, self.s1, self.c1, self.s2, self.c2, self.n
-        minq, maxq = self.minq, self.maxq
-        minhead, maxhead = self.minhead, self.maxhead
         if n == 0 and begin < end:
             anchor = xs[begin - base]
             s1 = c1 = s2 = c2 = 0.0
@@ -109,12 +114,6 @@ class Window:
             tot = s2 + dd
             c2 += (s2 - tot) + dd if abs(s2) >= dd else (dd - tot) + s2
             s2 = tot
-            while len(minq) > minhead and xs[minq[-1] - base] >= x:
-                minq.pop()
-            minq.append(i + base)
-            while len(maxq) > maxhead and xs[maxq[-1] - base] <= x:
-                maxq.pop()
-            maxq.append(i + base)
         n += end - begin
         limit = t - self.length_ms
         start = self.start
@@ -133,18 +132,13 @@ class Window:
         if start != first:
             n -= start - first
             self.start = start
+            minhead, maxhead = self.minhead, self.maxhead
             while minq[minhead] < start:
                 minhead += 1
             while maxq[maxhead] < start:
                 maxhead += 1
-            if minhead >= _COMPACT_AT and minhead * 2 >= len(minq):
-                del minq[:minhead]
-                minhead = 0
-            if maxhead >= _COMPACT_AT and maxhead * 2 >= len(maxq):
-                del maxq[:maxhead]
-                maxhead = 0
+            self.minhead, self.maxhead = minhead, maxhead
             self.evicted += start - first
-        self.minhead, self.maxhead = minhead, maxhead
         self.n = n
         if self.evicted >= REBUILD_AFTER * n:
             self.rebuild(xs, base)
@@ -158,7 +152,7 @@ class Window:
         self.s2, self.c2 = math.fsum([d * d for d in devs]), 0.0
         self.evicted = 0
 
-    def stats(self, xs: list[float], base: int) -> Stats:
+    def stats(self, xs: list[float], base: int, minq: list[int], maxq: list[int]) -> Stats:
         n = self.n
         m1 = (self.s1 + self.c1) / n
         var = (self.s2 + self.c2) / n - m1 * m1
@@ -172,8 +166,8 @@ class Window:
             n,
             self.anchor + m1,
             var if var > 0.0 else 0.0,
-            xs[self.minq[self.minhead] - base],
-            xs[self.maxq[self.maxhead] - base],
+            xs[minq[self.minhead] - base],
+            xs[maxq[self.maxhead] - base],
         )
 
     def to_state(self) -> list[Any]:
@@ -191,19 +185,12 @@ class Window:
         ]
 
     @classmethod
-    def from_state(
-        cls, state: list[Any], xs: list[float], tss: list[int], base: int, folded: int
-    ) -> Window:
-        """Rebuild from ``to_state`` and the pair's samples (``xs[0]`` has absolute index
-        ``base``; samples before ``folded`` have been folded in)."""
+    def from_state(cls, state: list[Any]) -> Window:
+        """Rebuild from ``to_state``; its queue heads are the pair's to place
+        (``PairWindows.from_state``)."""
         length_ms, start, n, anchor, s1, c1, s2, c2, evicted = state
         w = cls(int(length_ms))
-        # The min/max queues are what folding the window's samples builds: fold them
-        # again, with a clock that evicts nothing, then restore the saved sums as they
-        # were (a restored engine continues bit for bit).
-        w.start = int(start)
-        w.fold(xs, tss, base, w.start, folded, _NO_EVICTION)
-        w.n, w.evicted = int(n), int(evicted)
+        w.start, w.n, w.evicted = int(start), int(n), int(evicted)
         w.anchor, w.s1, w.c1, w.s2, w.c2 = (float(x) for x in (anchor, s1, c1, s2, c2))
         return w
 
@@ -211,13 +198,17 @@ class Window:
 class PairWindows:
     """The shared sample buffer and every window of one pair."""
 
-    __slots__ = ("base", "folded", "longest", "ts", "windows", "xs")
+    __slots__ = ("base", "folded", "longest", "maxq", "minq", "ts", "windows", "xs")
 
     def __init__(self, windows_ms: tuple[int, ...]) -> None:
         self.xs: list[float] = []
         self.ts: list[int] = []
         self.base = 0  # absolute index of xs[0]
         self.folded = 0  # absolute index of the first sample not yet folded
+        # absolute indices of the folded samples' suffix minima (values increasing) and
+        # maxima (decreasing); each window's part begins at its head
+        self.minq: list[int] = []
+        self.maxq: list[int] = []
         self.windows = [Window(w) for w in windows_ms]
         self.longest = max(self.windows, key=lambda w: w.length_ms) if self.windows else None
 
@@ -231,16 +222,61 @@ class PairWindows:
     def stats(self) -> list[Stats]:
         """Statistics of every window (in constructor order) at the latest sample's clock."""
         self._fold()
-        xs, base = self.xs, self.base
-        return [w.stats(xs, base) for w in self.windows]
+        xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
+        return [w.stats(xs, base, minq, maxq) for w in self.windows]
+
+    def _push(self, begin: int, end: int) -> None:
+        """Put samples ``[begin, end)`` into the min and max queues."""
+        xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
+        windows = self.windows
+        # Entries before every window's head are dead: never pop below the lowest head.
+        minfloor = min([w.minhead for w in windows])
+        maxfloor = min([w.maxhead for w in windows])
+        minlow, maxlow = len(minq), len(maxq)
+        for i in range(begin - base, end - base):
+            x = xs[i]
+            while len(minq) > minfloor and xs[minq[-1] - base] >= x:
+                minq.pop()
+            minlow = min(minlow, len(minq))
+            minq.append(i + base)
+            while len(maxq) > maxfloor and xs[maxq[-1] - base] <= x:
+                maxq.pop()
+            maxlow = min(maxlow, len(maxq))
+            maxq.append(i + base)
+        # A window whose part was popped begins where the queue was cut back to (the new
+        # samples there are inside every window).
+        for w in windows:
+            w.minhead = min(w.minhead, minlow)
+            w.maxhead = min(w.maxhead, maxlow)
+
+    def _compact(self) -> None:
+        """Drop the queues' prefix that every window has left, once it is long."""
+        windows = self.windows
+        minfloor = min([w.minhead for w in windows])
+        if minfloor >= _COMPACT_AT and minfloor * 2 >= len(self.minq):
+            del self.minq[:minfloor]
+            for w in windows:
+                w.minhead -= minfloor
+        maxfloor = min([w.maxhead for w in windows])
+        if maxfloor >= _COMPACT_AT and maxfloor * 2 >= len(self.maxq):
+            del self.maxq[:maxfloor]
+            for w in windows:
+                w.maxhead -= maxfloor
 
     def _fold(self) -> None:
         xs, tss, base = self.xs, self.ts, self.base
         end = base + len(xs)
+        if not self.windows:
+            self.folded = end
+            return
         t = tss[-1]
+        if self.folded < end:
+            self._push(self.folded, end)
+        minq, maxq = self.minq, self.maxq
         for w in self.windows:
-            w.fold(xs, tss, base, self.folded, end, t)
+            w.fold(xs, tss, base, self.folded, end, t, minq, maxq)
         self.folded = end
+        self._compact()
         # Drop the prefix that no window needs once it is as long as what remains.
         assert self.longest is not None
         first = self.longest.start - base
@@ -263,6 +299,13 @@ class PairWindows:
             raise ValueError(f"{len(xs)} samples for [{base}, {end})")
         pw = cls(())
         pw.base, pw.folded, pw.ts, pw.xs = int(base), int(folded), ts, xs
-        pw.windows = [Window.from_state(w, xs, ts, pw.base, pw.folded) for w in windows]
+        pw.windows = [Window.from_state(w) for w in windows]
         pw.longest = max(pw.windows, key=lambda w: w.length_ms) if pw.windows else None
+        if pw.windows:
+            # The queues are what pushing the windows' folded samples builds; each window's
+            # part begins at its first entry inside it.
+            pw._push(min(w.start for w in pw.windows), pw.folded)
+            for w in pw.windows:
+                w.minhead = bisect_left(pw.minq, w.start)
+                w.maxhead = bisect_left(pw.maxq, w.start)
         return pw
