@@ -80,3 +80,22 @@ def test_a_build_without_a_c_compiler_installs_the_python_sources(tmp_path: Path
     record = zipfile.ZipFile(wheel).read("streams/_build.py").decode()
     assert "SOURCES: dict[str, str] = {}" in record
     assert "compiling the engine failed" in record
+
+
+def test_a_command_says_once_that_the_engine_runs_from_source(tmp_path: Path) -> None:
+    scenario = REPO / "scenarios" / "dislocation-2026-01-30"
+    output = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "arbstream.cli", "replay", str(scenario / "ticks.jsonl"),
+            "--config", str(scenario / "config.toml"), "--output", str(output)]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "ARBSTREAM_ENGINE"}
+    source = subprocess.run(
+        args, env=env | {"ARBSTREAM_ENGINE": "python"}, capture_output=True, text=True, check=True
+    )
+    said = [line for line in source.stderr.splitlines() if "Python sources" in line]
+    assert said == [
+        "arbstream: the engine runs from its Python sources, several times slower than "
+        "compiled (ARBSTREAM_ENGINE=python)"
+    ]
+    compiled = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    assert "Python sources" not in compiled.stderr  # make install compiled it
+    assert output.read_bytes()  # and both replayed
