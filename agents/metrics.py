@@ -33,6 +33,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from agents.market_metrics import basis_families, delivery_families, venues_open
 from agents.settings import Deployment
 from streams.counters import EngineCounters
 from streams.engine import Engine
@@ -258,11 +259,11 @@ class WorkerMetrics(Collector):
         for engine in engines:
             observed.add(observe(engine, self._instruments))
         yield from self._quote_ages(observed.quotes)
-        yield from self._venues_open(observed.clock)
+        yield from venues_open(self.config.engine, observed.clock)
         yield from self._spreads(observed)
         yield from self._routes(observed)
-        yield from self._basis(observed)
-        yield from self._delivery(observed)
+        yield from basis_families(observed)
+        yield from delivery_families(self.config.engine, observed)
 
     # -- families -------------------------------------------------------------------------
 
@@ -323,19 +324,6 @@ class WorkerMetrics(Collector):
             family.add_metric([venue, instrument, "wall"], (now_ms - q.ts) / 1000.0)
         yield family
 
-    def _venues_open(self, clock: int) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "arbstream_venue_open",
-            "1 while the venue is inside its trading sessions (always, without sessions), "
-            "on the newest instrument clock.",
-            labels=["venue"],
-        )
-        if clock >= 0:  # no quote yet: no clock to ask at
-            for venue, calendar in sorted(self.config.engine.calendars.items()):
-                is_open = calendar is None or calendar.is_open(clock)
-                family.add_metric([venue], 1.0 if is_open else 0.0)
-        yield family
-
     def _spreads(self, observed: Observation) -> Iterator[Metric]:
         usd = GaugeMetricFamily(
             "arbstream_spread_usd",
@@ -390,62 +378,6 @@ class WorkerMetrics(Collector):
             if r.size_oz is not None:
                 size.add_metric(labels, r.size_oz)
         yield from (is_open, net, open_s, size)
-
-    def _basis(self, observed: Observation) -> Iterator[Metric]:
-        labels = ["instrument", "spot", "future"]
-        is_open = GaugeMetricFamily(
-            "arbstream_basis_open",
-            "1 while the pair's backwardation signal is open (future below spot).",
-            labels=labels,
-        )
-        figures = {
-            "basis_bps": GaugeMetricFamily(
-                "arbstream_basis_bps",
-                "Basis (future mid - spot mid) in bps of the spot mid (fresh, open legs only).",
-                labels=labels,
-            ),
-            "lease_rate": GaugeMetricFamily(
-                "arbstream_basis_lease_rate",
-                "Implied lease rate, annualised (0.35 = 35%), from the basis and the "
-                "config's basis.rate (fresh, open legs, at least a day to expiry).",
-                labels=labels,
-            ),
-            "days": GaugeMetricFamily(
-                "arbstream_basis_days",
-                "Days from the instrument clock to the future's expiry (fresh, open legs).",
-                labels=labels,
-            ),
-        }
-        for b in observed.basis:
-            values = [b.instrument, b.spot, b.future]
-            is_open.add_metric(values, 1.0 if b.open else 0.0)
-            for field, family in figures.items():
-                value = None if b.figures is None else b.figures[field]
-                if value is not None:
-                    family.add_metric(values, value)
-        yield is_open
-        yield from figures.values()
-
-    def _delivery(self, observed: Observation) -> Iterator[Metric]:
-        yield _gauge(
-            "arbstream_delivery_open_ratio",
-            "The config's delivery.open_ratio: coverage below it opens delivery stress.",
-            self.config.engine.delivery.open_ratio,
-        )
-        coverage = GaugeMetricFamily(
-            "arbstream_delivery_coverage",
-            "Registered stock / open interest, from the venue's latest stock record.",
-            labels=["instrument", "venue"],
-        )
-        is_open = GaugeMetricFamily(
-            "arbstream_delivery_open",
-            "1 while the venue's delivery stress signal is open.",
-            labels=["instrument", "venue"],
-        )
-        for d in observed.delivery:
-            coverage.add_metric([d.instrument, d.venue], d.coverage)
-            is_open.add_metric([d.instrument, d.venue], 1.0 if d.open else 0.0)
-        yield from (coverage, is_open)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
