@@ -55,16 +55,19 @@ PHASE_BUCKETS = (
     0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 #: The phases of a transaction, in order (agents/partition.py times them).
-PHASES = ("engine", "flush", "offsets", "commit")
+PHASES = ("wait", "engine", "flush", "offsets", "commit")
 
 
 @dataclass(frozen=True, slots=True)
 class TransactionTimes:
-    """Seconds in each phase of one transaction: ``engine`` evaluates the batch and queues
-    its records; ``flush`` waits until Kafka has acknowledged every record; ``offsets``
-    adds the group's offset (0 when not due); ``commit`` commits (the coordinator writes
-    the transaction's markers before it answers)."""
+    """Seconds in each phase of one transaction: ``wait`` from the Kafka timestamp of the
+    batch's oldest record to the batch's start (what a record waits before its
+    transaction begins: fetching, and the transaction in flight); ``engine`` evaluates
+    the batch and queues its records; ``flush`` waits until Kafka has acknowledged every
+    record; ``offsets`` adds the group's offset (0 when not due); ``commit`` commits (the
+    coordinator writes the transaction's markers after it answers)."""
 
+    wait: float
     engine: float
     flush: float
     offsets: float
@@ -160,9 +163,10 @@ class BatchMetrics:
         )
         phases = Histogram(
             "arbstream_transaction_phase_seconds",
-            "Time in each phase of a committed transaction: engine (evaluate the batch, "
+            "Time in each phase of a committed transaction: wait (the batch's oldest record, "
+            "from its Kafka timestamp to the batch's start), engine (evaluate the batch, "
             "queue its records), flush (until Kafka acknowledged every record), offsets "
-            "(the group offset, when due), commit (until the markers are written).",
+            "(the group offset, when due), commit (until the coordinator logged it).",
             labelnames=["phase"],
             buckets=PHASE_BUCKETS,
             registry=registry,
@@ -183,9 +187,8 @@ class BatchMetrics:
         self.records += records
         self._records.observe(records)
         self._commit.observe(commit_s)
-        for phase, seconds in zip(
-            self._phases, (times.engine, times.flush, times.offsets, times.commit), strict=True
-        ):
+        phases = (times.wait, times.engine, times.flush, times.offsets, times.commit)
+        for phase, seconds in zip(self._phases, phases, strict=True):
             phase.observe(seconds)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
         engine.counters.drain_into(self.totals, self._instruments, self._fx_pairs)

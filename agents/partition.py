@@ -196,6 +196,8 @@ class PartitionProcessor:
         process = self.engine.process
         dlq, dlq_partition = topics.dlq, self._dlq_partition
         names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
+        oldest_ms = min(m.timestamp for m in messages[skip:])
+        wait_s = max(0.0, time.time() - oldest_ms / 1000.0)  # producer clock: can be ahead
         t0 = time.perf_counter()
         async with self._transaction():
             offset = start - 1
@@ -223,7 +225,7 @@ class PartitionProcessor:
             else:
                 self._offsets_due = True
             t3 = time.perf_counter()
-        times = TransactionTimes(t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
+        times = TransactionTimes(wait_s, t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
         self._metrics.committed(
             next_offset - start, times, [m.timestamp for m in messages[skip:]], self.engine
         )

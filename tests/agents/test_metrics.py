@@ -61,7 +61,7 @@ def _process(engine: Engine, lines: list[bytes], first_line: int = 1) -> None:
 
 
 def _commit(metrics: WorkerMetrics, engine: Engine) -> None:
-    metrics.batches.committed(1, TransactionTimes(0.0005, 0.0006, 0.0, 0.0004), [], engine)
+    metrics.batches.committed(1, TransactionTimes(0.002, 0.0005, 0.0006, 0.0, 0.0004), [], engine)
 
 
 def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:
@@ -92,7 +92,7 @@ def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:
     assert "arbstream_batch_commit_seconds_bucket" in samples
     phases = {lab["phase"]: v for lab, v in samples["arbstream_transaction_phase_seconds_sum"]}
     assert phases == pytest.approx(
-        {"engine": 0.0005, "flush": 0.0006, "offsets": 0.0, "commit": 0.0004}
+        {"wait": 0.002, "engine": 0.0005, "flush": 0.0006, "offsets": 0.0, "commit": 0.0004}
     )
     assert "process_resident_memory_bytes" in samples
 
