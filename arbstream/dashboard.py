@@ -28,17 +28,19 @@ from rich.text import Text
 from arbstream.dashboard_parts import (
     MAX_ROWS,
     Arb,
+    Delivery,
     Priced,
     Quote,
     Spread,
     age,
+    basis_table,
+    delivery_table,
     footer,
     name_of,
     names_of,
     new_table,
     num_of,
     nums_of,
-    percent,
     signed,
     ts_of,
     window_label,
@@ -80,6 +82,8 @@ class Dashboard:
         # (instrument, spot, future) -> latest basis record's figures; backwardation open
         self._basis: dict[tuple[str, ...], dict[str, Any]] = {}
         self._backwardation: dict[tuple[str, ...], int] = {}  # -> opened_ts
+        # (instrument, venue) -> the latest delivery signal's figures and its open time
+        self._delivery: dict[tuple[str, ...], Delivery] = {}
         # venue -> its trading sessions, for the open/closed column (none: no column)
         self._calendars = {v: c for v, c in (calendars or {}).items() if c is not None}
         self._other = 0
@@ -186,6 +190,8 @@ class Dashboard:
             applied = self._apply_wide(record, event)
         elif kind == "basis":
             applied = self._apply_backwardation(record, event)
+        elif kind == "delivery":
+            applied = self._apply_delivery(record, event)
         if applied:
             self._signals[key] = self._signals.get(key, 0) + 1
         else:
@@ -220,6 +226,19 @@ class Dashboard:
             self._backwardation.pop(key, None)
         elif key in self._backwardation or len(self._backwardation) < MAX_TRACKED:
             self._backwardation[key] = ts_of(record.get("opened_ts")) or ts
+        return True
+
+    def _apply_delivery(self, record: dict[str, Any], event: str) -> bool:
+        key, ts = names_of(record, "instrument", "venue"), ts_of(record.get("ts"))
+        figures = nums_of(record, "coverage", "registered", "open_interest")
+        if key is None or ts is None or figures is None:
+            return False
+        if key not in self._delivery and len(self._delivery) >= MAX_TRACKED:
+            return False
+        coverage, registered, interest = figures
+        self._delivery[key] = Delivery(
+            coverage, registered, interest, ts if event == "open" else None
+        )
         return True
 
     def _can_track(self, signal_key: str) -> bool:
@@ -324,14 +343,12 @@ class Dashboard:
             f"  signals {signals}  other {self._other}",
             style="bold",
         )
-        parts: list[RenderableType] = [
-            title,
-            self._spread_table(),
-            self._arb_table(),
-            *([self._basis_table()] if self._basis or self._backwardation else []),
-            self._wide_table(),
-            self._venue_table(now_ms),
-        ]
+        parts: list[RenderableType] = [title, self._spread_table(), self._arb_table()]
+        if self._basis or self._backwardation:  # market structure: only once it is seen
+            parts.append(basis_table(self._basis, self._backwardation, self._clock_age))
+        if self._delivery:
+            parts.append(delivery_table(self._delivery, self._clock_age))
+        parts += [self._wide_table(), self._venue_table(now_ms)]
         if self._fx:
             fx = "  ".join(f"{p} {(q.bid + q.ask) / 2:.4f}" for p, q in sorted(self._fx.items()))
             parts.append(Text(f"FX mid  {fx}", style="dim"))
@@ -387,27 +404,6 @@ class Dashboard:
         for (instrument, venue), q in rows[:MAX_ROWS]:
             table.add_row(venue, instrument, repr(q.bid), repr(q.ask), f"{q.width_bps:.0f}")
         footer(table, len(rows), "none open")
-        return table
-
-    def _basis_table(self) -> Table:
-        table = new_table("Basis (future - spot, USD/oz)")
-        table.add_column("pair")
-        for col in ("basis", "bps", "days", "carry", "lease", "backwardation"):
-            table.add_column(col, justify="right")
-        keys = sorted(set(self._basis) | set(self._backwardation))
-        for instrument, spot, future in keys[:MAX_ROWS]:
-            b = self._basis.get((instrument, spot, future), {})
-            opened = self._backwardation.get((instrument, spot, future))
-            table.add_row(
-                f"{instrument} {spot}/{future}",
-                signed(b.get("basis"), "+.3f"),
-                signed(b.get("basis_bps"), "+.1f"),
-                "" if b.get("days") is None else f"{b['days']:.1f}",
-                percent(b.get("carry")),
-                percent(b.get("lease_rate")),
-                "" if opened is None else "open " + age(self._clock_age(instrument, opened)),
-            )
-        footer(table, len(keys), "none yet")
         return table
 
     def _session(self, venue: str, instrument: str) -> str:

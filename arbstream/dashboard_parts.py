@@ -5,6 +5,7 @@ records that may be malformed, the rows the view keeps, and the formatting of ce
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,69 @@ class Priced:
     ask: float
     ts: int
     width_bps: float = 0.0
+
+
+@dataclass
+class Delivery:
+    """The latest delivery signal of one venue: its figures, and since when it is open."""
+
+    coverage: float
+    registered: float
+    open_interest: float
+    opened_ts: int | None  # None: closed
+
+
+#: How many ms behind its instrument's clock an event time is (None: unknown).
+ClockAge = Callable[[str, int], int | None]
+
+
+def basis_table(
+    basis: dict[tuple[str, ...], dict[str, Any]],
+    backwardation: dict[tuple[str, ...], int],
+    clock_age: ClockAge,
+) -> Table:
+    """The latest basis per pair, with its backwardation signal and since when."""
+    table = new_table("Basis (future - spot, USD/oz)")
+    table.add_column("pair")
+    for col in ("basis", "bps", "days", "carry", "lease", "backwardation"):
+        table.add_column(col, justify="right")
+    keys = sorted(set(basis) | set(backwardation))
+    for instrument, spot, future in keys[:MAX_ROWS]:
+        b = basis.get((instrument, spot, future), {})
+        opened = backwardation.get((instrument, spot, future))
+        table.add_row(
+            f"{instrument} {spot}/{future}",
+            signed(b.get("basis"), "+.3f"),
+            signed(b.get("basis_bps"), "+.1f"),
+            "" if b.get("days") is None else f"{b['days']:.1f}",
+            percent(b.get("carry")),
+            percent(b.get("lease_rate")),
+            "" if opened is None else "open " + age(clock_age(instrument, opened)),
+        )
+    footer(table, len(keys), "none yet")
+    return table
+
+
+def delivery_table(delivery: dict[tuple[str, ...], Delivery], clock_age: ClockAge) -> Table:
+    """Delivery stress per venue: registered stock against open interest at its latest
+    signal, and since when it is open."""
+    table = new_table("Delivery stress (registered / open interest)")
+    table.add_column("venue")
+    for col in ("coverage", "registered", "open interest", "stress"):
+        table.add_column(col, justify="right")
+    keys = sorted(delivery)
+    for instrument, venue in keys[:MAX_ROWS]:
+        d = delivery[instrument, venue]
+        opened = d.opened_ts
+        table.add_row(
+            f"{instrument} {venue}",
+            f"{d.coverage * 100:.1f}%",
+            f"{d.registered:,.0f}",
+            f"{d.open_interest:,.0f}",
+            "closed" if opened is None else "open " + age(clock_age(instrument, opened)),
+        )
+    footer(table, len(keys), "none yet")
+    return table
 
 
 def z_style(z: float | None) -> str:

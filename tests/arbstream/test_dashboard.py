@@ -386,3 +386,27 @@ def test_basis_section_and_session_column() -> None:
     assert d.summary()["signals"]["basis.open"] == 1
     d.observe_basis({"type": "basis", "instrument": "XAG"})  # malformed: counted, no crash
     assert d.other == 1
+
+
+def test_delivery_section_shows_coverage_and_since_when_stress_is_open() -> None:
+    d = Dashboard(["COMEX"], [60_000])
+    assert "Delivery" not in rendered(d)  # no delivery signal yet: no section
+    signal = {"type": "signal", "kind": "delivery", "instrument": "XAG", "venue": "COMEX",
+              "registered": 102_000_000, "open_interest": 366_000_000}  # fmt: skip
+    d.observe_tick(
+        {"type": "quote", "venue": "COMEX", "instrument": "XAG", "bid": 1.0, "ask": 2.0,
+         "ts": 90_000},
+        NOW,
+    )  # fmt: skip
+    d.observe_signal({**signal, "event": "open", "ts": 30_000, "coverage": 102 / 366})
+    text = rendered(d)
+    assert "Delivery stress (registered / open interest)" in text
+    row = next(line for line in text.splitlines() if "XAG COMEX" in line)
+    assert "27.9%" in row and "102,000,000" in row and "366,000,000" in row
+    assert "open 60.0s" in row  # on the instrument clock (90 s) since the open (30 s)
+    d.observe_signal({**signal, "event": "close", "ts": 95_000, "coverage": 0.61})
+    row = next(line for line in rendered(d).splitlines() if "XAG COMEX" in line)
+    assert "61.0%" in row and row.rstrip().endswith("closed")
+    assert d.summary()["signals"]["delivery.open"] == 1
+    d.observe_signal({"type": "signal", "kind": "delivery", "event": "open"})  # malformed
+    assert d.other == 1
