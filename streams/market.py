@@ -15,7 +15,7 @@ from streams import validation as v
 from streams.config import EngineConfig
 from streams.state import InstrumentState, VenueQuote
 
-DAY_MS: Final = 86_400_000.0
+_DAY_MS: Final = 86_400_000.0
 
 
 def basis_figures(spot_mid: float, future_mid: float, days: float, rate: float) -> dict[str, Any]:
@@ -37,6 +37,23 @@ def basis_figures(spot_mid: float, future_mid: float, days: float, rate: float) 
     }
 
 
+def basis_now(
+    config: EngineConfig, qs: VenueQuote, qf: VenueQuote, future: str, t: int
+) -> tuple[bool, float]:
+    """Whether a basis pair can be evaluated at ``t`` (both legs fresh, the future not
+    expired) and the days to the future's expiry: the rule for the engine and metrics."""
+    days = (config.expiry_ms[future] - t) / _DAY_MS
+    return qs.fresh and qf.fresh and days > 0, days
+
+
+def pair_figures(
+    config: EngineConfig, qs: VenueQuote, qf: VenueQuote, days: float
+) -> dict[str, Any]:
+    """``basis_figures`` of a spot and a future quote (normalised mids)."""
+    spot_mid, future_mid = (qs.nbid + qs.nask) / 2.0, (qf.nbid + qf.nask) / 2.0
+    return basis_figures(spot_mid, future_mid, days, config.basis.rate)
+
+
 def evaluate_basis(
     config: EngineConfig,
     instrument: str,
@@ -54,13 +71,10 @@ def evaluate_basis(
         qs, qf = quotes.get(spot), quotes.get(future)
         if qs is None or qf is None or qs.book is None or qf.book is None:
             continue  # never both normalised: nothing to say, and never opened
-        days = (config.expiry_ms[future] - t) / DAY_MS
-        eligible = qs.fresh and qf.fresh and days > 0
+        eligible, days = basis_now(config, qs, qf, future, t)
         if not (eligible or bs.open):
             continue
-        figures = basis_figures(
-            (qs.nbid + qs.nask) / 2.0, (qf.nbid + qf.nask) / 2.0, days, settings.rate
-        )
+        figures = pair_figures(config, qs, qf, days)
         key = f"{instrument}|{spot}|{future}"
         if (
             eligible

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from streams.engine import Engine
 from streams.freshness import mark_fresh
-from streams.market import DAY_MS, basis_figures, route_size_oz
+from streams.market import basis_now, pair_figures, route_size_oz
 from streams.signals import OPEN
-from streams.state import InstrumentState
+from streams.state import InstrumentState, VenueQuote
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,41 +101,38 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
         out.clock = max(out.clock, t)
         for venue, q in st.quotes.items():
             out.quotes.append(QuoteView(name, venue, q.ts, t - q.ts))
-        fresh = _fresh(engine, st)
-        _spreads(engine, name, st, fresh, out)
-        _routes(engine, name, st, fresh, out)
-        _basis(engine, name, st, fresh, out)
+        mark_fresh(st.quotes, engine.fx_book, t, engine.config.fx_stale_ms)
+        _spreads(engine, name, st, out)
+        _routes(engine, name, st, out)
+        _basis(engine, name, st, out)
         for venue, coverage in sorted(st.coverage.items()):
             out.delivery.append(DeliveryView(name, venue, coverage, venue in st.delivery_open))
     return out
 
 
-def _fresh(engine: Engine, st: InstrumentState) -> dict[str, bool]:
-    mark_fresh(st.quotes, engine.fx_book, st.clock, engine.config.fx_stale_ms)
-    return {name: q.fresh for name, q in st.quotes.items()}
+def _fresh(st: InstrumentState, venue: str) -> VenueQuote | None:
+    """The venue's quote if it is fresh (``mark_fresh`` has run at the clock)."""
+    q = st.quotes.get(venue)
+    return q if q is not None and q.fresh else None
 
 
-def _spreads(
-    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
-) -> None:
+def _spreads(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
     for a, b in st.pairs:
         record = engine.latest_spreads.get((name, f"{a}|{b}"))
         if record is None:
             continue
-        if not (fresh.get(a) and fresh.get(b)):
+        if _fresh(st, a) is None or _fresh(st, b) is None:
             continue  # a leg went stale since: the last spread no longer holds
         z = {w: s["z"] for w, s in record["windows"].items() if s["z"] is not None}
         out.spreads.append(SpreadView(name, f"{a}|{b}", record["spread"], record["spread_bps"], z))
 
 
-def _routes(
-    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
-) -> None:
+def _routes(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
     t = st.clock
     for terms, r in zip(engine.route_terms, st.routes, strict=True):
         net = size_oz = None
-        if fresh.get(terms.buy) and fresh.get(terms.sell):
-            buy, sell = st.quotes[terms.buy], st.quotes[terms.sell]
+        buy, sell = _fresh(st, terms.buy), _fresh(st, terms.sell)
+        if buy is not None and sell is not None:
             net = terms.net(buy.nask, sell.nbid)
             size_oz = route_size_oz(buy, sell)
         is_open = r.state == OPEN
@@ -144,18 +141,12 @@ def _routes(
         out.routes.append(RouteView(name, route, is_open, net, open_ms, size_oz))
 
 
-def _basis(
-    engine: Engine, name: str, st: InstrumentState, fresh: dict[str, bool], out: Observation
-) -> None:
+def _basis(engine: Engine, name: str, st: InstrumentState, out: Observation) -> None:
     config = engine.config
-    t = st.clock
     for (spot, future), bs in zip(config.basis_pairs, st.basis, strict=True):
-        if spot not in st.quotes or future not in st.quotes:
+        qs, qf = st.quotes.get(spot), st.quotes.get(future)
+        if qs is None or qf is None:
             continue  # never quoted: nothing to show
-        figures = None
-        days = (config.expiry_ms[future] - t) / DAY_MS
-        if fresh.get(spot) and fresh.get(future) and days > 0:
-            qs, qf = st.quotes[spot], st.quotes[future]
-            mids = (qs.nbid + qs.nask) / 2.0, (qf.nbid + qf.nask) / 2.0
-            figures = basis_figures(*mids, days, config.basis.rate)
+        eligible, days = basis_now(config, qs, qf, future, st.clock)
+        figures = pair_figures(config, qs, qf, days) if eligible else None
         out.basis.append(BasisView(name, spot, future, bs.open, figures))
