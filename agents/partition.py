@@ -196,12 +196,14 @@ class PartitionProcessor:
         process = self.engine.process
         dlq, dlq_partition = topics.dlq, self._dlq_partition
         names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
-        oldest_ms = min(m.timestamp for m in messages[skip:])
-        wait_s = max(0.0, time.time() - oldest_ms / 1000.0)  # producer clock: can be ahead
+        batch = messages[skip:]
+        timestamps = [m.timestamp for m in batch]
+        # a producer's clock may be ahead of ours: no negative waits
+        wait_s = max(0.0, time.time() - min(timestamps) / 1000.0)
         t0 = time.perf_counter()
         async with self._transaction():
             offset = start - 1
-            for message in messages[skip:]:
+            for message in batch:
                 offset = message.offset
                 value = message.value
                 for stream, key, record in process(b"" if value is None else value, offset):
@@ -226,9 +228,7 @@ class PartitionProcessor:
                 self._offsets_due = True
             t3 = time.perf_counter()
         times = TransactionTimes(wait_s, t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
-        self._metrics.committed(
-            next_offset - start, times, [m.timestamp for m in messages[skip:]], self.engine
-        )
+        self._metrics.committed(next_offset - start, times, timestamps, self.engine)
         self.next_offset = next_offset
         return next_offset - start
 

@@ -18,9 +18,9 @@ Samples are appended cheaply and *folded* into the windows when statistics are a
 for (a spread record is due) or every ``FOLD_EVERY`` samples, in one tight loop: with
 ``spread_emit_ms`` > 0 most samples are never looked at one by one from Python's call
 machinery. Every operation is O(1) amortised. A window's sums are rebuilt exactly from
-the buffer (re-anchored at its mean) once as many samples have left as it holds, which
-bounds rounding drift at O(1) amortised cost. The buffer drops the prefix that no
-window needs once that prefix is as long as the rest.
+the buffer (re-anchored at its mean) once ``REBUILD_AFTER`` times as many samples have
+left as it holds, which bounds rounding drift at O(1) amortised cost. The buffer drops
+the prefix that no window needs once that prefix is as long as the rest.
 
 Samples, timestamps and queues are plain lists, not ``array``/``deque``: compiled with
 mypyc (setup.py), list indexing, append and pop are native operations, where an array's
