@@ -60,7 +60,7 @@ def main() -> None:
     implementation = streams.IMPLEMENTATION
     if not implementation.compiled:
         click.echo(
-            "arbstream: the engine runs from its Python sources, several times slower than "
+            "arbstream: the engine runs from its Python sources, about half as fast as "
             f"compiled ({implementation.reason})",
             err=True,
         )

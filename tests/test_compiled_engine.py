@@ -93,7 +93,7 @@ def test_a_command_says_once_that_the_engine_runs_from_source(tmp_path: Path) ->
     )
     said = [line for line in source.stderr.splitlines() if "Python sources" in line]
     assert said == [
-        "arbstream: the engine runs from its Python sources, several times slower than "
+        "arbstream: the engine runs from its Python sources, about half as fast as "
         "compiled (ARBSTREAM_ENGINE=python)"
     ]
     compiled = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
