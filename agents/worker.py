@@ -63,6 +63,7 @@ from agents.topics import (
     ensure_topics,
     partition_counts,
 )
+from agents.txn_retry import shorten_first_partition_retry
 from streams.backoff import backoff
 from streams.errors import SetupError
 
@@ -182,6 +183,7 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until ``stop``; then let each partition finish its batch, and leave."""
+        shorten_first_partition_retry()
         await self._reader.start()
         watch = asyncio.create_task(self._watch_broker(), name="broker watch")
         try:
