@@ -195,6 +195,29 @@ def worker(config_path: str, loglevel: str) -> None:
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@_LOGLEVEL
+def gateway(config_path: str, loglevel: str) -> None:
+    """Serve the committed outputs to subscribers outside Kafka: WebSocket /ws and
+    Server-Sent Events /events with per-client filters, a live web page at /, and
+    /healthz, /readyz, /metrics. Broker from ARBSTREAM_BROKER; port from
+    ARBSTREAM_GATEWAY_PORT (default 8080). docs/gateway.md has the protocol."""
+    from agents.settings import broker_bootstrap
+    from arbstream.gateway_process import run_gateway
+    from gateway.settings import gateway_settings
+
+    config = _load_config_or_exit(config_path)
+    try:
+        settings = gateway_settings(broker_bootstrap())
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    try:
+        run_gateway(config, settings, loglevel)
+    except ArbstreamError as exc:
+        _exit(exc)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option(
     "--only",
     "only",

@@ -36,13 +36,15 @@ def test_ci_runs_make_test_and_readme_gives_the_two_commands() -> None:
 
 #: What each package may import of the project (besides itself): streams is the pure
 #: core; feeds (venue side) and agents (Kafka side) stand on it and never on each other;
-#: the simulator plays the venues' side of the feeds; the command line wires them all.
+#: the simulator plays the venues' side of the feeds; the gateway serves the committed
+#: outputs to subscribers outside Kafka; the command line wires them all.
 ALLOWED_IMPORTS = {
     "streams": set(),
     "feeds": {"streams"},
     "agents": {"streams"},
     "simulator": {"streams", "feeds", "agents"},
-    "arbstream": {"streams", "feeds", "agents", "simulator"},
+    "gateway": {"streams", "agents"},
+    "arbstream": {"streams", "feeds", "agents", "simulator", "gateway"},
 }
 
 

@@ -1,0 +1,35 @@
+"""``arbstream gateway``: one gateway process, its logging, and how it stops.
+
+SIGINT or SIGTERM closes every client connection and the Kafka reader, and the process
+exits; the gateway holds nothing that must be saved (it rebuilds its view from the
+topics when it starts again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from agents.broker import require_broker
+from agents.topics import Topics
+from arbstream.config import Config
+from arbstream.process import configure_logging, require_free_port
+from gateway.app import Gateway
+from gateway.settings import GatewaySettings
+
+
+async def serve(config: Config, settings: GatewaySettings) -> None:
+    """Run a gateway until SIGINT/SIGTERM."""
+    require_free_port(settings.host, settings.port, "ARBSTREAM_GATEWAY_PORT")
+    await require_broker(settings.bootstrap)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Gateway(config, Topics(config.topic_prefix), settings).run(stop)
+
+
+def run_gateway(config: Config, settings: GatewaySettings, loglevel: str = "info") -> None:
+    """Run a gateway until it is stopped (SIGINT/SIGTERM)."""
+    configure_logging(loglevel)
+    asyncio.run(serve(config, settings))

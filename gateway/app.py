@@ -1,0 +1,112 @@
+"""One gateway: the reader, the market view, the hub of clients and the web server,
+wired together and run until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from agents.topics import Topics
+from gateway.clients import Hub
+from gateway.metrics import gateway_registry
+from gateway.server import GatewayServer
+from gateway.settings import GatewaySettings
+from gateway.source import TopicReader
+from gateway.view import Entry, MarketView
+from streams.config import EngineConfig
+
+log = logging.getLogger(__name__)
+
+#: Venue status goes to every client this often (quote ages move with the clock).
+VENUES_EVERY_S = 1.0
+READY_MESSAGE = "arbstream gateway ready"
+#: How long connections may take to finish when the gateway stops.
+SHUTDOWN_S = 5.0
+
+
+class Gateway:
+    """Everything one ``arbstream gateway`` process runs."""
+
+    def __init__(self, config: EngineConfig, topics: Topics, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
+        self.hub = Hub(settings.max_clients, settings.queue_size)
+        self.reader = TopicReader(
+            settings.bootstrap,
+            topics,
+            frozenset(config.venues),
+            self._on_entry,
+            settings.lookback_s,
+            on_caught_up=self._caught_up,
+        )
+        self.server = GatewayServer(
+            self.hub,
+            self.view,
+            self.readiness,
+            gateway_registry(self.hub, self.reader),
+            settings.max_frame_bytes,
+        )
+
+    def _on_entry(self, entry: Entry) -> None:
+        self.view.apply(entry)
+        # Until the reader has caught up, clients would get history as if it were live:
+        # they get it in their snapshot instead.
+        if self.reader.caught_up:
+            self.hub.publish(entry)
+
+    def _caught_up(self) -> None:
+        self.server.go_live()
+        log.warning("%s on http://%s:%d/", READY_MESSAGE, self.settings.host, self.settings.port)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ready = self.reader.assigned and self.reader.caught_up
+        return ready, {
+            "ready": ready,
+            "assigned": self.reader.assigned,
+            "caught_up": self.reader.caught_up,
+            "records": self.reader.records,
+            "clients": len(self.hub.clients),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        runner = web.AppRunner(self.server.app, access_log=None, shutdown_timeout=SHUTDOWN_S)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.host, self.settings.port).start()
+        log.info("gateway: serving on http://%s:%d/", self.settings.host, self.settings.port)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            tasks = [
+                asyncio.create_task(self._read(), name="gateway reader"),
+                asyncio.create_task(self._venues(), name="gateway venues"),
+            ]
+            stopped = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            for task in done:
+                if task is not stopped and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(TimeoutError):
+                await self.server.close_all()
+            await self.reader.stop()
+            await runner.cleanup()
+
+    async def _read(self) -> None:
+        await self.reader.start()
+        await self.reader.run()
+
+    async def _venues(self) -> None:
+        while True:
+            await asyncio.sleep(VENUES_EVERY_S)
+            if self.reader.caught_up:
+                self.hub.broadcast(self.server.venues_message())

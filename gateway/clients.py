@@ -1,0 +1,135 @@
+"""Gateway clients: one bounded queue each, and eviction of those that fall behind.
+
+The gateway never waits for a client. A record is offered to every client whose
+subscription matches it: put into the client's queue, or, when the queue is full, the
+client is evicted (WebSocket close code 1013, "try again later", with a reason; an SSE
+stream simply ends). Each client's own task writes its queue to its socket, so a slow
+socket slows only that task. Memory is bounded by ``MAX_CLIENTS x queue size x the
+largest message``, whatever clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from gateway.subscription import Matcher, Subscription
+from gateway.view import Entry
+
+log = logging.getLogger(__name__)
+
+#: Close code for a client evicted for being slow (RFC 6455 §7.4.1: "try again later").
+SLOW_CLIENT_CLOSE = 1013
+
+
+def envelope(entry: Entry) -> bytes:
+    """``{"topic": ..., "key": ..., "record": {...}}`` with the record's own bytes."""
+    return b"".join(
+        (
+            b'{"topic":',
+            orjson.dumps(entry.topic),
+            b',"key":',
+            orjson.dumps(entry.key),
+            b',"record":',
+            entry.raw,
+            b"}",
+        )
+    )
+
+
+def control(kind: str, **fields: Any) -> bytes:
+    """A gateway message that is not a record: ``{"type": kind, ...}``."""
+    return orjson.dumps({"type": kind, **fields})
+
+
+class Client:
+    """One subscriber: its filter, its queue and whether it has been evicted."""
+
+    def __init__(self, name: str, transport: str, queue_size: int) -> None:
+        self.name = name
+        self.transport = transport
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.matcher: Matcher = Subscription().matcher()
+        self.subscribed = False
+        self.evicted: str | None = None  # the reason, once evicted
+        self.gone = asyncio.Event()  # set when evicted: the writer stops
+
+    def offer(self, message: bytes) -> bool:
+        """Queue ``message``; False when the queue is full (the client must go)."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def replace_queue(self, messages: list[bytes]) -> bool:
+        """Drop what is queued and queue ``messages`` (a new subscription's snapshot)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        return all(self.offer(m) for m in messages)
+
+
+class Hub:
+    """Every connected client, and the counters the gateway's metrics read."""
+
+    def __init__(self, max_clients: int, queue_size: int) -> None:
+        self.max_clients = max_clients
+        self.queue_size = queue_size
+        self.clients: set[Client] = set()
+        self.sent = 0
+        self.dropped = 0
+        self.evictions = 0
+        self.on_evict: Callable[[Client], Awaitable[None]] | None = None
+
+    def full(self) -> bool:
+        return len(self.clients) >= self.max_clients
+
+    def add(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def publish(self, entry: Entry) -> None:
+        """Offer one record to every client whose subscription takes it."""
+        message: bytes | None = None
+        for client in list(self.clients):
+            if not client.subscribed or client.evicted or not client.matcher(entry.record):
+                continue
+            if message is None:
+                message = envelope(entry)
+            if not client.offer(message):
+                self.evict(client, f"too slow: {self.queue_size} messages waiting")
+
+    def broadcast(self, message: bytes) -> None:
+        """Offer a control message (venue status) to every subscribed client."""
+        for client in list(self.clients):
+            if client.subscribed and not client.evicted and not client.offer(message):
+                self.evict(client, f"too slow: {self.queue_size} messages waiting")
+
+    def evict(self, client: Client, reason: str) -> None:
+        if client.evicted:
+            return
+        client.evicted = reason
+        self.dropped += client.queue.qsize() + 1
+        self.evictions += 1
+        client.gone.set()
+        log.warning("gateway: client %s (%s) evicted: %s", client.name, client.transport, reason)
+
+    def queue_depth(self) -> int:
+        """The deepest client queue now."""
+        return max((c.queue.qsize() for c in self.clients), default=0)
+
+
+async def drain(client: Client, write: Callable[[bytes], Awaitable[None]], hub: Hub) -> None:
+    """Write ``client``'s queue for as long as the connection lasts. The connection's
+    handler cancels this when the client is evicted (a write to a socket nobody reads
+    may wait for ever)."""
+    get = client.queue.get
+    while True:
+        await write(await get())
+        hub.sent += 1

@@ -1,0 +1,260 @@
+"""The gateway's HTTP side: the page, ``/ws``, ``/events``, health and metrics.
+
+Protocol (docs/gateway.md has it in full):
+
+* WebSocket ``/ws``: the client sends ``{"op": "subscribe", "filters": {...}}`` (text,
+  at any time, as often as it likes; gateway/subscription.py says what the filters
+  mean). The gateway answers ``{"type": "subscribed", "filters": ...}``, then the
+  snapshot between ``{"type": "snapshot", "phase": "begin"}`` and ``... "end"}``, then
+  live records, each as ``{"topic": ..., "key": ..., "record": {...}}``, and once a
+  second ``{"type": "venues", ...}``. A message it cannot take gets
+  ``{"type": "error", "error": ...}`` and the connection stays; a binary frame closes
+  it with 1003, a frame over the size limit with 1009, a client too slow to keep up
+  with 1013.
+* SSE ``/events?types=...&kinds=...&instruments=...``: the same messages, subscribed
+  from the query, as ``event: record|venues|snapshot`` lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from gateway.clients import SLOW_CLIENT_CLOSE, Client, Hub, control, drain, envelope
+from gateway.errors import SubscriptionError
+from gateway.subscription import Subscription, parse_message, parse_query
+from gateway.view import MarketView
+
+log = logging.getLogger(__name__)
+
+#: How long an evicted or closing client's close handshake may take before the
+#: connection is dropped.
+CLOSE_TIMEOUT_S = 10.0
+#: SSE comment lines keep idle connections (and proxies) open.
+SSE_KEEPALIVE_S = 15.0
+STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
+
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class GatewayServer:
+    """The aiohttp application over a :class:`Hub` and a :class:`MarketView`."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        view: MarketView,
+        readiness: Readiness,
+        registry: CollectorRegistry,
+        max_frame_bytes: int,
+    ) -> None:
+        self.hub = hub
+        self.view = view
+        self._readiness = readiness
+        self._registry = registry
+        self._max_frame = max_frame_bytes
+        self._names = itertools.count(1)
+        #: Until the reader has caught up, a subscription's snapshot would be partial:
+        #: subscribers wait here for it (they are told "subscribed" at once).
+        self.live = False
+        self._waiting: dict[Client, Subscription] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._closing = False
+        self.app = web.Application()
+        r = self.app.router
+        r.add_get("/", self._static("index.html"))
+        for name in STATIC_FILES:
+            r.add_get(f"/static/{name}", self._static(name))
+        r.add_get("/ws", self.websocket)
+        r.add_get("/events", self.events)
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/readyz", self.readyz)
+        r.add_get("/metrics", self.metrics)
+
+    # -- plain endpoints ----------------------------------------------------------------
+
+    def _static(self, name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        body = resources.files("gateway").joinpath("static", name).read_bytes()
+        content_type = STATIC_FILES[name]
+
+        async def handler(_: web.Request) -> web.Response:
+            return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+        return handler
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        ready, body = self._readiness()
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def go_live(self) -> None:
+        """The reader has caught up: send the waiting subscribers their snapshots."""
+        self.live = True
+        waiting, self._waiting = self._waiting, {}
+        for client, subscription in waiting.items():
+            if client in self.hub.clients and not client.evicted:
+                self._subscribe(client, subscription)
+
+    def _subscribe(self, client: Client, subscription: Subscription) -> None:
+        """Set the client's filter and queue its snapshot in place of what was queued."""
+        if not self.live:
+            self._waiting[client] = subscription
+            client.offer(control("subscribed", filters=subscription.model_dump(), ready=False))
+            return
+        matcher = subscription.matcher()
+        messages = [
+            control("subscribed", filters=subscription.model_dump()),
+            control("snapshot", phase="begin"),
+        ]
+        messages += [envelope(e) for e in self.view.snapshot() if matcher(e.record)]
+        messages += [self.venues_message(), control("snapshot", phase="end")]
+        client.matcher, client.subscribed = matcher, True
+        if not client.replace_queue(messages):
+            self.hub.evict(client, f"snapshot of {len(messages)} messages exceeds the queue")
+
+    def venues_message(self) -> bytes:
+        return control("venues", venues=self.view.venue_status())
+
+    def _client(self, request: web.Request, transport: str) -> Client:
+        name = f"{request.remote or '?'}#{next(self._names)}"
+        return Client(name, transport, self.hub.queue_size)
+
+    # -- WebSocket ----------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.hub.full():
+            raise web.HTTPServiceUnavailable(text="too many clients\n")
+        ws = web.WebSocketResponse(
+            max_msg_size=self._max_frame, heartbeat=30.0, timeout=CLOSE_TIMEOUT_S
+        )
+        await ws.prepare(request)
+        if self._closing:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
+            return ws
+        client = self._client(request, "websocket")
+        self.hub.add(client)
+        self._sockets.add(ws)
+
+        async def write(message: bytes) -> None:
+            await ws.send_frame(message, WSMsgType.TEXT)
+
+        writer = asyncio.create_task(drain(client, write, self.hub))
+        watcher = asyncio.create_task(self._close_when_evicted(ws, client, writer))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await ws.close(
+                        code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary frames are refused"
+                    )
+                    break
+                elif msg.type == WSMsgType.ERROR:
+                    break  # aiohttp closed it (1009 for an oversize frame)
+                if client.evicted:
+                    break
+        finally:
+            if not client.evicted:
+                writer.cancel()
+                watcher.cancel()
+            else:
+                await asyncio.gather(watcher, return_exceptions=True)
+            self.hub.remove(client)
+            self._sockets.discard(ws)
+        return ws
+
+    async def close_all(self) -> None:
+        """Tell every client the gateway is going away (1001) and end SSE streams."""
+        self._closing = True
+        for client in list(self.hub.clients):
+            if client.transport == "sse":
+                client.gone.set()
+        closing = [
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
+            for ws in self._sockets
+        ]
+        if closing:
+            await asyncio.wait_for(
+                asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S
+            )
+
+    def _on_text(self, client: Client, text: str) -> None:
+        try:
+            subscription = parse_message(text)
+        except SubscriptionError as exc:
+            if not client.offer(control("error", error=str(exc))):
+                self.hub.evict(client, f"too slow: {self.hub.queue_size} messages waiting")
+            return
+        self._subscribe(client, subscription)
+
+    async def _close_when_evicted(
+        self, ws: web.WebSocketResponse, client: Client, writer: asyncio.Task[None]
+    ) -> None:
+        await client.gone.wait()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        reason = (client.evicted or "evicted").encode()[:120]
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            await asyncio.wait_for(
+                ws.close(code=SLOW_CLIENT_CLOSE, message=reason), CLOSE_TIMEOUT_S
+            )
+
+    # -- Server-Sent Events -------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            subscription = parse_query(dict(request.query))
+        except SubscriptionError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+        if self.hub.full():
+            raise web.HTTPServiceUnavailable(text="too many clients\n")
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        client = self._client(request, "sse")
+        self.hub.add(client)
+        self._subscribe(client, subscription)
+
+        async def write(message: bytes) -> None:
+            event = b"record" if message.startswith(b'{"topic"') else _control_type(message)
+            await response.write(b"event: " + event + b"\ndata: " + message + b"\n\n")
+
+        writer = asyncio.create_task(drain(client, write, self.hub))
+        gone = asyncio.create_task(client.gone.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait({writer, gone}, timeout=SSE_KEEPALIVE_S)
+                if done:
+                    break
+                await response.write(b": keep-alive\n\n")
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.cancel()
+            gone.cancel()
+            self.hub.remove(client)
+        return response
+
+
+def _control_type(message: bytes) -> bytes:
+    """The ``type`` of a control message, cheaply (they start ``{"type":"<name>"``)."""
+    start = message.find(b'"type":"') + 8
+    return message[start : message.find(b'"', start)]
