@@ -11,7 +11,7 @@ export KAFKA_PORT
 # The demo script gets SIGTERM if make dies without passing a signal on (SIGKILL).
 ORPHAN_GUARD := $(shell command -v setpriv >/dev/null 2>&1 && echo "setpriv --pdeathsig TERM --")
 
-.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools bench lock clean
+.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools browser bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -43,7 +43,7 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy (strict on streams/)
 	$(BIN)/mypy
 
-test: lint typecheck prometheus-tools ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus); the engine's own tests once more on its Python sources
+test: lint typecheck prometheus-tools browser ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus and headless Chromium); the engine's own tests once more on its Python sources
 	scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 	ARBSTREAM_ENGINE=python $(BIN)/python -m pytest -q tests/streams
 
@@ -58,6 +58,9 @@ replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show i
 
 prometheus-tools: ## unpack Debian's prometheus and promtool into .tools/ (for the tests; starts no service)
 	scripts/install-prometheus.sh
+
+browser: ## install Debian's headless Chromium and chromedriver if missing (for the gateway page's browser test; needs root or sudo)
+	scripts/install-browser.sh >/dev/null
 
 kafka-fetch: ## download the pinned Kafka release's jars from Maven Central (cached)
 	deploy/kafka/kafka.sh fetch

@@ -367,18 +367,22 @@ def demo(
     summary_path: str | None,
     log_dir: str,
 ) -> None:
-    """The live system on one machine: simulator, feeds and a worker on the broker of
-    ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues."""
+    """The live system on one machine: simulator, feeds, a worker and the gateway on the
+    broker of ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues,
+    and the web page on ARBSTREAM_GATEWAY_PORT (default 8080)."""
     from agents.settings import broker_bootstrap, feed_metrics_port, web_port
     from arbstream.demo import DemoSettings, child_env, run_demo
     from arbstream.feed_process import select_feeds
+    from gateway.settings import gateway_settings
 
     config = _load_config_or_exit(config_path)
     try:
         bootstrap = broker_bootstrap()
         web_port()  # the children read these: fail here, naming the variable
         feed_metrics_port()
-        select_feeds(config, (), child_env(config, bootstrap, dict(os.environ)))
+        env = child_env(config, bootstrap, dict(os.environ))
+        gateway = gateway_settings(bootstrap, env)
+        select_feeds(config, (), env)
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     settings = DemoSettings(
@@ -389,7 +393,8 @@ def demo(
         summary_path=None if summary_path is None else Path(summary_path),
         log_dir=Path(log_dir),
         bootstrap=bootstrap,
-        env=child_env(config, bootstrap, dict(os.environ)),
+        env=env,
+        page_url=f"http://{gateway.host}:{gateway.port}/",
     )
     try:
         status = run_demo(config, settings)

@@ -61,10 +61,12 @@ class DemoSettings:
     log_dir: Path
     bootstrap: str
     env: dict[str, str]  # for the children (broker, ports, API keys)
+    page_url: str = "http://127.0.0.1:8080/"
 
 
 def start_children(settings: DemoSettings) -> list[ChildProcess]:
-    """Simulator, feeds, worker: the simulator holds its clock until the feeds connect."""
+    """Simulator, feeds, worker, gateway: the simulator holds its clock until the feeds
+    connect."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     config = str(settings.config_path)
     simulate = ["simulate", "--config", config, "--speed", str(settings.speed), "--loop"]
@@ -76,6 +78,7 @@ def start_children(settings: DemoSettings) -> list[ChildProcess]:
             ("simulator", simulate),
             ("feeds", ["feed", "--config", config]),
             ("worker", ["worker", "--config", config]),
+            ("gateway", ["gateway", "--config", config]),
         ):
             # In sessions of their own: a terminal's Ctrl-C reaches only the demo, which
             # stops them in order; the parent-death signal stops them if the demo dies.
@@ -270,6 +273,7 @@ async def _demo(
     await watcher.start(settings.bootstrap)
     children = start_children(settings)
     print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
+    print(f"demo: the live page is at {settings.page_url} (the gateway; WebSocket at /ws)")
     try:
         await _watch(watcher, dashboard, children, settings, stop)
     finally:
@@ -306,6 +310,8 @@ def child_env(config: Config, bootstrap: str, base: dict[str, str]) -> dict[str,
     for every feed whose key variable is unset (the simulator accepts any key)."""
     env = dict(base)
     env["ARBSTREAM_BROKER"] = f"kafka://{bootstrap}"
+    # the demo's page is for this machine's browser, not the network
+    env.setdefault("ARBSTREAM_GATEWAY_HOST", "127.0.0.1")
     for feed in config.feeds.values():
         if feed.api_key_env is not None:
             env.setdefault(feed.api_key_env, "demo-key")

@@ -100,6 +100,12 @@ class Gateway:
                 await self.server.close_all()
             await self.reader.stop()
             await runner.cleanup()
+            log.info(
+                "gateway stopped: %d records read, %d messages sent, %d clients evicted",
+                self.reader.records,
+                self.hub.sent,
+                self.hub.evictions,
+            )
 
     async def _read(self) -> None:
         await self.reader.start()

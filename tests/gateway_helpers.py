@@ -35,8 +35,10 @@ ByKey = dict[tuple[str, str | None], list[dict[str, Any]]]
 class GatewayProcess:
     """``arbstream gateway`` in a subprocess on a free port."""
 
-    def __init__(self, config: Path, bootstrap: str, log: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, config: Path, bootstrap: str, log: Path, port: int | None = None, **env: str
+    ) -> None:
+        self.port = free_port() if port is None else port
         full_env = {
             **os.environ,
             "ARBSTREAM_BROKER": f"kafka://{bootstrap}",

@@ -107,6 +107,7 @@ def demo_run(tmp_path: Path) -> Iterator[DemoRun]:
         "ARBSTREAM_BROKER": f"kafka://127.0.0.1:{kafka_port}",
         "ARBSTREAM_WEB_PORT": str(free_port()),
         "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
+        "ARBSTREAM_GATEWAY_PORT": str(free_port()),
         "DEMO_CONFIG": str(config),
         "DEMO_SECONDS": "300",
         "DEMO_LOG_DIR": str(tmp_path / "logs"),
@@ -138,6 +139,7 @@ def test_sigterm_to_make_ends_every_process_of_the_demo(demo_run: DemoRun) -> No
     demo_run.started()
     running = marked(demo_run.mark)
     assert any("arbstream.cli worker" in c for c in running.values()), running
+    assert any("arbstream.cli gateway" in c for c in running.values()), running
     assert any("kafka.Kafka" in c for c in running.values()), running
     stopped_at = time.monotonic()
     make.send_signal(signal.SIGTERM)

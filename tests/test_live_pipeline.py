@@ -171,6 +171,7 @@ def test_demo_runs_the_live_system_and_writes_its_summary(
         "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
         "ARBSTREAM_WEB_PORT": str(free_port()),
         "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
+        "ARBSTREAM_GATEWAY_PORT": str(free_port()),
     }
     env.pop("MASSIVE_API_KEY", None)  # the demo supplies a placeholder for the simulator
     demo = [sys.executable, "-m", "arbstream.cli", "demo", "--config", str(config)]
@@ -198,3 +199,6 @@ def test_demo_runs_the_live_system_and_writes_its_summary(
     logs = tmp_path / "logs"
     assert "worker stopped" in (logs / "worker.log").read_text()
     assert "simulator stopped" in (logs / "simulator.log").read_text()
+    assert "gateway stopped" in (logs / "gateway.log").read_text()
+    page = f"the live page is at http://127.0.0.1:{env['ARBSTREAM_GATEWAY_PORT']}/"
+    assert page in proc.stdout, proc.stdout[-2000:]

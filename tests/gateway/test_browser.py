@@ -1,0 +1,246 @@
+"""The gateway's page in a real browser (Debian's headless Chromium through its
+chromedriver, installed by scripts/install-browser.sh) against the running demo: what a
+person would see. Screenshots go to out/test-artifacts/ (not committed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from gateway_helpers import GatewayProcess
+from kafka_helpers import consume, free_port, scaled
+from pipeline import demo_config
+from scenario_paths import REPO, SCENARIOS
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from agents.topics import Topics
+
+ARTIFACTS = REPO / "out" / "test-artifacts"
+SCENARIO = SCENARIOS / "dislocation-2026-01-30"
+VENUES = {"COMEX", "LBMA", "SHFE", "SGE", "SHUIBEI"}
+
+
+@pytest.fixture(scope="module")
+def browser_paths() -> tuple[str, str]:
+    out = subprocess.run(
+        [str(REPO / "scripts" / "install-browser.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    chromium, chromedriver = out.stdout.split()
+    return chromium, chromedriver
+
+
+@pytest.fixture
+def browser(browser_paths: tuple[str, str], tmp_path: Path) -> Iterator[WebDriver]:
+    chromium, chromedriver = browser_paths
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespace for the sandbox
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(
+        service=Service(chromedriver, log_output=str(tmp_path / "chromedriver.log")),
+        options=options,
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _pids(needle: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmdline:
+                out.append(int(entry.name))
+    return out
+
+
+def _until(check: Callable[[], Any], timeout_s: float, what: str, driver: WebDriver) -> Any:
+    deadline = time.monotonic() + scaled(timeout_s)
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the page is being re-rendered: look again
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    _shot(driver, f"failed-{what.replace(' ', '-')}")
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def _shot(driver: WebDriver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"gateway-{name}.png"))
+
+
+def _rows(driver: WebDriver, table: str) -> list[Any]:
+    return driver.find_elements(
+        By.CSS_SELECTOR, f"#{table} tbody tr[data-key], #{table} tbody tr[data-venue]"
+    )
+
+
+def _latest_spreads(bootstrap: str, topic: str) -> dict[str, float]:
+    records = asyncio.run(
+        consume(bootstrap, topic, 0, 60, isolation_level="read_committed", linger_s=1.5)
+    )
+    latest: dict[str, float] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        latest[r.key.decode()] = orjson.loads(r.value)["spread"]
+    return latest
+
+
+def test_the_page_shows_the_live_market_and_reconnects(
+    kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
+) -> None:
+    prefix = f"web{uuid.uuid4().hex[:8]}"
+    config = demo_config(tmp_path, prefix)
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
+        "ARBSTREAM_WEB_PORT": str(free_port()),
+        "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
+        "ARBSTREAM_GATEWAY_PORT": str(port),
+    }
+    command = [sys.executable, "-m", "arbstream.cli", "demo", "--config", str(config)]
+    run = ["--scenario", str(SCENARIO / "ticks.jsonl"), "--speed", "10", "--seconds", "600"]
+    log = tmp_path / "demo.out"
+    demo = subprocess.Popen(
+        [*command, *run, "--log-dir", str(tmp_path / "logs")],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    second: GatewayProcess | None = None
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _until(
+            lambda: f"live page is at {url}".encode() in log.read_bytes(), 60, "the demo", browser
+        )
+
+        def page_live() -> bool:
+            if not browser.find_elements(By.ID, "conn"):  # not served yet: load it again
+                browser.get(url)
+                return False
+            state = browser.find_element(By.ID, "conn")
+            # (the words as written: CSS may show them in capitals)
+            return (
+                state.get_attribute("data-state") == "live"
+                and state.get_attribute("textContent") == "live"
+            )
+
+        _until(page_live, 90, "the page to go live", browser)
+
+        # every venue has a row with its quote's age
+        def venue_ages() -> dict[str, str] | None:
+            rows = _rows(browser, "venues")
+            ages = {
+                r.get_attribute("data-venue"): r.find_element(By.CLASS_NAME, "age").text
+                for r in rows
+            }
+            ok = set(ages) == VENUES and all(
+                a.endswith((" s", " min", " h")) for a in ages.values()
+            )
+            return ages if ok else None
+
+        ages = _until(venue_ages, 60, "venue rows with ages", browser)
+        assert all(a[0].isdigit() for a in ages.values()), ages
+
+        # the dislocation opens arbitrage: a row with its route and net
+        def arb_row() -> tuple[str, str, str] | None:
+            for row in _rows(browser, "arbs"):
+                route, net = (
+                    row.find_element(By.CLASS_NAME, "route").text,
+                    row.find_element(By.CLASS_NAME, "net").text,
+                )
+                if route.startswith("buy ") and " sell " in route and net:
+                    return row.get_attribute("data-key"), route, net
+            return None
+
+        key, route, net = _until(arb_row, 60, "an open arbitrage row", browser)
+        assert key.startswith("XAG|arb|") and float(net) > 0, (key, route, net)
+        _shot(browser, "live")
+
+        # pause the venues: once the pipeline is idle, every spread row shows the latest
+        # spread record of its pair
+        simulators = _pids(f"simulate --config {config}")
+        assert len(simulators) == 1, simulators
+        os.kill(simulators[0], signal.SIGSTOP)
+        try:
+            time.sleep(scaled(4))
+            latest = _latest_spreads(kafka_bootstrap, Topics(prefix).spreads)
+            shown = {
+                r.get_attribute("data-key"): r.find_element(By.CLASS_NAME, "spread").get_attribute(
+                    "data-value"
+                )
+                for r in _rows(browser, "spreads")
+            }
+        finally:
+            os.kill(simulators[0], signal.SIGCONT)
+        assert shown and set(shown) <= set(latest), (shown, latest)
+        assert {k: float(v) for k, v in shown.items()} == {k: latest[k] for k in shown}
+
+        # the gateway stops: the page says it is reconnecting, keeping what it showed
+        gateways = _pids(f"gateway --config {config}")
+        assert len(gateways) == 1, gateways
+        os.kill(gateways[0], signal.SIGTERM)
+
+        def reconnecting() -> bool:
+            state = browser.find_element(By.ID, "conn")
+            return (
+                state.get_attribute("data-state") == "reconnecting"
+                and state.get_attribute("textContent") == "reconnecting…"
+            )
+
+        _until(reconnecting, 30, "the reconnecting state", browser)
+        assert _rows(browser, "spreads"), "the last data stays on the page"
+        _shot(browser, "reconnecting")
+        demo.wait(scaled(60))  # the demo ends when one of its components does
+
+        # a gateway on the same port again: the page reconnects by itself
+        second = GatewayProcess(config, kafka_bootstrap, tmp_path / "gateway2.log", port=port)
+        _until(
+            lambda: browser.find_element(By.ID, "conn").get_attribute("data-state") == "live",
+            60,
+            "the page to reconnect",
+            browser,
+        )
+        assert {r.get_attribute("data-venue") for r in _rows(browser, "venues")} == VENUES
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(60)
+        if second is not None:
+            second.stop()
