@@ -50,6 +50,7 @@ COPY streams ./streams
 COPY agents ./agents
 COPY feeds ./feeds
 COPY simulator ./simulator
+COPY gateway ./gateway
 COPY arbstream ./arbstream
 RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && pip install -c constraints.txt /tmp/wheels/arbstream-*.whl \

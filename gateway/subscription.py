@@ -160,3 +160,35 @@ class Matcher:
             if route is not None and route not in self._routes:
                 return False
         return True
+
+
+SCHEMA_ID = "https://arbstream.invalid/schemas/gateway-subscribe.schema.json"
+SUBSCRIBE_EXAMPLES = [
+    {"op": "subscribe"},
+    {"op": "subscribe", "filters": {"types": ["signal"], "kinds": ["arb", "basis"]}},
+    {"op": "subscribe", "filters": {"types": ["spread"], "pairs": ["COMEX|SHFE"]}},
+]
+
+
+def subscribe_schema() -> dict[str, Any]:
+    """The JSON Schema of a subscribe message, generated from the model above: the
+    protocol's one definition (docs/schemas/gateway-subscribe.schema.json is this,
+    written by ``python -m gateway.subscription``)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **SubscribeMessage.model_json_schema(),
+        "title": "gateway subscribe",
+        "description": (
+            "What a client sends on the gateway's WebSocket /ws to choose what it receives; "
+            "it replaces the client's subscription. Empty or missing filters mean all. "
+            "docs/gateway.md says what each filter applies to."
+        ),
+        "examples": SUBSCRIBE_EXAMPLES,
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(subscribe_schema(), indent=2))

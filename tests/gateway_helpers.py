@@ -21,8 +21,12 @@ from typing import Any
 import aiohttp
 import orjson
 import websockets
+from jsonschema import Draft202012Validator
 from kafka_helpers import Record, free_port, scaled
 from pipeline import arbstream_process
+from record_schemas import check_input, check_output
+from referencing import Registry, Resource
+from scenario_paths import REPO
 
 from arbstream.supervisor import ChildProcess
 from gateway.subscription import Subscription
@@ -162,6 +166,28 @@ async def collect_sse(url: str, received: Received, stop: asyncio.Event) -> None
                     received.take(message)
         finally:
             stopping.cancel()
+
+
+def check_messages(messages: Iterable[dict[str, Any]]) -> int:
+    """Every message valid under docs/schemas/gateway-message.schema.json, and every
+    record in an envelope under its own schema; returns how many were checked."""
+    schemas = REPO / "docs" / "schemas"
+    registry = Registry().with_resources(
+        (c["$id"], Resource.from_contents(c))
+        for c in (orjson.loads(p.read_bytes()) for p in schemas.glob("*.schema.json"))
+    )
+    validator = Draft202012Validator(
+        orjson.loads((schemas / "gateway-message.schema.json").read_bytes()), registry=registry
+    )
+    n = 0
+    for message in messages:
+        errors = list(validator.iter_errors(message))
+        assert not errors, (errors[0].message, message)
+        if "topic" in message:
+            record = message["record"]
+            (check_input if record["type"] == "quote" else check_output)(record)
+        n += 1
+    return n
 
 
 def by_key(messages: Iterable[dict[str, Any]], keep: Subscription | None = None) -> ByKey:

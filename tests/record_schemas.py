@@ -35,6 +35,11 @@ OUTPUT_SCHEMAS = {
     ("rejected", None): "rejected.schema.json",
 }
 INPUT_SCHEMAS = {"quote": "quote.schema.json", "fx": "fx.schema.json", "stock": "stock.schema.json"}
+#: The gateway's protocol: what a client sends, what the gateway sends.
+GATEWAY_SCHEMAS = {
+    "subscribe": "gateway-subscribe.schema.json",
+    "message": "gateway-message.schema.json",
+}
 
 
 def load(name: str) -> dict[str, Any]:

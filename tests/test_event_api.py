@@ -23,6 +23,7 @@ import orjson
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 from record_schemas import (
+    GATEWAY_SCHEMAS,
     INPUT_SCHEMAS,
     OUTPUT_SCHEMAS,
     SCHEMAS,
@@ -91,9 +92,21 @@ def test_the_asyncapi_check_catches_a_broken_document(asyncapi: dict[str, Any]) 
     assert list(Draft7Validator(schema, registry=registry).iter_errors(broken))
 
 
+def _kafka_channels(asyncapi: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The channels on the Kafka server (the gateway's are on its own)."""
+    kafka = {f"#/servers/{n}" for n, s in asyncapi["servers"].items() if s["protocol"] == "kafka"}
+    out = {}
+    for channel in asyncapi["channels"].values():
+        servers = {ref["$ref"] for ref in channel["servers"]}
+        assert servers, f"{channel['address']}: name its server"
+        if servers <= kafka:
+            out[channel["address"]] = channel
+    return out
+
+
 def test_every_topic_is_a_channel_with_its_kafka_binding(asyncapi: dict[str, Any]) -> None:
     topics = Topics("arb")
-    channels = {c["address"]: c for c in asyncapi["channels"].values()}
+    channels = _kafka_channels(asyncapi)
     assert set(channels) == {*topics.all(), topics.state}
     for address, channel in channels.items():
         binding = channel["bindings"]["kafka"]
@@ -131,7 +144,9 @@ def test_every_record_type_has_a_message_with_its_schema_and_examples(
         for example in message["examples"]:
             errors = list(validator.iter_errors(example["payload"]))
             assert not errors, (name, example["name"], errors[0].message)
-    described = set(OUTPUT_SCHEMAS.values()) | set(INPUT_SCHEMAS.values())
+    described = (
+        set(OUTPUT_SCHEMAS.values()) | set(INPUT_SCHEMAS.values()) | set(GATEWAY_SCHEMAS.values())
+    )
     assert referenced == described
 
 

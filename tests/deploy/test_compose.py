@@ -45,9 +45,9 @@ PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 #: The console script of the interpreter running the tests (.venv/bin/arbstream).
 ARBSTREAM = Path(sys.executable).with_name("arbstream")
 #: Services built from ./Dockerfile (the shared x-arbstream anchor).
-ARBSTREAM_SERVICES = {"topics", "worker", "feeds", "simulator"}
+ARBSTREAM_SERVICES = {"topics", "worker", "feeds", "simulator", "gateway"}
 #: Host ports of the stack (the metrics contract: kafka, feeds, prometheus, grafana).
-PUBLISHED = {"kafka": 9092, "feeds": 9464, "prometheus": 9090, "grafana": 3000}
+PUBLISHED = {"kafka": 9092, "feeds": 9464, "gateway": 8080, "prometheus": 9090, "grafana": 3000}
 TIMEOUT_S = 120
 
 
@@ -174,7 +174,13 @@ def test_each_service_runs_an_arbstream_command_that_exists(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:
     command = _command(services[name])
-    expected = {"topics": "topics", "worker": "worker", "feeds": "feed", "simulator": "simulate"}
+    expected = {
+        "topics": "topics",
+        "worker": "worker",
+        "feeds": "feed",
+        "simulator": "simulate",
+        "gateway": "gateway",
+    }
     assert command[0] == expected[name]
     # the service's own arguments plus --help: click rejects unknown options (status 2)
     # before it honours --help, so this checks the subcommand and every option name
@@ -465,6 +471,7 @@ def test_prometheus_scrapes_the_compose_services(services: dict[str, dict[str, A
     ports = {
         "worker": int(services["worker"]["environment"]["ARBSTREAM_WEB_PORT"]),
         "feeds": int(services["feeds"]["environment"]["ARBSTREAM_FEED_METRICS_PORT"]),
+        "gateway": int(services["gateway"]["environment"]["ARBSTREAM_GATEWAY_PORT"]),
         "prometheus": 9090,
     }
     config = _yaml(PROMETHEUS_CONFIG)
@@ -480,7 +487,7 @@ def test_prometheus_scrapes_the_compose_services(services: dict[str, dict[str, A
             for host in dns["names"]:
                 assert host in services and int(dns["port"]) == ports[host], host
                 seen.add(host)
-    assert {"worker", "feeds"} <= seen
+    assert {"worker", "feeds", "gateway"} <= seen
 
 
 def test_grafana_reads_deploy_grafana(services: dict[str, dict[str, Any]]) -> None:
@@ -507,3 +514,12 @@ def test_the_simulator_plays_the_demo_scenario_from_the_image(
     assert "--loop" in command
     demo = (REPO / "scripts" / "demo.sh").read_text()
     assert "scenarios/dislocation-2026-01-30/ticks.jsonl" in demo
+
+
+def test_the_builder_copies_every_package_the_wheel_includes() -> None:
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = {s for sources, _ in _copies(_stages()[0]) for s in sources}
+    assert packages <= copied, packages - copied

@@ -128,8 +128,8 @@ def test_alert_exprs_parse_on_a_real_server() -> None:
 
 def test_the_real_config_loads_its_rules_and_jobs() -> None:
     # the deploy config as is, in a real server: rule_files resolves beside the config, all
-    # alerts load, and the three jobs exist (their compose hostnames do not resolve here,
-    # so the feeds target is down and dns_sd finds no worker)
+    # alerts load, and the jobs exist (their compose hostnames do not resolve here, so
+    # the feeds and gateway targets are down and dns_sd finds no worker)
     with PrometheusServer(CONFIG.read_text(), files={"alerts.yml": ALERTS.read_text()}) as prom:
         loaded = [
             (group["name"], rule["name"]) for group in prom.rules() for rule in group["rules"]
@@ -140,7 +140,7 @@ def test_the_real_config_loads_its_rules_and_jobs() -> None:
 
         prom.wait_for_series('up{job="arbstream-feeds"}')
         jobs = {t["labels"]["job"] for t in prom.targets()["activeTargets"]}
-        assert jobs == {"arbstream-feeds", "prometheus"}
+        assert jobs == {"arbstream-feeds", "arbstream-gateway", "prometheus"}
 
 
 def test_bin_dir_missing_names_the_install_script(

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from scenario_paths import SCENARIOS
+from jsonschema import Draft202012Validator
+from scenario_paths import REPO, SCENARIOS
 
 from gateway.errors import SubscriptionError
-from gateway.subscription import MAX_VALUES, Subscription, parse_message, parse_query
+from gateway.subscription import (
+    MAX_VALUES,
+    SUBSCRIBE_EXAMPLES,
+    Subscription,
+    parse_message,
+    parse_query,
+    subscribe_schema,
+)
 
 SPREAD = {"type": "spread", "instrument": "XAG", "a": "COMEX", "b": "SHFE", "ts": 1}
 ARB = {"type": "signal", "kind": "arb", "instrument": "XAG", "buy": "COMEX", "sell": "SHFE"}
@@ -107,3 +115,36 @@ def test_every_output_record_of_a_scenario_is_matched_by_its_own_filters() -> No
         assert own.matcher()(r), r
     other = Subscription(instruments=["XPT"]).matcher()
     assert not any(other(r) for r in outputs)
+
+
+def test_the_published_schema_is_the_models() -> None:
+    published = orjson.loads(
+        (REPO / "docs" / "schemas" / "gateway-subscribe.schema.json").read_bytes()
+    )
+    assert published == subscribe_schema(), (
+        "docs/schemas/gateway-subscribe.schema.json is stale: "
+        "python -m gateway.subscription > docs/schemas/gateway-subscribe.schema.json"
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        *SUBSCRIBE_EXAMPLES,
+        {"op": "unsubscribe"},
+        {"op": "subscribe", "filter": {}},
+        {"op": "subscribe", "filters": {"types": ["trade"]}},
+        {"op": "subscribe", "filters": {"venues": "COMEX"}},
+        {"op": "subscribe", "filters": {"venues": ["V"] * (MAX_VALUES + 1)}},
+        {"op": "subscribe", "filters": {"kinds": ["arb"] * 5}},
+        [1, 2],
+    ],
+)
+def test_the_schema_and_the_gateway_agree(message: object) -> None:
+    schema = Draft202012Validator(subscribe_schema())
+    try:
+        parse_message(orjson.dumps(message))
+        accepted = True
+    except SubscriptionError:
+        accepted = False
+    assert schema.is_valid(message) == accepted
