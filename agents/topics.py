@@ -114,6 +114,12 @@ async def ensure_state_topic(bootstrap: str, config: Deployment, n_ticks: int) -
     return n_state
 
 
+async def existing_topics(bootstrap: str) -> set[str]:
+    """The names of every topic the cluster has (asking for all of them creates none)."""
+    async with _admin(bootstrap) as admin:
+        return set(await admin.list_topics())
+
+
 async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
     """The partition count of each named topic (which must exist).
 

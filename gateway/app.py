@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.broker import broker_reachable
 from agents.topics import Topics
 from gateway.clients import Hub
 from gateway.metrics import gateway_registry
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 #: Venue status goes to every client this often (quote ages move with the clock).
 VENUES_EVERY_S = 1.0
 READY_MESSAGE = "arbstream gateway ready"
+#: How often, and how patiently, the gateway asks whether the broker is there.
+BROKER_PROBE_EVERY_S = 2.0
+BROKER_PROBE_S = 1.0
 #: How long connections may take to finish when the gateway stops.
 SHUTDOWN_S = 5.0
 
@@ -35,6 +39,7 @@ class Gateway:
         self.settings = settings
         self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
         self.hub = Hub(settings.max_clients, settings.queue_size)
+        self.broker_answers = True
         self.reader = TopicReader(
             settings.bootstrap,
             topics,
@@ -52,10 +57,9 @@ class Gateway:
         )
 
     def _on_entry(self, entry: Entry) -> None:
-        self.view.apply(entry)
         # Until the reader has caught up, clients would get history as if it were live:
         # they get it in their snapshot instead.
-        if self.reader.caught_up:
+        if self.view.apply(entry) and self.reader.caught_up:
             self.hub.publish(entry)
 
     def _caught_up(self) -> None:
@@ -63,11 +67,12 @@ class Gateway:
         log.warning("%s on http://%s:%d/", READY_MESSAGE, self.settings.host, self.settings.port)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        ready = self.reader.assigned and self.reader.caught_up
+        ready = self.reader.assigned and self.reader.caught_up and self.broker_answers
         return ready, {
             "ready": ready,
             "assigned": self.reader.assigned,
             "caught_up": self.reader.caught_up,
+            "broker": self.broker_answers,
             "records": self.reader.records,
             "clients": len(self.hub.clients),
         }
@@ -83,6 +88,7 @@ class Gateway:
             tasks = [
                 asyncio.create_task(self._read(), name="gateway reader"),
                 asyncio.create_task(self._venues(), name="gateway venues"),
+                asyncio.create_task(self._watch_broker(), name="gateway broker watch"),
             ]
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -106,6 +112,16 @@ class Gateway:
                 self.hub.sent,
                 self.hub.evictions,
             )
+
+    async def _watch_broker(self) -> None:
+        """``/readyz`` says 503 while the broker does not answer (the reader's fetches
+        just come back empty then: the gateway would go on serving a frozen market)."""
+        while True:
+            answers = await broker_reachable(self.settings.bootstrap, BROKER_PROBE_S)
+            if answers != self.broker_answers:
+                log.warning("gateway: the broker %s", "answers again" if answers else "is away")
+            self.broker_answers = answers
+            await asyncio.sleep(BROKER_PROBE_EVERY_S)
 
     async def _read(self) -> None:
         await self.reader.start()

@@ -117,6 +117,12 @@ class Hub:
         client.evicted = reason
         self.dropped += client.queue.qsize() + 1
         self.evictions += 1
+        # Gone from the hub at once, its queue freed: whatever its socket does next (a
+        # client that reads nothing holds its close handshake), it costs no more memory
+        # and no longer counts against the client limit.
+        self.clients.discard(client)
+        while not client.queue.empty():
+            client.queue.get_nowait()
         client.gone.set()
         log.warning("gateway: client %s (%s) evicted: %s", client.name, client.transport, reason)
 

@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -40,6 +43,13 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 10.0
 #: SSE comment lines keep idle connections (and proxies) open.
 SSE_KEEPALIVE_S = 15.0
+#: The kernel's send buffer of each client connection. Linux grows it to megabytes for a
+#: reader that is merely slow; capped, what a client has not read stays in its queue,
+#: where the gateway counts it, and a stalled client is found out within one queue.
+SOCKET_SEND_BUFFER = 256 * 1024
+#: Subscribe messages one client may send per second: each builds a snapshot on the
+#: event loop, so a client must not be able to keep the gateway busy with them.
+SUBSCRIBES_PER_S = 10
 STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
@@ -132,6 +142,9 @@ class GatewayServer:
         return control("venues", venues=self.view.venue_status())
 
     def _client(self, request: web.Request, transport: str) -> Client:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
         name = f"{request.remote or '?'}#{next(self._names)}"
         return Client(name, transport, self.hub.queue_size)
 
@@ -155,11 +168,12 @@ class GatewayServer:
             await ws.send_frame(message, WSMsgType.TEXT)
 
         writer = asyncio.create_task(drain(client, write, self.hub))
-        watcher = asyncio.create_task(self._close_when_evicted(ws, client, writer))
+        watcher = asyncio.create_task(self._close_when_evicted(request, ws, client, writer))
+        budget = _Budget(SUBSCRIBES_PER_S)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_text(client, msg.data)
+                    self._on_text(client, msg.data, budget)
                 elif msg.type == WSMsgType.BINARY:
                     await ws.close(
                         code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary frames are refused"
@@ -170,14 +184,52 @@ class GatewayServer:
                 if client.evicted:
                     break
         finally:
-            if not client.evicted:
+            if client.evicted:
+                await asyncio.gather(watcher, return_exceptions=True)
+            else:
                 writer.cancel()
                 watcher.cancel()
-            else:
-                await asyncio.gather(watcher, return_exceptions=True)
-            self.hub.remove(client)
+            self._forget(client)
             self._sockets.discard(ws)
         return ws
+
+    def _forget(self, client: Client) -> None:
+        self.hub.remove(client)
+        self._waiting.pop(client, None)
+
+    def _on_text(self, client: Client, text: str, budget: _Budget) -> None:
+        try:
+            subscription = parse_message(text)
+            if not budget.take():  # only good ones cost a snapshot
+                raise SubscriptionError(
+                    f"more than {SUBSCRIBES_PER_S} subscribe messages a second; ignored"
+                )
+        except SubscriptionError as exc:
+            if not client.offer(control("error", error=str(exc))):
+                self.hub.evict(client, f"too slow: {self.hub.queue_size} messages waiting")
+            return
+        self._subscribe(client, subscription)
+
+    async def _close_when_evicted(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        client: Client,
+        writer: asyncio.Task[None],
+    ) -> None:
+        """Close an evicted client with 1013; a client that does not read cannot take
+        the close frame: after CLOSE_TIMEOUT_S its connection is dropped."""
+        await client.gone.wait()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        reason = (client.evicted or "evicted").encode()[:120]
+        try:
+            closing = ws.close(code=SLOW_CLIENT_CLOSE, message=reason)
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if request.transport is not None:
+                request.transport.abort()
 
     async def close_all(self) -> None:
         """Tell every client the gateway is going away (1001) and end SSE streams."""
@@ -192,28 +244,6 @@ class GatewayServer:
         if closing:
             await asyncio.wait_for(
                 asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S
-            )
-
-    def _on_text(self, client: Client, text: str) -> None:
-        try:
-            subscription = parse_message(text)
-        except SubscriptionError as exc:
-            if not client.offer(control("error", error=str(exc))):
-                self.hub.evict(client, f"too slow: {self.hub.queue_size} messages waiting")
-            return
-        self._subscribe(client, subscription)
-
-    async def _close_when_evicted(
-        self, ws: web.WebSocketResponse, client: Client, writer: asyncio.Task[None]
-    ) -> None:
-        await client.gone.wait()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
-        reason = (client.evicted or "evicted").encode()[:120]
-        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
-            await asyncio.wait_for(
-                ws.close(code=SLOW_CLIENT_CLOSE, message=reason), CLOSE_TIMEOUT_S
             )
 
     # -- Server-Sent Events -------------------------------------------------------------
@@ -234,14 +264,15 @@ class GatewayServer:
         self._subscribe(client, subscription)
 
         async def write(message: bytes) -> None:
-            event = b"record" if message.startswith(b'{"topic"') else _control_type(message)
-            await response.write(b"event: " + event + b"\ndata: " + message + b"\n\n")
+            await response.write(_sse_event(message))
 
         writer = asyncio.create_task(drain(client, write, self.hub))
         gone = asyncio.create_task(client.gone.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({writer, gone}, timeout=SSE_KEEPALIVE_S)
+                done, _ = await asyncio.wait(
+                    {writer, gone}, timeout=SSE_KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 if done:
                     break
                 await response.write(b": keep-alive\n\n")
@@ -250,8 +281,40 @@ class GatewayServer:
         finally:
             writer.cancel()
             gone.cancel()
-            self.hub.remove(client)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer  # its error (the client went away) is expected: retrieved here
+            self._forget(client)
+        if client.evicted and request.transport is not None:
+            # a reader that does not read cannot take the end of the stream either
+            request.transport.abort()
         return response
+
+
+class _Budget:
+    """At most ``per_s`` takes in any one-second window (a token bucket)."""
+
+    def __init__(self, per_s: int) -> None:
+        self._per_s = float(per_s)
+        self._tokens = float(per_s)
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._per_s, self._tokens + (now - self._at) * self._per_s)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def _sse_event(message: bytes) -> bytes:
+    """One SSE event. A data line ends at a line break: a record whose raw JSON has one
+    (legal JSON whitespace) is written again on one line."""
+    if b"\n" in message or b"\r" in message:
+        message = orjson.dumps(orjson.loads(message))
+    event = b"record" if message.startswith(b'{"topic"') else _control_type(message)
+    return b"event: " + event + b"\ndata: " + message + b"\n\n"
 
 
 def _control_type(message: bytes) -> bytes:

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
-from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics, partition_counts
+from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
 from gateway.errors import GatewayError
 from gateway.view import Entry
 from streams import validation
@@ -97,15 +97,21 @@ class TopicReader:
         self.assigned = True
 
     async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the four topics, once they all exist."""
+        """Every partition of the four topics, once they all exist. Existence is asked
+        with a list of every topic: a metadata request naming a missing topic would let
+        a broker with ``auto.create.topics.enable`` create it with the wrong settings."""
+        wanted = list(self.output_topics)
         while True:
             try:
-                counts = await partition_counts(self._bootstrap, list(self.output_topics))
-            except (AgentError, KafkaError) as exc:
-                log.warning("gateway: waiting for the topics (start the worker): %s", exc)
-                await asyncio.sleep(TOPICS_RETRY_S)
-                continue
-            return [TopicPartition(t, p) for t in self.output_topics for p in range(counts[t])]
+                missing = sorted(set(wanted) - await existing_topics(self._bootstrap))
+                if not missing:
+                    counts = await partition_counts(self._bootstrap, wanted)
+                    return [TopicPartition(t, p) for t in wanted for p in range(counts[t])]
+                problem = f"no topics {', '.join(missing)} yet"
+            except (AgentError, KafkaError, OSError) as exc:
+                problem = str(exc)
+            log.warning("gateway: waiting for the topics (start the worker): %s", problem)
+            await asyncio.sleep(TOPICS_RETRY_S)
 
     async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         since_ms = int((time.time() - self._lookback_s) * 1000)
@@ -149,12 +155,17 @@ class TopicReader:
             batches = await consumer.getmany(timeout_ms=200, max_records=READ_BATCH)
             for tp, messages in batches.items():
                 for m in messages:
-                    entry = self._entry(tp.topic, m.key, m.value, ticks)
+                    try:
+                        entry = self._entry(tp.topic, m.key, m.value, ticks)
+                        if entry is not None:
+                            on_entry(entry)
+                    except Exception:  # one odd record must not stop the gateway
+                        log.exception("gateway: skipped %s offset %d", tp, m.offset)
+                        entry = None
                     if entry is None:
                         self.skipped += 1
-                        continue
-                    self.records += 1
-                    on_entry(entry)
+                    else:
+                        self.records += 1
             if not self.caught_up:
                 await self._check_caught_up(consumer)
             await asyncio.sleep(0)
@@ -162,6 +173,9 @@ class TopicReader:
     def _entry(
         self, topic: str, key: bytes | None, value: bytes | None, ticks: str
     ) -> Entry | None:
+        """The record as an entry, or None for what the gateway does not forward. The
+        ticks topic is the feeds' input, anything anyone wrote: only valid quotes of
+        the config's venues pass (the engine's own stateless checks first)."""
         if value is None:
             return None
         try:
@@ -170,13 +184,17 @@ class TopicReader:
             return None
         if not isinstance(record, dict):
             return None
-        if topic == ticks:
-            # the ticks topic is the feeds' input: only valid quotes of known venues
-            if record.get("type") != "quote" or record.get("venue") not in self._venues:
-                return None
-            if validation.check(record)[0] is not None:
-                return None
-        return Entry(topic, key.decode() if key is not None else None, record, value)
+        if topic == ticks and (
+            record.get("type") != "quote"
+            or validation.check(record)[0] is not None
+            or record["venue"] not in self._venues
+        ):
+            return None
+        try:
+            name = None if key is None else key.decode()
+        except UnicodeDecodeError:
+            return None
+        return Entry(topic, name, record, value)
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -63,6 +63,13 @@ class GatewayProcess:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
+    def status(self, path: str) -> int:
+        """The HTTP status of ``path``, 0 while nothing listens."""
+        try:
+            return self.get(path)[0]
+        except OSError:
+            return 0
+
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + scaled(timeout_s)
         while time.monotonic() < deadline:
@@ -101,6 +108,7 @@ class Received:
     snapshots_done: int = 0
     close_code: int | None = None
     close_reason: str = ""
+    outbox: asyncio.Queue[str] | None = None  # messages to send on its connection
 
     def take(self, message: dict[str, Any]) -> None:
         if "topic" in message:
@@ -118,14 +126,25 @@ class Received:
 async def collect(
     url: str, filters: dict[str, Any], received: Received, stop: asyncio.Event
 ) -> None:
-    """Subscribe with ``filters`` and record every message until ``stop`` or a close."""
+    """Subscribe with ``filters``, send what lands in ``received.outbox``, and record
+    every message until ``stop`` or a close."""
+    outbox = received.outbox = asyncio.Queue()
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(orjson.dumps({"op": "subscribe", "filters": filters}).decode())
         stopping = asyncio.ensure_future(stop.wait())
+        sending = asyncio.ensure_future(outbox.get())
         try:
             while True:
                 receiving = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({receiving, stopping}, return_when="FIRST_COMPLETED")
+                while True:
+                    done, _ = await asyncio.wait(
+                        {receiving, stopping, sending}, return_when="FIRST_COMPLETED"
+                    )
+                    if sending in done:
+                        await ws.send(sending.result())
+                        sending = asyncio.ensure_future(outbox.get())
+                    if receiving in done or stopping in done:
+                        break
                 if receiving not in done:
                     receiving.cancel()
                     return
@@ -133,13 +152,12 @@ async def collect(
                     received.take(orjson.loads(receiving.result()))
                 except websockets.ConnectionClosed as closed:
                     if closed.rcvd is not None:
-                        received.close_code, received.close_reason = (
-                            closed.rcvd.code,
-                            closed.rcvd.reason,
-                        )
+                        received.close_code = closed.rcvd.code
+                        received.close_reason = closed.rcvd.reason
                     return
         finally:
             stopping.cancel()
+            sending.cancel()
 
 
 async def collect_sse(url: str, received: Received, stop: asyncio.Event) -> None:
@@ -205,6 +223,7 @@ def topic_messages(
     """The topics' records as gateway messages, in offset order per partition; of the ticks
     topic only valid quotes of known venues (what the gateway forwards)."""
     out = []
+    latest: dict[tuple[str, str], int] = {}  # a quote older than its venue's latest: dropped
     for topic, records in topic_records.items():
         for r in sorted(records, key=lambda r: (r.partition, r.offset)):
             try:
@@ -214,8 +233,12 @@ def topic_messages(
             if topic.endswith(".ticks"):
                 if not isinstance(record, dict) or record.get("type") != "quote":
                     continue
-                if record.get("venue") not in venues or validation.check(record)[0] is not None:
+                if validation.check(record)[0] is not None or record["venue"] not in venues:
                     continue
+                where = (record["instrument"], record["venue"])
+                if record["ts"] < latest.get(where, -1):
+                    continue
+                latest[where] = record["ts"]
             out.append(
                 {"topic": topic, "key": None if r.key is None else r.key.decode(), "record": record}
             )
@@ -274,6 +297,15 @@ class Clients:
         future = asyncio.run_coroutine_threadsafe(collect(url, filters, received, stop), self.loop)
         self._running.append((stop, future))
         return received, future
+
+    def send(self, received: Received, message: dict[str, Any]) -> None:
+        """Send ``message`` on the connection ``received`` records."""
+        deadline = time.monotonic() + scaled(30)
+        while received.outbox is None:
+            assert time.monotonic() < deadline, "the client never connected"
+            time.sleep(0.05)
+        outbox = received.outbox
+        self.loop.call_soon_threadsafe(outbox.put_nowait, orjson.dumps(message).decode())
 
     def events(self, url: str) -> Received:
         """An SSE reader of ``url``."""

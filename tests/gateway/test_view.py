@@ -9,6 +9,7 @@ from scenario_paths import SCENARIOS
 
 from arbstream.config import load_config
 from gateway.view import MAX_KEYS, Entry, MarketView
+from streams.validation import check
 
 CNY = SCENARIOS / "cny-holiday-2026-02"
 
@@ -39,7 +40,7 @@ def _replayed_view() -> tuple[MarketView, list[dict[str, Any]]]:
     ticks = [orjson.loads(x) for x in (CNY / "ticks.jsonl").read_bytes().splitlines() if x]
     applied = []
     for record in ticks:
-        if isinstance(record, dict) and record.get("type") == "quote":
+        if isinstance(record, dict) and record.get("type") == "quote" and check(record)[0] is None:
             view.apply(_entry("p.ticks", record, record["instrument"]))
     for record in outputs:
         if record["type"] in ("spread", "signal", "basis"):
@@ -103,3 +104,28 @@ def test_a_closed_signal_leaves_the_snapshot_and_size_is_bounded() -> None:
         spread = {"type": "spread", "instrument": "XAG", "a": "A", "b": f"B{i}", "ts": i}
         view.apply(_entry("p.spreads", spread, f"XAG|A|B{i}"))
     assert len(view.spreads) == MAX_KEYS
+
+
+def test_a_late_quote_is_neither_kept_nor_forwarded() -> None:
+    view = MarketView(load_config(CNY / "config.toml"), "p.spreads", "p.signals", "p.basis")
+    quote = {"type": "quote", "venue": "LBMA", "instrument": "XAG", "bid": 1.0, "ask": 2.0}
+    assert view.apply(_entry("p.ticks", {**quote, "ts": 2000}, "XAG"))
+    assert not view.apply(_entry("p.ticks", {**quote, "ts": 1000, "bid": 1.5}, "XAG"))
+    assert view.quotes["XAG", "LBMA"].record["ts"] == 2000
+    assert view.apply(_entry("p.ticks", {**quote, "ts": 2000, "bid": 1.1}, "XAG"))  # same ts: kept
+
+
+def test_an_instrument_whose_quotes_stop_arriving_goes_stale_on_the_wall_clock() -> None:
+    """A market clock stops when every feed (or the broker) does: ages on it freeze, so
+    the wall clock since the last arrival decides."""
+    now = [100.0]
+    config = load_config(SCENARIOS / "dislocation-2026-01-30" / "config.toml")
+    view = MarketView(config, "p.spreads", "p.signals", "p.basis", monotonic=lambda: now[0])
+    quote = {"type": "quote", "venue": "COMEX", "instrument": "XAG", "bid": 1.0, "ask": 2.0}
+    view.apply(_entry("p.ticks", {**quote, "ts": 1769781600000}, "XAG"))
+    comex = next(s for s in view.venue_status() if s["venue"] == "COMEX")
+    assert (comex["status"], comex["age_ms"], comex["silent_ms"]) == ("live", 0, 0)
+    now[0] += config.stale_ms["COMEX"] / 1000 + 0.5
+    comex = next(s for s in view.venue_status() if s["venue"] == "COMEX")
+    assert (comex["status"], comex["age_ms"]) == ("stale", 0)
+    assert comex["silent_ms"] == config.stale_ms["COMEX"] + 500
