@@ -121,6 +121,7 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
         "stock_ts": st.stock_ts,
         "coverage": st.coverage,
         "delivery_open": sorted(st.delivery_open),
+        "seq": [[stream, key, n] for (stream, key), n in st.seq.items()],
     }
     return [(instrument_key(name), orjson.dumps(own)), *chunks]
 
@@ -150,6 +151,8 @@ def decode_instrument(
         # Absent from the entries of builds before coverage was kept: it fills again with
         # the next stock record of each venue.
         st.coverage = {str(v): float(c) for v, c in data.get("coverage", {}).items()}
+        # Absent from the entries of builds before seq: numbering starts again at 1.
+        st.seq = {(str(s), str(k)): int(n) for s, k, n in data.get("seq", [])}
         for a, b, last_emit, *windows_state in data["pairs"]:
             pair = (str(a), str(b))
             base, _, end, _ = windows_state

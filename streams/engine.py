@@ -137,11 +137,15 @@ class Engine:
         counted = self.counters.quotes
         counted[venue, instrument] = counted.get((venue, instrument), 0) + 1
         out = self._evaluate(instrument, state, venue, bid, ask, ts)
-        signals = self.counters.signals
-        for stream, _, record in out:
-            if stream == "signals":
-                signal = (record["kind"], record["event"])
-                signals[signal] = signals.get(signal, 0) + 1
+        if out:
+            signals = self.counters.signals
+            seqs = state.seq
+            for stream, key, record in out:
+                if stream == "signals":
+                    signal = (record["kind"], record["event"])
+                    signals[signal] = signals.get(signal, 0) + 1
+                if key is not None:  # always, for a quote's outputs (§10: keyed records)
+                    record["seq"] = seqs[stream, key] = seqs.get((stream, key), 0) + 1
         return out
 
     def _stock(
@@ -167,7 +171,9 @@ class Engine:
             return []
         signals = self.counters.signals
         signals["delivery", record["event"]] = signals.get(("delivery", record["event"]), 0) + 1
-        return [("signals", f"{instrument}|delivery|{venue}", record)]
+        key = f"{instrument}|delivery|{venue}"
+        record["seq"] = state.seq["signals", key] = state.seq.get(("signals", key), 0) + 1
+        return [("signals", key, record)]
 
     def _new_quote(
         self, venue: str, instrument: str, bid: float, ask: float, ts: int

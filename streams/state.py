@@ -106,6 +106,7 @@ class InstrumentState:
         "pairs",
         "quotes",
         "routes",
+        "seq",
         "stock_ts",
         "wide_open",
     )
@@ -120,3 +121,5 @@ class InstrumentState:
         self.stock_ts: dict[str, int] = {}  # venue -> ts of its latest accepted stock record
         self.delivery_open: set[str] = set()  # venues with delivery stress open
         self.coverage: dict[str, float] = {}  # venue -> its latest stock record's coverage
+        #: (stream, key) -> the seq of the last record emitted with that key (§10)
+        self.seq: dict[tuple[str, str], int] = {}

@@ -103,11 +103,12 @@ def test_delivery_stress_opens_and_closes_with_hysteresis_per_venue() -> None:
         "registered": 102_000_000,
         "open_interest": 366_000_000,
         "coverage": 102_000_000 / 366_000_000,
+        "seq": 1,
     }
     assert signals(e, stock("A", 55, 100, 20)) == []  # 0.55: between the ratios
     assert signals(e, stock("B", 10, 100, 5)) != []  # another venue, its own state
     (closed,) = signals(e, stock("A", 60, 100, 30))
-    assert closed["event"] == "close"
+    assert (closed["event"], closed["seq"]) == ("close", 2)
     # out of order per venue: older than A's latest, not B's
     (rejected,) = [r for _, _, r in e.process(stock("A", 1, 100, 25), 9)]
     assert rejected["reason"] == "out_of_order"
