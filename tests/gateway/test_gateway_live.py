@@ -114,9 +114,11 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
     first, second, third = lines[:900], lines[900:1300], lines[1300:]
     worker = Worker(config_path, kafka_bootstrap, tmp_path / "worker.log")
     clients = Clients()
+    gateways: list[GatewayProcess] = []
     try:
         worker.wait_ready()
         g1 = GatewayProcess(config_path, kafka_bootstrap, tmp_path / "g1.log")
+        gateways.append(g1)
         g1.wait_ready()
         everything, _ = clients.subscribe(g1.url, {})
         arbs, _ = clients.subscribe(g1.url, ARBS)
@@ -150,6 +152,7 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
         assert g1.stop() == 0
         _produce(tmp_path, config_path, kafka_bootstrap, second, "second.jsonl")
         g2 = GatewayProcess(config_path, kafka_bootstrap, tmp_path / "g2.log")
+        gateways.append(g2)
         g2.wait_ready()
         during, _ = clients.subscribe(g2.url, {})
         wait_for(lambda: during.snapshots_done > 0, 30, "a snapshot from the restarted gateway")
@@ -195,6 +198,9 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
         assert g2.stop() == 0
     finally:
         clients.close()
+        for gateway in gateways:
+            if gateway.proc.alive():
+                gateway.stop()
         worker.stop()
 
 
