@@ -11,6 +11,7 @@
 #   KAFKA_DATA_DIR          data dir (default <repo>/.kafka/<port>)
 #   KAFKA_KEEP_DATA=1       `down` keeps the data dir; `up` then reuses it
 #   KAFKA_HEAP              heap flags (default "-Xmx512m -Xms256m")
+#   KAFKA_GC_OPTS           garbage collector flags (default: G1 with 20 ms pause goal)
 #   KAFKA_JVM_OPTS          extra JVM flags for the broker
 #   KAFKA_EXTRA_CONFIG      extra server.properties lines (newline separated, override)
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker (default 60)
@@ -250,8 +251,8 @@ cmd_up() {
     if command -v setsid >/dev/null; then detach=(setsid); fi
     # shellcheck disable=SC2086 # word splitting of the flag variables is intended
     ${detach[@]+"${detach[@]}"} nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
-        -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-        -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+        -server ${KAFKA_GC_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent} \
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.shutdownHookEnabled=false \
         ${KAFKA_JVM_OPTS:-} \
         -Dlog4j2.configurationFile="$LOG4J2" \
