@@ -178,6 +178,23 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
                 "the last part at the client",
             )
         got_final = final_view(during.snapshot + during.live)
+        missing = set(final) - set(got_final)
+        assert not missing, (
+            missing,
+            [
+                (m["key"], m["record"].get("event"), m["record"].get("seq"))
+                for m in during.snapshot + during.live
+                if (m["topic"], m["key"], None) in missing
+            ],
+            [
+                (m["key"], m["record"].get("event"), m["record"].get("seq"))
+                for m in during.snapshot
+                if m["record"]["type"] == "signal"
+            ],
+            len(during.snapshot),
+            len(during.live),
+            during.control[:3],
+        )
         assert {k: v for k, v in got_final.items() if final.get(k) != v} == {}
         assert got_final == final
         problems = {}
