@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from agents.errors import AgentError
@@ -47,6 +48,32 @@ async def broker_reachable(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -
             await writer.wait_closed()
         return True
     return False
+
+
+class BrokerWatch:
+    """Whether the broker answers now, for a process's readiness: ``run`` asks every
+    ``every_s`` and says once when the broker stops answering and once when it answers
+    again (the clients' own repeated errors are rate limited: arbstream.process)."""
+
+    def __init__(self, bootstrap: str, every_s: float) -> None:
+        self.bootstrap = bootstrap
+        self.every_s = every_s
+        self.answers = True
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        lost_at = 0.0
+        while True:
+            await asyncio.sleep(self.every_s)
+            answers = await broker_reachable(self.bootstrap)
+            if answers == self.answers:
+                continue
+            self.answers = answers
+            if answers:
+                log.info("broker answers again after %.0f s", time.monotonic() - lost_at)
+            else:
+                lost_at = time.monotonic()
+                log.warning("broker at %s does not answer: not ready until it does", self.bootstrap)
 
 
 async def require_broker(bootstrap: str) -> None:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.broker import broker_reachable, close_quietly, require_broker
+from agents.broker import BrokerWatch, broker_reachable, close_quietly, require_broker
 from agents.errors import AgentError
 from agents.metrics import BatchStats, WorkerMetrics, WorkerView
 from agents.partition import (
@@ -120,7 +120,7 @@ class Worker:
         self.processors: dict[int, PartitionProcessor] = {}
         self._stopping = asyncio.Event()
         self.ready = False
-        self.broker_answers = True
+        self._broker = BrokerWatch(settings.bootstrap, BROKER_PROBE_EVERY_S)
         self._error: BaseException | None = None
         self._taken = asyncio.Event()  # a partition task emptied its inbox
         self._next_report = time.monotonic() + STATS_INTERVAL_S
@@ -177,6 +177,13 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------------
 
     @property
+    def broker_answers(self) -> bool:
+        """The broker answered the last probe. The clients ride an outage out on their
+        own; a batch in flight waits for its commit, which completes or aborts when the
+        broker is back (or, if the worker stops first, is left open: see ``_close``)."""
+        return self._broker.answers
+
+    @property
     def serving(self) -> bool:
         """Ready: partitions loaded, and the broker answers."""
         return self.ready and self.broker_answers
@@ -185,7 +192,7 @@ class Worker:
         """Consume until ``stop``; then let each partition finish its batch, and leave."""
         shorten_first_partition_retry()
         await self._reader.start()
-        watch = asyncio.create_task(self._watch_broker(), name="broker watch")
+        watch = asyncio.create_task(self._broker.run(), name="broker watch")
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
             try:
@@ -207,27 +214,6 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-
-    async def _watch_broker(self) -> None:
-        """Say, once, when the broker stops answering and when it answers again, and keep
-        ``broker_answers`` (readiness) true to it. The clients ride the outage out on their
-        own and their repeated errors are rate limited (arbstream.process.RepeatFilter); a
-        batch in flight waits for its commit, which completes or aborts when the broker
-        is back (or, if the worker stops first, is left open: see ``_close``)."""
-        lost_at = 0.0
-        while True:
-            await asyncio.sleep(BROKER_PROBE_EVERY_S)
-            answers = await broker_reachable(self.settings.bootstrap)
-            if answers == self.broker_answers:
-                continue
-            self.broker_answers = answers
-            if answers:
-                log.info("broker answers again after %.0f s", time.monotonic() - lost_at)
-            else:
-                lost_at = time.monotonic()
-                log.warning(
-                    "broker at %s does not answer: not ready until it does", self.settings.bootstrap
-                )
 
     def fail(self, error: BaseException) -> None:
         """Stop, and make ``run`` raise ``error`` once everything is closed."""

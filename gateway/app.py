@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.broker import broker_reachable
+from agents.broker import BrokerWatch
 from agents.topics import Topics
 from gateway.clients import Hub
 from gateway.metrics import gateway_registry
@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 #: Venue status goes to every client this often (quote ages move with the clock).
 VENUES_EVERY_S = 1.0
 READY_MESSAGE = "arbstream gateway ready"
-#: How often, and how patiently, the gateway asks whether the broker is there.
+#: How often the gateway asks whether the broker is there (``/readyz`` is 503 while it
+#: is not: the reader's fetches just come back empty then, and the gateway would go on
+#: serving a frozen market).
 BROKER_PROBE_EVERY_S = 2.0
-BROKER_PROBE_S = 1.0
 #: How long connections may take to finish when the gateway stops.
 SHUTDOWN_S = 5.0
 
@@ -39,7 +40,7 @@ class Gateway:
         self.settings = settings
         self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
         self.hub = Hub(settings.max_clients, settings.queue_size)
-        self.broker_answers = True
+        self.broker = BrokerWatch(settings.bootstrap, BROKER_PROBE_EVERY_S)
         self.reader = TopicReader(
             settings.bootstrap,
             topics,
@@ -67,12 +68,12 @@ class Gateway:
         log.warning("%s on http://%s:%d/", READY_MESSAGE, self.settings.host, self.settings.port)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        ready = self.reader.assigned and self.reader.caught_up and self.broker_answers
+        ready = self.reader.assigned and self.reader.caught_up and self.broker.answers
         return ready, {
             "ready": ready,
             "assigned": self.reader.assigned,
             "caught_up": self.reader.caught_up,
-            "broker": self.broker_answers,
+            "broker": self.broker.answers,
             "records": self.reader.records,
             "clients": len(self.hub.clients),
         }
@@ -88,7 +89,7 @@ class Gateway:
             tasks = [
                 asyncio.create_task(self._read(), name="gateway reader"),
                 asyncio.create_task(self._venues(), name="gateway venues"),
-                asyncio.create_task(self._watch_broker(), name="gateway broker watch"),
+                asyncio.create_task(self.broker.run(), name="gateway broker watch"),
             ]
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -113,16 +114,6 @@ class Gateway:
                 self.hub.evictions,
             )
 
-    async def _watch_broker(self) -> None:
-        """``/readyz`` says 503 while the broker does not answer (the reader's fetches
-        just come back empty then: the gateway would go on serving a frozen market)."""
-        while True:
-            answers = await broker_reachable(self.settings.bootstrap, BROKER_PROBE_S)
-            if answers != self.broker_answers:
-                log.warning("gateway: the broker %s", "answers again" if answers else "is away")
-            self.broker_answers = answers
-            await asyncio.sleep(BROKER_PROBE_EVERY_S)
-
     async def _read(self) -> None:
         await self.reader.start()
         await self.reader.run()
@@ -130,5 +121,5 @@ class Gateway:
     async def _venues(self) -> None:
         while True:
             await asyncio.sleep(VENUES_EVERY_S)
-            if self.reader.caught_up:
+            if self.reader.caught_up and self.hub.clients:
                 self.hub.broadcast(self.server.venues_message())
