@@ -83,7 +83,6 @@ class Hub:
         self.sent = 0
         self.dropped = 0
         self.evictions = 0
-        self.on_evict: Callable[[Client], Awaitable[None]] | None = None
 
     def full(self) -> bool:
         return len(self.clients) >= self.max_clients
@@ -98,18 +97,22 @@ class Hub:
         """Offer one record to every client whose subscription takes it."""
         message: bytes | None = None
         for client in list(self.clients):
-            if not client.subscribed or client.evicted or not client.matcher(entry.record):
+            if not client.subscribed or not client.matcher(entry.record):
                 continue
             if message is None:
                 message = envelope(entry)
-            if not client.offer(message):
-                self.evict(client, f"too slow: {self.queue_size} messages waiting")
+            self.send(client, message)
 
     def broadcast(self, message: bytes) -> None:
         """Offer a control message (venue status) to every subscribed client."""
         for client in list(self.clients):
-            if client.subscribed and not client.evicted and not client.offer(message):
-                self.evict(client, f"too slow: {self.queue_size} messages waiting")
+            if client.subscribed:
+                self.send(client, message)
+
+    def send(self, client: Client, message: bytes) -> None:
+        """Queue ``message`` for ``client``, or evict it when its queue is full."""
+        if not client.offer(message):
+            self.evict(client, f"too slow: {self.queue_size} messages waiting")
 
     def evict(self, client: Client, reason: str) -> None:
         if client.evicted:

@@ -118,7 +118,7 @@ class GatewayServer:
         self.live = True
         waiting, self._waiting = self._waiting, {}
         for client, subscription in waiting.items():
-            if client in self.hub.clients and not client.evicted:
+            if client in self.hub.clients:  # not gone, not evicted
                 self._subscribe(client, subscription)
 
     def _subscribe(self, client: Client, subscription: Subscription) -> None:
@@ -205,8 +205,7 @@ class GatewayServer:
                     f"more than {SUBSCRIBES_PER_S} subscribe messages a second; ignored"
                 )
         except SubscriptionError as exc:
-            if not client.offer(control("error", error=str(exc))):
-                self.hub.evict(client, f"too slow: {self.hub.queue_size} messages waiting")
+            self.hub.send(client, control("error", error=str(exc)))
             return
         self._subscribe(client, subscription)
 

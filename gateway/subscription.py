@@ -69,11 +69,7 @@ def parse_message(text: str | bytes) -> Subscription:
     try:
         return SubscribeMessage.model_validate_json(text).filters
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
-            for e in exc.errors()[:5]
-        )
-        raise SubscriptionError(problems) from exc
+        raise SubscriptionError(_problems(exc)) from exc
 
 
 def parse_query(query: dict[str, str]) -> Subscription:
@@ -82,10 +78,14 @@ def parse_query(query: dict[str, str]) -> Subscription:
     try:
         return Subscription.model_validate(filters)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise SubscriptionError(problems) from exc
+        raise SubscriptionError(_problems(exc)) from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """The first few problems, each as ``where: what`` (``message`` for the whole)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in exc.errors()[:5]
+    )
 
 
 def _venues_of(record: dict[str, Any]) -> tuple[Any, ...]:
