@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 from agents.topics import Topics, ensure_topics
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
+from benchmarks.pipeline_bench import peak_rss_mib
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML
 
@@ -202,12 +203,7 @@ def main() -> None:
                     sys.exit(f"gateway_bench: the gateway did not start:\n{gateway.tail(20)}")
                 time.sleep(0.1)
             result = asyncio.run(run(bootstrap, f"ws://127.0.0.1:{port}/ws", Topics(prefix), args))
-            status = Path(f"/proc/{gateway.pid}/status").read_text()
-            result["gateway_peak_rss_mib"] = round(
-                next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:"))
-                / 1024,
-                1,
-            )
+            result["gateway_peak_rss_mib"] = peak_rss_mib(gateway.pid)
         finally:
             gateway.stop(30)
     result["date"] = date.today().isoformat()
