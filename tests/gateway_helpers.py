@@ -24,9 +24,7 @@ import websockets
 from jsonschema import Draft202012Validator
 from kafka_helpers import Record, free_port, scaled
 from pipeline import arbstream_process
-from record_schemas import check_input, check_output
-from referencing import Registry, Resource
-from scenario_paths import REPO
+from record_schemas import check_input, check_output, load, registry
 
 from arbstream.supervisor import ChildProcess
 from gateway.subscription import Subscription
@@ -95,6 +93,26 @@ class GatewayProcess:
 
     def stop(self) -> int:
         return self.proc.stop(scaled(30))
+
+
+def start_produce(
+    tmp_path: Path, config: Path, bootstrap: str, lines: list[bytes], name: str
+) -> ChildProcess:
+    """``arbstream produce`` of ``lines`` (written to ``tmp_path/name``), started."""
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://{bootstrap}"}
+    return arbstream_process(
+        ["produce", str(path), "--config", str(config)], env, tmp_path / f"{name}.log"
+    )
+
+
+def produce_lines(
+    tmp_path: Path, config: Path, bootstrap: str, lines: list[bytes], name: str
+) -> None:
+    """``arbstream produce`` of ``lines``, to the end (status 0)."""
+    proc = start_produce(tmp_path, config, bootstrap, lines, name)
+    assert proc.wait(120) == 0, proc.tail(20)
 
 
 @dataclass
@@ -189,14 +207,7 @@ async def collect_sse(url: str, received: Received, stop: asyncio.Event) -> None
 def check_messages(messages: Iterable[dict[str, Any]]) -> int:
     """Every message valid under docs/schemas/gateway-message.schema.json, and every
     record in an envelope under its own schema; returns how many were checked."""
-    schemas = REPO / "docs" / "schemas"
-    registry = Registry().with_resources(
-        (c["$id"], Resource.from_contents(c))
-        for c in (orjson.loads(p.read_bytes()) for p in schemas.glob("*.schema.json"))
-    )
-    validator = Draft202012Validator(
-        orjson.loads((schemas / "gateway-message.schema.json").read_bytes()), registry=registry
-    )
+    validator = Draft202012Validator(load("gateway-message.schema.json"), registry=registry())
     n = 0
     for message in messages:
         errors = list(validator.iter_errors(message))

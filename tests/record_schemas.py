@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 #: (type, kind) of an output record -> its schema file.
@@ -40,6 +41,15 @@ GATEWAY_SCHEMAS = {
     "subscribe": "gateway-subscribe.schema.json",
     "message": "gateway-message.schema.json",
 }
+
+
+def registry() -> Registry:
+    """Every schema of docs/schemas under its $id, so that $refs between them resolve
+    (for jsonschema's reference validators)."""
+    return Registry().with_resources(
+        (c["$id"], Resource.from_contents(c))
+        for c in (json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json"))
+    )
 
 
 def load(name: str) -> dict[str, Any]:

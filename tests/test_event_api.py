@@ -30,6 +30,7 @@ from record_schemas import (
     check_input,
     load,
     output_schema,
+    registry,
 )
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7 as _DRAFT7
@@ -46,18 +47,9 @@ ASYNCAPI_SCHEMA = Path(__file__).resolve().parent / "vendor" / "asyncapi" / "3.0
 DRAFT_2020_12 = "application/schema+json;version=draft-2020-12"
 
 
-def _registry() -> Registry:
-    """Every schema of docs/schemas under its $id, so that $refs between them resolve."""
-    resources = []
-    for path in SCHEMAS.glob("*.schema.json"):
-        contents = json.loads(path.read_text())
-        resources.append((contents["$id"], Resource.from_contents(contents)))
-    return Registry().with_resources(resources)
-
-
 def reference(name: str) -> Draft202012Validator:
     """jsonschema's draft 2020-12 validator of one schema file."""
-    return Draft202012Validator(load(name), registry=_registry())
+    return Draft202012Validator(load(name), registry=registry())
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,16 @@ from typing import Any
 
 import orjson
 import websockets
-from gateway_helpers import Clients, GatewayProcess, by_key, topic_messages, wait_for
+from gateway_helpers import (
+    Clients,
+    GatewayProcess,
+    by_key,
+    start_produce,
+    topic_messages,
+    wait_for,
+)
 from kafka_helpers import consume, produce, scaled
-from pipeline import Worker, arbstream_process, replay_by_key
+from pipeline import Worker, replay_by_key
 from streamgen import config_toml, random_stream, random_venues
 
 from agents.topics import Topics
@@ -38,15 +45,6 @@ def _heavy_stream(tmp_path: Path, prefix: str) -> tuple[Path, list[bytes]]:
     text = config_toml(venues, None, spread_emit_ms=0, topic_prefix=prefix)
     path.write_text(text + "\n[kafka]\npartitions = 2\n")
     return path, random_stream(rng, venues, HEAVY_TICKS)
-
-
-def _produce_file(tmp_path: Path, config: Path, bootstrap: str, lines: list[bytes]) -> Any:
-    path = tmp_path / "ticks.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://{bootstrap}"}
-    return arbstream_process(
-        ["produce", str(path), "--config", str(config)], env, tmp_path / "produce.log"
-    )
 
 
 class RawClient:
@@ -156,7 +154,9 @@ def test_a_slow_client_is_evicted_while_a_normal_one_misses_nothing(
             normal = asyncio.create_task(_normal_client(g.url, expected, ready))
             await asyncio.wait_for(ready.wait(), scaled(30))
             producing = asyncio.create_task(
-                asyncio.to_thread(_produce_file, tmp_path, config_path, kafka_bootstrap, lines)
+                asyncio.to_thread(
+                    start_produce, tmp_path, config_path, kafka_bootstrap, lines, "ticks.jsonl"
+                )
             )
             deadline = time.monotonic() + scaled(120)
             while await asyncio.to_thread(g.metric, "arbstream_gateway_clients_evicted_total") < 2:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,13 @@ from gateway_helpers import (
     GatewayProcess,
     by_key,
     final_view,
+    produce_lines,
     snapshot_view,
     topic_messages,
     wait_for,
 )
 from kafka_helpers import consume
-from pipeline import Worker, arbstream_process, replay_by_key
+from pipeline import Worker, replay_by_key
 from scenario_paths import SCENARIOS
 
 from agents.topics import Topics, partition_counts
@@ -39,18 +39,6 @@ def _config(tmp_path: Path, prefix: str) -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(text + "\n[kafka]\npartitions = 3\n")
     return path
-
-
-def _produce(tmp_path: Path, config: Path, bootstrap: str, lines: list[bytes], name: str) -> None:
-    path = tmp_path / name
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    env = {"ARBSTREAM_BROKER": f"kafka://{bootstrap}"}
-    proc = arbstream_process(
-        ["produce", str(path), "--config", str(config)],
-        {**os.environ, **env},
-        tmp_path / f"{name}.log",
-    )
-    assert proc.wait(120) == 0, proc.tail(20)
 
 
 def _topics_now(bootstrap: str, topics: Topics, counts: dict[str, int]) -> dict[str, list[Any]]:
@@ -127,7 +115,7 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
         readers = (everything, arbs, pair, sse)
         wait_for(lambda: all(r.snapshots_done for r in readers), 30, "snapshots")
 
-        _produce(tmp_path, config_path, kafka_bootstrap, first, "first.jsonl")
+        produce_lines(tmp_path, config_path, kafka_bootstrap, first, "first.jsonl")
         counts = _expected_counts(first, config_path, topics)
         committed = topic_messages(
             _topics_now(kafka_bootstrap, topics, counts), frozenset(config.venues)
@@ -150,13 +138,13 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
 
         # a restart mid-stream: the gateway stops, records go on, a new gateway starts
         assert g1.stop() == 0
-        _produce(tmp_path, config_path, kafka_bootstrap, second, "second.jsonl")
+        produce_lines(tmp_path, config_path, kafka_bootstrap, second, "second.jsonl")
         g2 = GatewayProcess(config_path, kafka_bootstrap, tmp_path / "g2.log")
         gateways.append(g2)
         g2.wait_ready()
         during, _ = clients.subscribe(g2.url, {})
         wait_for(lambda: during.snapshots_done > 0, 30, "a snapshot from the restarted gateway")
-        _produce(tmp_path, config_path, kafka_bootstrap, third, "third.jsonl")
+        produce_lines(tmp_path, config_path, kafka_bootstrap, third, "third.jsonl")
         counts = _expected_counts(lines, config_path, topics)
         committed = topic_messages(
             _topics_now(kafka_bootstrap, topics, counts), frozenset(config.venues)
@@ -254,7 +242,7 @@ def test_a_gateway_started_before_its_topics_waits_then_serves_and_resubscribes(
         # the worker created the topics, with the config's partitions: not the gateway
         partitions = asyncio.run(partition_counts(kafka_bootstrap, [topics.ticks]))
         assert partitions[topics.ticks] == 3
-        _produce(tmp_path, config_path, kafka_bootstrap, lines[:900], "first.jsonl")
+        produce_lines(tmp_path, config_path, kafka_bootstrap, lines[:900], "first.jsonl")
         counts = _expected_counts(lines[:900], config_path, topics)
         committed = topic_messages(
             _topics_now(kafka_bootstrap, topics, counts), frozenset(config.venues)
@@ -272,7 +260,7 @@ def test_a_gateway_started_before_its_topics_waits_then_serves_and_resubscribes(
             (m["topic"], m["key"]) for m in early.snapshot if m["record"]["type"] != "quote"
         ] == [pair_key]
         mark = len(early.live)
-        _produce(tmp_path, config_path, kafka_bootstrap, lines[900:], "rest.jsonl")
+        produce_lines(tmp_path, config_path, kafka_bootstrap, lines[900:], "rest.jsonl")
         counts = _expected_counts(lines, config_path, topics)
         committed = topic_messages(
             _topics_now(kafka_bootstrap, topics, counts), frozenset(config.venues)
