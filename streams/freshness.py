@@ -11,18 +11,19 @@ FX changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from typing import Final, cast
 
 from streams.state import VenueQuote
 
-#: The FX entry of a USD venue: rate 1, and a time no clock reaches, so never stale.
-USD_BOOK: Final = (1.0, 2**62)
+#: The FX entry of a USD venue: rate 1 (its time is never read: USD is never FX-stale).
+#: Typed ``object``: compiled code keeps it one object, which the cache compares by
+#: identity (a tuple-typed constant is boxed anew at each use).
+USD_BOOK: Final[object] = (1.0, 0)
 
 
 def mark_fresh(
-    quotes: Mapping[str, VenueQuote],
-    fx_book: Mapping[str, tuple[float, int]],
+    quotes: dict[str, VenueQuote],
+    fx_book: dict[str, tuple[float, int]],
     t: int,
     fx_stale_ms: int,
     sessions: bool = True,
@@ -34,18 +35,21 @@ def mark_fresh(
     then costs nothing more."""
     for q in quotes.values():
         pair = q.fx_pair
+        # ``book`` is typed ``object`` so compiled code compares the FX entry itself: a
+        # value typed as the tuple is unboxed, and boxed anew (a fresh object) to compare.
+        book: object
         if pair is None:
             book = USD_BOOK
         else:
-            seen = fx_book.get(pair)
-            if seen is None:
+            book = fx_book.get(pair)
+            if book is None:
                 q.fresh = False
                 continue
-            book = seen
         if book is not q.book:
-            k = q.factor / book[0]
-            q.nbid, q.nask, q.book = q.bid * k, q.ask * k, book
-        q.fresh = t - book[1] <= fx_stale_ms and t - q.ts <= q.stale_ms
+            mid, fx_ts = cast(tuple[float, int], book)
+            k = q.factor / mid
+            q.nbid, q.nask, q.book, q.fx_ts = q.bid * k, q.ask * k, book, fx_ts
+        q.fresh = t - q.ts <= q.stale_ms and (pair is None or t - q.fx_ts <= fx_stale_ms)
     if sessions:
         for q in quotes.values():
             if q.fresh and q.calendar is not None and not q.calendar.is_open(t):

@@ -101,7 +101,7 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
         out.clock = max(out.clock, t)
         for venue, q in st.quotes.items():
             out.quotes.append(QuoteView(name, venue, q.ts, t - q.ts))
-        mark_fresh(st.quotes, engine.fx_book, t, engine.config.fx_stale_ms)
+        mark_fresh(st.quotes, dict(engine.fx_book), t, engine.config.fx_stale_ms)
         _spreads(engine, name, st, out)
         _routes(engine, name, st, out)
         _basis(engine, name, st, out)

@@ -22,6 +22,7 @@ class VenueQuote:
         "factor",
         "fresh",
         "fx_pair",
+        "fx_ts",
         "nask",
         "nbid",
         "oz_per_lot",
@@ -52,7 +53,10 @@ class VenueQuote:
         # The decoded quote: its optional sizes are read only when a signal needs them
         # (streams.validation.size), which keeps them off the per-tick path.
         self.record: dict[str, object] = _NO_RECORD
-        self.book: tuple[float, int] | None = None  # the FX entry nbid/nask were computed with
+        # The FX entry (an object of the engine's FX book) nbid/nask were computed with,
+        # and its time; None until normalised.
+        self.book: object = None
+        self.fx_ts = 0
         self.nbid = self.nask = 0.0  # valid once normalised (USD, or FX seen)
         # Fresh at the instrument clock of the last evaluation (streams.freshness sets it
         # for every quote before each use; it is not state).
