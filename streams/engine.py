@@ -38,6 +38,26 @@ Source = dict[str, Any]
 _NONE: list[Output] = []  # never appended to
 
 
+class PairLink:
+    """One venue's side of one pair: the other venue's number, whether this venue is the
+    pair's ``a`` (names sorted), and the pair's number, names and key part ``"A|B"``."""
+
+    __slots__ = ("a", "b", "first", "index", "key", "other", "pair")
+
+    def __init__(
+        self, venue_index: dict[str, int], pairs: list[tuple[str, str]], pair: tuple[str, str],
+        venue: str,
+    ) -> None:  # fmt: skip
+        self.a, self.b = pair
+        self.first = venue == self.a
+        self.other = venue_index[self.b if self.first else self.a]
+        self.index = pairs.index(pair)
+        self.key = f"{self.a}|{self.b}"
+        # ``Any``: one object in compiled code (a value typed as the tuple is boxed anew
+        # at every use), the key of InstrumentState.pairs
+        self.pair: Any = pair
+
+
 def line_source(position: int) -> Source:
     """``source`` in a replay: the input's 1-based line number."""
     return {"line": position}
@@ -60,18 +80,27 @@ class Engine:
         self._dirty: set[str] = set()
         self._fx_dirty = False
         self._meta_saved = False
-        # For each venue: the other venues with the sorted pair they form, in (a, b) order.
+        # Venues and pairs are numbered (InstrumentState.slots / pair_slots); for each
+        # venue, its links to the other venues, in the order of the sorted pairs.
         names = config.venue_names
-        self._pairs_of: dict[str, list[tuple[str, tuple[str, str], str]]] = {}
-        for name in names:
-            others = [(u, (name, u) if name < u else (u, name)) for u in names if u != name]
-            others.sort(key=lambda o: o[1])
-            self._pairs_of[name] = [(u, pair, f"{pair[0]}|{pair[1]}") for u, pair in others]
+        self._venue_index = {name: i for i, name in enumerate(names)}
+        pairs = sorted((a, b) for a in names for b in names if a < b)
+        self._n_pairs = len(pairs)
+        self._pair_names: list[tuple[str, str]] = pairs
+        self._links: list[list[PairLink]] = [
+            [PairLink(self._venue_index, pairs, p, name) for p in pairs if name in p]
+            for name in names
+        ]
         self._fx_pair: dict[str, str | None] = {
             name: None if cur == "USD" else "USD" + cur for name, cur in config.currency.items()
         }
         fee = config.fee_bps
-        self._routes = [RouteTerms(r, fee[r.buy] + fee[r.sell]) for r in config.routes]
+        self._routes = [
+            RouteTerms(
+                r, fee[r.buy] + fee[r.sell], self._venue_index[r.buy], self._venue_index[r.sell]
+            )
+            for r in config.routes
+        ]
         self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
@@ -80,7 +109,6 @@ class Engine:
         self._sessions = any(c is not None for c in config.calendars.values())
         # The settings read per record, held here: attributes of this (compiled) class
         # are read natively, the config's through Python's attribute protocol.
-        self._venues = config.venues
         self._fx_stale_ms = config.fx_stale_ms
         self._spread_emit_ms = config.spread_emit_ms
         self._windows_ms = config.windows_ms
@@ -115,19 +143,21 @@ class Engine:
             fx_counts[pair] = fx_counts.get(pair, 0) + 1
             return []
         venue: str = obj["venue"]
-        if venue not in self._venues:
+        vi = self._venue_index.get(venue)
+        if vi is None:
             return [self._rejected(v.UNKNOWN_VENUE, raw, position)]
         instrument: str = obj["instrument"]
         state = self._instruments.get(instrument)
         if state is None:
-            state = self._instruments[instrument] = InstrumentState(
-                len(self.config.routes), len(self.config.basis_pairs)
+            state = self._instruments[instrument] = self._indexed(
+                InstrumentState(len(self.config.routes), len(self.config.basis_pairs))
             )
         if kind == "stock":
             return self._stock(obj, state, venue, instrument, raw, position, ts)
-        quote = state.quotes.get(venue)
+        quote = state.slots[vi]
         if quote is None:
-            quote = state.quotes[venue] = self._new_quote(venue, instrument, bid, ask, ts)
+            quote = self._new_quote(venue, instrument, bid, ask, ts)
+            state.quotes[venue] = state.slots[vi] = quote
         elif ts < quote.ts:
             return [self._rejected(v.OUT_OF_ORDER, raw, position)]
         else:
@@ -135,8 +165,8 @@ class Engine:
         quote.record = obj
         self._dirty.add(instrument)
         counted = self.counters.quotes
-        counted[venue, instrument] = counted.get((venue, instrument), 0) + 1
-        out = self._evaluate(instrument, state, venue, bid, ask, ts)
+        counted[quote.label] = counted.get(quote.label, 0) + 1
+        out = self._evaluate(instrument, state, vi, quote, bid, ask, ts)
         if out:
             signals = self.counters.signals
             seqs = state.seq
@@ -180,7 +210,7 @@ class Engine:
     ) -> VenueQuote:
         cfg = self.config
         factor = 1.0 / (1.0 + cfg.venues[venue].vat) / cfg.oz_per_unit(venue, instrument)
-        return VenueQuote(
+        quote = VenueQuote(
             bid,
             ask,
             ts,
@@ -190,6 +220,14 @@ class Engine:
             cfg.calendars[venue],
             cfg.oz_per_lot(venue, instrument),
         )
+        quote.label = (venue, instrument)
+        return quote
+
+    def _indexed(self, state: InstrumentState) -> InstrumentState:
+        """``state`` with its slots built from its quotes and pairs."""
+        state.slots = [state.quotes.get(name) for name in self.config.venue_names]
+        state.pair_slots = [state.pairs.get(pair) for pair in self._pair_names]
+        return state
 
     def _rejected(self, reason: str, raw: bytes | str, position: int) -> Output:
         rejected = self.counters.rejected
@@ -205,24 +243,37 @@ class Engine:
     # ------------------------------------------------------------- evaluation
 
     def _evaluate(
-        self, instrument: str, state: InstrumentState, venue: str, bid: float, ask: float, ts: int
+        self,
+        instrument: str,
+        state: InstrumentState,
+        vi: int,
+        quote: VenueQuote,
+        bid: float,
+        ask: float,
+        ts: int,
     ) -> list[Output]:
+        """The outputs of ``quote`` (of venue number ``vi``), just accepted."""
         t = state.clock = ts if ts > state.clock else state.clock
-        quotes = state.quotes
-        mark_fresh(quotes, self._fx, t, self._fx_stale_ms, self._sessions)
+        mark_fresh(state.quotes, self._fx, t, self._fx_stale_ms, self._sessions)
+        venue = self.config.venue_names[vi]
 
         out: list[Output] = []
-        if quotes[venue].fresh:
-            self._spreads(instrument, state, venue, t, out)
+        if quote.fresh:
+            self._spreads(instrument, state, vi, quote, t, out)
         basis_signals: list[Output] = _NONE
         if self._has_basis:
             basis_signals = []
             evaluate_basis(self.config, instrument, state, venue, t, out, basis_signals)
         arb = self._arb
         open_usd = arb.open_usd
-        for terms, rstate, key in zip(self._routes, state.routes, self._route_keys, strict=True):
-            qb = quotes.get(terms.buy)
-            qs = quotes.get(terms.sell)
+        routes, route_states, route_keys, slots = (
+            self._routes, state.routes, self._route_keys, state.slots
+        )  # fmt: skip
+        for i in range(len(routes)):  # by index: zip would build a tuple per route
+            terms = routes[i]
+            rstate = route_states[i]
+            qb = slots[terms.buy_index]
+            qs = slots[terms.sell_index]
             if qb is None or qs is None or qb.book is None or qs.book is None:
                 continue  # a leg never normalised: the route has never left idle
             eligible = qb.fresh and qs.fresh
@@ -242,7 +293,7 @@ class Engine:
                     record["reason"] = "closed"
                 record["size_oz"] = size_oz = route_size_oz(qb, qs)
                 record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
-                out.append(("signals", f"{instrument}|{key}", record))
+                out.append(("signals", f"{instrument}|{route_keys[i]}", record))
         if basis_signals:
             out += basis_signals
         wide = wide_signal(state.wide_open, self._wide, venue, bid, ask, t)
@@ -255,26 +306,28 @@ class Engine:
         self,
         instrument: str,
         state: InstrumentState,
-        venue: str,
+        vi: int,
+        quote: VenueQuote,
         t: int,
         out: list[Output],
     ) -> None:
+        """Sample every pair of ``quote``'s venue (number ``vi``) with a fresh other leg."""
         emit_ms = self._spread_emit_ms
         window_names = self._window_names
-        pairs = state.pairs
-        quotes = state.quotes
-        for other, pair, pair_key in self._pairs_of[venue]:
-            q_other = quotes.get(other)
+        slots = state.slots
+        pair_slots = state.pair_slots
+        for link in self._links[vi]:
+            q_other = slots[link.other]
             if q_other is None or not q_other.fresh:
                 continue
-            a, b = pair
-            qa, qb = quotes[a], quotes[b]
+            qa, qb = (quote, q_other) if link.first else (q_other, quote)
             a_mid = (qa.nbid + qa.nask) / 2.0
             b_mid = (qb.nbid + qb.nask) / 2.0
             spread = a_mid - b_mid
-            ps = pairs.get(pair)
+            ps = pair_slots[link.index]
             if ps is None:
-                ps = pairs[pair] = PairState(PairWindows(self._windows_ms))
+                ps = PairState(PairWindows(self._windows_ms))
+                pair_slots[link.index] = state.pairs[link.pair] = ps
             ps.windows.add(t, spread)
             if ps.last_emit is not None and t - ps.last_emit < emit_ms:
                 continue
@@ -293,8 +346,8 @@ class Engine:
             record = {
                 "type": "spread",
                 "instrument": instrument,
-                "a": a,
-                "b": b,
+                "a": link.a,
+                "b": link.b,
                 "ts": t,
                 "a_mid": a_mid,
                 "b_mid": b_mid,
@@ -302,8 +355,8 @@ class Engine:
                 "spread_bps": spread / b_mid * 10000.0,
                 "windows": windows,
             }
-            out.append(("spreads", f"{instrument}|{pair_key}", record))
-            self.latest_spreads[instrument, pair_key] = record
+            out.append(("spreads", f"{instrument}|{link.key}", record))
+            self.latest_spreads[instrument, link.key] = record
 
     # ------------------------------------------------------------- read-only views
 
@@ -377,7 +430,7 @@ class Engine:
                     st.quotes[venue] = q
             except (TypeError, ValueError) as exc:
                 raise StateError(f"malformed quotes in state of {name!r}: {exc!r}") from exc
-            instruments[name] = st
+            instruments[name] = self._indexed(st)
         self._fx = fx
         self._instruments = instruments
         self.latest_spreads.clear()

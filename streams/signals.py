@@ -55,12 +55,15 @@ class ArbRoute:
 class RouteTerms:
     """A route with its costs folded into two numbers: cost = cost_usd + cost_frac * ask_B."""
 
-    __slots__ = ("buy", "cost_frac", "cost_usd", "route", "sell")
+    __slots__ = ("buy", "buy_index", "cost_frac", "cost_usd", "route", "sell", "sell_index")
 
-    def __init__(self, route: Route, fees_bps: float) -> None:
+    def __init__(self, route: Route, fees_bps: float, buy_index: int = -1, sell_index: int = -1):
         self.route = route
         self.buy = route.buy
         self.sell = route.sell
+        # the legs' positions in ``InstrumentState.slots`` (the engine's venue numbers)
+        self.buy_index = buy_index
+        self.sell_index = sell_index
         self.cost_usd = route.cost_usd
         self.cost_frac = (route.cost_bps + fees_bps) / 10000.0
 

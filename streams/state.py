@@ -5,6 +5,8 @@ key-value entries, and read back, is streams/changelog.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from streams.sessions import Calendar
 from streams.signals import ArbRoute
 from streams.windows import PairWindows
@@ -23,6 +25,7 @@ class VenueQuote:
         "fresh",
         "fx_pair",
         "fx_ts",
+        "label",
         "nask",
         "nbid",
         "oz_per_lot",
@@ -50,6 +53,10 @@ class VenueQuote:
         self.stale_ms = stale_ms
         self.calendar = calendar  # the venue's sessions; None: always open
         self.oz_per_lot = oz_per_lot
+        # The key its accepted quotes are counted under, ``(venue, instrument)``, built
+        # once (the engine sets it). ``Any`` keeps it one object in compiled code, where
+        # a value typed as the tuple is boxed anew, hashed and freed at every use.
+        self.label: Any = None
         # The decoded quote: its optional sizes are read only when a signal needs them
         # (streams.validation.size), which keeps them off the per-tick path.
         self.record: dict[str, object] = _NO_RECORD
@@ -107,10 +114,12 @@ class InstrumentState:
         "clock",
         "coverage",
         "delivery_open",
+        "pair_slots",
         "pairs",
         "quotes",
         "routes",
         "seq",
+        "slots",
         "stock_ts",
         "wide_open",
     )
@@ -127,3 +136,8 @@ class InstrumentState:
         self.coverage: dict[str, float] = {}  # venue -> its latest stock record's coverage
         #: (stream, key) -> the seq of the last record emitted with that key (§10)
         self.seq: dict[tuple[str, str], int] = {}
+        # An index of ``quotes`` and ``pairs`` by position (the engine's venue and pair
+        # numbers), which the engine keeps with them: the hot path reads a list where it
+        # would hash a name or a tuple. Not state: rebuilt from the dicts (Engine.load).
+        self.slots: list[VenueQuote | None] = []
+        self.pair_slots: list[PairState | None] = []
