@@ -32,9 +32,7 @@ REASONS: Final = (
     OUT_OF_ORDER,
 )
 
-QUOTE_FIELDS: Final = ("venue", "instrument", "bid", "ask", "ts")
 FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
-STOCK_FIELDS: Final = ("venue", "instrument", "registered", "open_interest", "ts")
 #: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
 MAX_TS: Final = 2**63
 RAW_LIMIT: Final = 4096
@@ -43,6 +41,8 @@ RAW_LIMIT: Final = 4096
 #: message size limit, whatever an input says.
 NAME_LIMIT: Final = 64
 _PAIR = re.compile(r"USD[A-Z]{3}")
+#: A field's value when the field is absent (a JSON null is None).
+_MISSING: Final = object()
 
 
 def _reject_constant(name: str) -> Any:
@@ -137,39 +137,54 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
     """
     if type(obj) is not dict:
         return BAD_JSON, "", 0.0, 0.0, 0
-    kind = obj.get("type")
-    fields: tuple[str, ...]
-    if kind == "quote":
-        fields = QUOTE_FIELDS
-    elif kind == "fx":
-        fields = FX_FIELDS
-    elif kind == "stock":
-        fields = STOCK_FIELDS
-    else:
-        return BAD_TYPE, "", 0.0, 0.0, 0
-    for field in fields:
-        if field not in obj:
+    rec: dict[str, Any] = obj  # typed, so compiled code reads it with dict operations
+    kind = rec.get("type")
+    # Each field is read once; _MISSING tells an absent field from a JSON null.
+    if kind in ("quote", "stock"):
+        venue = rec.get("venue", _MISSING)
+        instrument = rec.get("instrument", _MISSING)
+        if kind == "quote":
+            a, b = rec.get("bid", _MISSING), rec.get("ask", _MISSING)
+        else:
+            a, b = rec.get("registered", _MISSING), rec.get("open_interest", _MISSING)
+        ts_value = rec.get("ts", _MISSING)
+        if (
+            venue is _MISSING
+            or instrument is _MISSING
+            or a is _MISSING
+            or b is _MISSING
+            or ts_value is _MISSING
+        ):
             return MISSING_FIELD, kind, 0.0, 0.0, 0
-    ts = _ts(obj["ts"])
-    if kind == "stock":
-        registered = _amount(obj["registered"])
-        open_interest = _price(obj["open_interest"])
-        if registered is None or open_interest is None or ts is None:
+        ts = _ts(ts_value)
+        if kind == "stock":
+            registered = _amount(a)
+            open_interest = _price(b)
+            if registered is None or open_interest is None or ts is None:
+                return BAD_VALUE, kind, 0.0, 0.0, 0
+            if not (_is_name(venue) and _is_name(instrument)):
+                return BAD_VALUE, kind, 0.0, 0.0, 0
+            return None, kind, registered, open_interest, ts
+        bid = _price(a)
+        ask = _price(b)
+        if bid is None or ask is None or ts is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
-        if not (_is_name(obj["venue"]) and _is_name(obj["instrument"])):
+        if not (_is_name(venue) and _is_name(instrument)):
             return BAD_VALUE, kind, 0.0, 0.0, 0
-        return None, kind, registered, open_interest, ts
-    bid = _price(obj["bid"])
-    ask = _price(obj["ask"])
-    if bid is None or ask is None or ts is None:
-        return BAD_VALUE, kind, 0.0, 0.0, 0
-    if kind == "quote":
-        if not (_is_name(obj["venue"]) and _is_name(obj["instrument"])):
+    elif kind == "fx":
+        for field in FX_FIELDS:
+            if field not in rec:
+                return MISSING_FIELD, kind, 0.0, 0.0, 0
+        ts = _ts(rec["ts"])
+        bid = _price(rec["bid"])
+        ask = _price(rec["ask"])
+        if bid is None or ask is None or ts is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
-    else:
-        pair = obj["pair"]
+        pair = rec["pair"]
         if type(pair) is not str or _PAIR.fullmatch(pair) is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
+    else:
+        return BAD_TYPE, "", 0.0, 0.0, 0
     if ask < bid:
         return CROSSED, kind, bid, ask, ts
     return None, kind, bid, ask, ts
