@@ -25,7 +25,7 @@ from streams.counters import EngineCounters
 from streams.errors import StateError
 from streams.freshness import mark_fresh
 from streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
-from streams.signals import IDLE, RouteTerms, evaluate_route, wide_signal
+from streams.signals import IDLE, ArbLimits, RouteTerms, WideLimits, evaluate_route, wide_signal
 from streams.state import InstrumentState, PairState, VenueQuote
 from streams.windows import MIN_STD, PairWindows
 
@@ -112,8 +112,8 @@ class Engine:
         self._fx_stale_ms = config.fx_stale_ms
         self._spread_emit_ms = config.spread_emit_ms
         self._windows_ms = config.windows_ms
-        self._arb = config.arb
-        self._wide = config.wide
+        self._arb = ArbLimits(config.arb)
+        self._wide = WideLimits(config.wide)
         #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
         #: a rebuilt engine starts without, and fills it as it emits.
         self.latest_spreads: dict[tuple[str, str], dict[str, Any]] = {}

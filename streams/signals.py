@@ -52,6 +52,29 @@ class ArbRoute:
         return r
 
 
+class ArbLimits:
+    """The ``[arb]`` settings, read per tick: a compiled class reads its own attributes
+    natively, a pydantic model's through Python's attribute protocol."""
+
+    __slots__ = ("close_usd", "open_usd", "persist_ms", "update_usd")
+
+    def __init__(self, arb: ArbSettings) -> None:
+        self.open_usd: float = arb.open_usd
+        self.close_usd: float = arb.close_usd
+        self.persist_ms: int = arb.persist_ms
+        self.update_usd: float = arb.update_usd
+
+
+class WideLimits:
+    """The ``[wide]`` settings, read per tick (see :class:`ArbLimits`)."""
+
+    __slots__ = ("close_bps", "open_bps")
+
+    def __init__(self, wide: WideSettings) -> None:
+        self.open_bps: float = wide.open_bps
+        self.close_bps: float = wide.close_bps
+
+
 class RouteTerms:
     """A route with its costs folded into two numbers: cost = cost_usd + cost_frac * ask_B."""
 
@@ -75,7 +98,7 @@ class RouteTerms:
 def evaluate_route(
     r: ArbRoute,
     route: Route,
-    arb: ArbSettings,
+    arb: ArbLimits,
     buy_ask: float,
     sell_bid: float,
     net: float,
@@ -149,7 +172,7 @@ def _arb_record(
 
 
 def wide_signal(
-    wide_open: set[str], wide: WideSettings, venue: str, bid: float, ask: float, t: int
+    wide_open: set[str], wide: WideLimits, venue: str, bid: float, ask: float, t: int
 ) -> dict[str, Any] | None:
     """Advance the wide-market state of ``venue``; return the signal to emit, if any."""
     width_bps = (ask - bid) / ((ask + bid) / 2.0) * 10000.0

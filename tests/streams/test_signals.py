@@ -5,14 +5,27 @@ from __future__ import annotations
 import pytest
 
 from streams.config import ArbSettings, Route, WideSettings
-from streams.signals import IDLE, OPEN, PENDING, ArbRoute, RouteTerms, evaluate_route, wide_signal
+from streams.signals import (
+    IDLE,
+    OPEN,
+    PENDING,
+    ArbLimits,
+    ArbRoute,
+    RouteTerms,
+    WideLimits,
+    evaluate_route,
+    wide_signal,
+)
 
-ARB = ArbSettings(open_usd=0.5, close_usd=0.25, persist_ms=1000, update_usd=0.1)
+ARB_SETTINGS = ArbSettings(open_usd=0.5, close_usd=0.25, persist_ms=1000, update_usd=0.1)
+ARB = ArbLimits(ARB_SETTINGS)
+#: The same, without the persistence wait.
+ARB_AT_ONCE = ArbLimits(ARB_SETTINGS.model_copy(update={"persist_ms": 0}))
 ROUTE = Route("COMEX", "SGE", cost_usd=1.0, cost_bps=0.0)
 
 
 def step(
-    r: ArbRoute, net: float, t: int, eligible: bool = True, arb: ArbSettings = ARB
+    r: ArbRoute, net: float, t: int, eligible: bool = True, arb: ArbLimits = ARB
 ) -> dict | None:
     """Evaluate with prices chosen so that net comes out as given (no fees, 1 USD cost)."""
     buy_ask, sell_bid = 100.0, 101.0 + net
@@ -41,7 +54,7 @@ def test_idle_stays_idle(net: float, eligible: bool) -> None:
 
 def test_idle_with_zero_persist_opens_at_once() -> None:
     r = route_in(IDLE)
-    rec = step(r, 0.6, 5000, arb=ARB.model_copy(update={"persist_ms": 0}))
+    rec = step(r, 0.6, 5000, arb=ARB_AT_ONCE)
     assert rec is not None and rec["event"] == "open" and rec["opened_ts"] == 5000
     assert r.state == OPEN
 
@@ -113,7 +126,7 @@ def test_open_small_move_emits_nothing_but_tracks_peak() -> None:
 def test_costs_and_fees_enter_net() -> None:
     r = ArbRoute()
     route = Route("A", "B", cost_usd=1.5, cost_bps=10.0)
-    arb = ARB.model_copy(update={"persist_ms": 0})
+    arb = ARB_AT_ONCE
     terms = RouteTerms(route, fees_bps=1.5)
     rec = evaluate_route(r, route, arb, 78.0, 85.0, terms.net(78.0, 85.0), True, 1)
     assert rec is not None
@@ -122,7 +135,7 @@ def test_costs_and_fees_enter_net() -> None:
     assert rec["net_bps"] == pytest.approx((7.0 - cost) / 78.0 * 10000)
 
 
-WIDE = WideSettings(open_bps=500, close_bps=400)
+WIDE = WideLimits(WideSettings(open_bps=500, close_bps=400))
 
 
 def test_wide_market_opens_holds_and_closes_with_hysteresis() -> None:
