@@ -30,6 +30,12 @@ from agents.errors import AgentError
 Destination = tuple[str, int]
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives ``key``."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))
+
+
 class OutputBatches:
     """Collects records for one producer; ``flush`` sends them and awaits their delivery."""
 
@@ -51,9 +57,7 @@ class OutputBatches:
         """A record placed by its key."""
         partition = self._partition_of.get((topic, key))
         if partition is None:
-            partitions = list(range(self._counts[topic]))
-            partition = DefaultPartitioner()(key, partitions, partitions)
-            self._partition_of[(topic, key)] = partition
+            partition = self._partition_of[(topic, key)] = key_partition(key, self._counts[topic])
         self.to(topic, partition, key, value)
 
     def to(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:

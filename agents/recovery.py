@@ -67,7 +67,7 @@ class PartitionLoader:
             for p in partitions:
                 state = recovered[p]
                 tp = TopicPartition(self.topics.ticks, p)
-                engine = Engine(self.config.engine, _source_of(self.topics.ticks, p))
+                engine = Engine(self.config.engine, kafka_source(self.topics.ticks, p))
                 engine.load(state.entries)
                 next_offset = state.next_offset
                 if next_offset is None:
@@ -108,7 +108,7 @@ class PartitionLoader:
         return producer
 
 
-def _source_of(topic: str, partition: int) -> Callable[[int], Source]:
+def kafka_source(topic: str, partition: int) -> Callable[[int], Source]:
     def source_of(offset: int) -> Source:
         return {"topic": topic, "partition": partition, "offset": offset}
 

@@ -74,6 +74,7 @@ def main() -> None:
 )
 def replay(input_path: str, config_path: str, output_path: str | None) -> None:
     """Replay INPUT (JSONL, '-' for stdin) through the engine; write outputs as JSONL."""
+    from arbstream.replay import ProgressBar
     from arbstream.replay import replay as run_replay
     from streams.engine import Engine
 
@@ -95,7 +96,7 @@ def replay(input_path: str, config_path: str, output_path: str | None) -> None:
             out = stack.enter_context(open(output_path, "wb"))
         progress = None
         if total is not None and sys.stderr.isatty():
-            progress = stack.enter_context(_progress_bar(total, input_path))
+            progress = stack.enter_context(ProgressBar(total, input_path))
         summary = run_replay(lines, engine, out, progress)
     click.echo(summary.line(), err=True)
     # Done: the output is closed and the summary written. Exit here, without freeing the
@@ -120,6 +121,7 @@ def produce(file_path: str, config_path: str) -> None:
     from agents.produce import produce_lines
     from agents.settings import broker_bootstrap
     from agents.topics import ensure_topics
+    from arbstream.replay import ProgressBar
 
     config = _load_config_or_exit(config_path)
     try:
@@ -140,7 +142,7 @@ def produce(file_path: str, config_path: str) -> None:
         progress = None
         if sys.stderr.isatty():
             size = Path(file_path).stat().st_size
-            progress = stack.enter_context(_progress_bar(size, file_path, "produce"))
+            progress = stack.enter_context(ProgressBar(size, file_path, "produce"))
         try:
             counts = asyncio.run(run(progress))
         except ArbstreamError as exc:
@@ -179,14 +181,21 @@ def topics(config_path: str) -> None:
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--runtime",
+    type=click.Choice(["default", "faust"]),
+    default="default",
+    show_default=True,
+    help="default: aiokafka transactions, exactly once. faust: Faust agents, at least "
+    "once with duplicates identifiable by seq (docs/guarantees.md).",
+)
 @_LOGLEVEL
-def worker(config_path: str, loglevel: str) -> None:
+def worker(config_path: str, runtime: str, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
-    and dlq topics, exactly once. Broker from ARBSTREAM_BROKER, web and metrics port from
+    and dlq topics. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
     from agents.settings import broker_bootstrap, web_port
     from agents.worker import WorkerSettings
-    from arbstream.worker_process import run_worker
 
     config = _load_config_or_exit(config_path)
     try:
@@ -194,7 +203,14 @@ def worker(config_path: str, loglevel: str) -> None:
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
-        run_worker(config, settings, loglevel)
+        if runtime == "faust":
+            from arbstream.faust_process import run_faust_worker
+
+            run_faust_worker(config, settings, loglevel)
+        else:
+            from arbstream.worker_process import run_worker
+
+            run_worker(config, settings, loglevel)
     except ArbstreamError as exc:
         _exit(exc)
 
@@ -407,41 +423,6 @@ def demo(
     except ArbstreamError as exc:
         _exit(exc)
     sys.exit(status)
-
-
-class _progress_bar:  # noqa: N801 - used as a context manager, reads like a function
-    """A rich progress bar over the input's bytes, on stderr."""
-
-    def __init__(self, total: int, name: str, verb: str = "replay") -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(f"{verb} {Path(name).name}", total=total)
-
-    def __enter__(self) -> _progress_bar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def __call__(self, n: int) -> None:
-        self._progress.advance(self._task, n)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 import orjson
@@ -96,3 +97,39 @@ def replay(
         progress(consumed - reported)
     out.flush()
     return summary
+
+
+class ProgressBar:
+    """A rich progress bar over the input's bytes, on stderr."""
+
+    def __init__(self, total: int, name: str, verb: str = "replay") -> None:
+        # rich is imported only when a bar is shown (an interactive stderr)
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(f"{verb} {Path(name).name}", total=total)
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, n: int) -> None:
+        self._progress.advance(self._task, n)

@@ -1,0 +1,329 @@
+"""The engine as a faust-streaming application: ``arbstream worker --runtime faust``, or
+``faust -A agents.faust_main worker`` (agents/faust_main.py).
+
+For teams that run Faust. The same engine (streams.engine) on the same topics, with the
+same output keys and partitions as ``arbstream worker``; the guarantee is different:
+
+**At-least-once, never lose, duplicates identifiable.** For every batch of ticks the
+agent takes (``take_events``), in this order:
+
+1. each ticks partition's engine processes its records;
+2. every output is sent, and the batch waits until Kafka has acknowledged them all;
+3. then the engine's state changes and the partition's next offset are written to the
+   ``state`` table (agents/faust_state.py: a crash leaves the state before or after a
+   batch, never a mix).
+
+A crash after 2 and before 3 is durable leaves outputs whose state was not written: the
+next owner of the partition resumes from the committed state (on assignment it seeks the
+partition to the offset stored with the state, whatever offset Faust committed) and
+produces those outputs again, identical, with the same ``seq``. A subscriber that drops
+a record whose ``seq`` it has already seen for its key gets exactly replay's output.
+Outputs are never dropped: nothing is committed before the outputs it covers.
+
+Not covered: a worker that has lost its partitions but keeps running (a pause longer than
+the session timeout) can write beside their new owner; the default worker's transactional
+producer is fenced in that case, Faust's is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP
+
+from agents.faust_state import PartitionState, SlottedState
+from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
+from agents.outputs import key_partition
+from agents.recovery import kafka_source
+from agents.settings import Deployment
+from agents.topics import Topics
+from agents.worker import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, app_id
+from streams.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Ticks per batch at most, and how long the agent waits to fill one: at low rates a
+#: batch is what arrived within this time.
+BATCH_MAX = 5000
+BATCH_WITHIN_S = 0.005
+#: A partition that was sought back to its committed offset is sought again if that
+#: offset has not arrived within this time (records fetched before a seek can move
+#: Faust's read position past it again).
+SEEK_AGAIN_AFTER_S = 2.0
+
+
+class PartitionWork:
+    """The engine of one ticks partition and where it stands."""
+
+    def __init__(self, engine: Engine, state: PartitionState, next_offset: int) -> None:
+        self.engine = engine
+        self.state = state
+        self.next_offset = next_offset
+        self.seeking_since: float | None = None  # sought back to next_offset, waiting
+
+
+class FaustRuntime:
+    """The app's agent, its table, and the partitions' engines."""
+
+    def __init__(self, config: Deployment, counts: dict[str, int], app: faust.App) -> None:
+        self.config = config
+        self.counts = counts
+        self.app = app
+        self.topics = Topics(config.topic_prefix)
+        # keys and values are bytes throughout (the app's serializers are "raw")
+        self.ticks_topic = app.topic(self.topics.ticks, key_type=bytes, value_type=bytes)
+        partitions = counts[self.topics.ticks]
+        self.table = app.Table("state", partitions=partitions, key_type=bytes, value_type=bytes)
+        #: The latest open/update record of every open signal of this worker's partitions.
+        self.open_signals = app.Table(
+            "open-signals", partitions=partitions, key_type=bytes, value_type=bytes
+        )
+        self.state = SlottedState(self.table)
+        self.work: dict[int, PartitionWork] = {}
+        self.ready = False
+        self._outputs = {
+            name: app.topic(topic, key_type=bytes, value_type=bytes)
+            for name, topic in (
+                ("spreads", self.topics.spreads),
+                ("signals", self.topics.signals),
+                ("basis", self.topics.basis),
+                ("dlq", self.topics.dlq),
+            )
+        }
+        self._partition_of: dict[tuple[str, bytes], int] = {}
+        view = WorkerView(
+            ready=lambda: self.ready,
+            engines=lambda: [w.engine for w in self.work.values()],
+            lag=self._lag,
+            partitions=partitions,
+        )
+        self.metrics = WorkerMetrics(config, self.topics.ticks, view)
+
+    # -- partitions ---------------------------------------------------------------------
+
+    async def assigned(self) -> None:
+        """After a rebalance and the tables' recovery: every assigned ticks partition
+        resumes at the offset of its committed state."""
+        self.work.clear()  # every partition is rebuilt from the table: one rule
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.topics.ticks:
+                work = await self._load(tp.partition)
+                await self._seek(tp.partition, work)
+        self.ready = True
+
+    def revoked(self) -> None:
+        self.ready = False
+        self.work.clear()
+
+    async def _load(self, partition: int) -> PartitionWork:
+        state = self.state.load(partition)
+        engine = Engine(self.config.engine, kafka_source(self.topics.ticks, partition))
+        engine.load(state.entries)
+        next_offset = state.offset
+        if next_offset == 0:  # nothing committed: from the partition's first record
+            tp = TP(self.topics.ticks, partition)
+            next_offset = (await self.app.consumer.earliest_offsets(tp))[tp]
+        work = self.work[partition] = PartitionWork(engine, state, next_offset)
+        return work
+
+    async def _seek(self, partition: int, work: PartitionWork) -> None:
+        work.seeking_since = time.monotonic()
+        await self.app.consumer.seek(TP(self.topics.ticks, partition), work.next_offset)
+
+    def _lag(self) -> dict[int, int]:
+        consumer = self.app.consumer
+        out = {}
+        for partition, work in self.work.items():
+            high = consumer.highwater(TP(self.topics.ticks, partition))
+            if high is not None:
+                out[partition] = max(0, high - work.next_offset)
+        return out
+
+    # -- the batch ----------------------------------------------------------------------
+
+    async def process(self, events: Sequence[Any]) -> None:
+        """One batch of ticks: outputs sent and acknowledged, then the state written."""
+        t0 = time.perf_counter()
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for event in events:
+            by_partition[event.message.partition].append(event)
+        pending: list[asyncio.Future[Any]] = []
+        done: list[tuple[PartitionWork, int, list[float], list[tuple[bytes, bytes | None]]]] = []
+        for partition, batch in by_partition.items():
+            work = self.work.get(partition)
+            if work is None or self.state.committed_offset(partition) not in (
+                0,
+                work.state.offset,
+            ):
+                # never loaded here, or another worker has written it since
+                work = await self._load(partition)
+            start = work.next_offset
+            timestamps: list[float] = []
+            signals: list[tuple[bytes, bytes | None]] = []
+            for event in batch:
+                message = event.message
+                offset = message.offset
+                if offset < work.next_offset:
+                    continue  # delivered again after a seek: already in the state
+                if offset > work.next_offset:
+                    await self._gap(partition, work, offset)
+                    break
+                work.seeking_since = None
+                timestamps.append(message.timestamp * 1000.0)
+                self._outputs_of(work.engine, message.value, offset, partition, pending, signals)
+                work.next_offset = offset + 1
+            if work.next_offset > start:
+                done.append((work, start, timestamps, signals))
+        t1 = time.perf_counter()
+        if pending:
+            await asyncio.gather(*pending)  # a refused output stops the agent: no state
+        t2 = time.perf_counter()
+        for work, start, timestamps, signals in done:
+            partition = work.state.partition
+            self.state.write(work.state, work.engine.changes(), work.next_offset)
+            for key, value in signals:
+                self._put_open_signal(partition, key, value)
+            wait_s = max(0.0, time.time() - min(timestamps) / 1000.0) if timestamps else 0.0
+            t3 = time.perf_counter()
+            times = TransactionTimes(wait_s, t1 - t0, t2 - t1, 0.0, t3 - t2)
+            self.metrics.batches.committed(work.next_offset - start, times, timestamps, work.engine)
+
+    def _outputs_of(
+        self,
+        engine: Engine,
+        value: bytes | None,
+        offset: int,
+        partition: int,
+        pending: list[asyncio.Future[Any]],
+        signals: list[tuple[bytes, bytes | None]],
+    ) -> None:
+        dumps = orjson.dumps
+        outputs = self._outputs
+        for stream, key, record in engine.process(b"" if value is None else value, offset):
+            data = dumps(record)
+            if key is None:  # a rejected input: to the dlq partition of its source
+                topic = outputs["dlq"]
+                target = partition % self.counts[self.topics.dlq]
+                pending.append(topic.send_soon(key=None, value=data, partition=target))
+                continue
+            raw_key = key.encode()
+            topic = outputs[stream]
+            name = topic.get_topic_name()
+            placed = self._partition_of.get((name, raw_key))
+            if placed is None:
+                placed = self._partition_of[(name, raw_key)] = key_partition(
+                    raw_key, self.counts[name]
+                )
+            target = placed
+            pending.append(topic.send_soon(key=raw_key, value=data, partition=target))
+            if stream == "signals":
+                signals.append((raw_key, None if record["event"] == "close" else data))
+
+    async def _gap(self, partition: int, work: PartitionWork, offset: int) -> None:
+        """A record beyond the next offset: Faust resumed past the committed state (its
+        committed offset is ahead of the state's, which the order of ``process`` rules
+        out: this is the net under it). Go back to the state's offset."""
+        if work.seeking_since is None:
+            log.warning(
+                "ticks partition %d: at offset %d, the committed state is at %d: seeking back",
+                partition, offset, work.next_offset,
+            )  # fmt: skip
+            await self._seek(partition, work)
+
+    async def seek_again(self) -> None:
+        """Seek again every partition still waiting for its committed offset."""
+        now = time.monotonic()
+        for partition, work in list(self.work.items()):
+            since = work.seeking_since
+            if since is not None and now - since > SEEK_AGAIN_AFTER_S:
+                await self._seek(partition, work)
+
+    def _put_open_signal(self, partition: int, key: bytes, value: bytes | None) -> None:
+        data = self.open_signals.data
+        if value is None:
+            if key not in data:
+                return
+            data.pop(key, None)
+        else:
+            data[key] = value
+        self.open_signals.send_changelog(partition, key, value)
+
+    def open_signal_records(self) -> list[Any]:
+        """The open signals of this worker's partitions, by key."""
+        return [orjson.loads(v) for _, v in sorted(self.open_signals.data.items())]
+
+
+def make_app(
+    config: Deployment,
+    counts: dict[str, int],
+    bootstrap: str,
+    web_host: str,
+    web_port: int,
+    datadir: str,
+) -> tuple[faust.App, FaustRuntime]:
+    """The Faust app (its id is the default worker's group, ``arbstream-<prefix>``, with
+    ``-faust``: the two runtimes never share a group) and its runtime."""
+    app = faust.App(
+        f"{app_id(config)}-faust",
+        broker=[f"kafka://{h}" for h in bootstrap.split(",")],
+        store="memory://",
+        datadir=datadir,
+        processing_guarantee="at_least_once",
+        topic_partitions=counts[Topics(config.topic_prefix).ticks],
+        topic_allow_declare=True,  # the tables' changelog topics (arbstream's exist)
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        # as the default worker: a killed worker's partitions move within 10 s
+        broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_MS / 1000,
+        web_enabled=True,
+        web_host=web_host,
+        web_port=web_port,
+    )
+    runtime = FaustRuntime(config, counts, app)
+    # Faust's own Prometheus sensors (faust_*) beside the worker's arbstream_* metrics.
+    setup_prometheus_sensors(app, registry=runtime.metrics.registry, name_prefix="faust")
+
+    @app.agent(runtime.ticks_topic, name="engine")
+    async def engine(stream: Any) -> None:
+        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            await runtime.process(events)
+
+    async def seek_again() -> None:
+        await runtime.seek_again()
+
+    app.timer(SEEK_AGAIN_AFTER_S)(seek_again)  # (an untyped decorator, applied by hand)
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(*_: Any, **__: Any) -> None:
+        await runtime.assigned()
+
+    @app.on_partitions_revoked.connect
+    async def on_partitions_revoked(*_: Any, **__: Any) -> None:
+        runtime.revoked()
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        body = {"ready": runtime.ready, "partitions": sorted(runtime.work)}
+        return web.json(body, status=200 if runtime.ready else 503)
+
+    @app.page("/signals/open/")
+    async def open_signals(web: Any, request: Any) -> Any:
+        return web.json(runtime.open_signal_records())
+
+    return app, runtime

@@ -1,0 +1,166 @@
+"""One isolated live deployment for a test: its config (own topic prefix, so its own
+topics and consumer group, on a ticks topic with 4 partitions), its input, its workers
+(``arbstream worker``, of either runtime), and the check that what they published equals
+``arbstream replay`` of the input, per key."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka_helpers import scaled
+from pipeline import (
+    Worker,
+    compare_with_replay,
+    drop_duplicates,
+    expected_dlq,
+    read_outputs,
+    read_ticks,
+    replay_by_key,
+)
+from scenario_paths import SCENARIOS
+from streamgen import config_toml, random_stream, random_venues
+
+from agents.produce import produce_lines
+from agents.routing import route
+from agents.topics import Topics, ensure_topics
+from arbstream.config import Config, load_config
+
+PARTITIONS = 4
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment: config file, topics and its input lines."""
+
+    config_path: Path
+    config: Config
+    lines: list[bytes]
+    bootstrap: str
+    tmp: Path
+    runtime: str = "default"  # arbstream worker --runtime
+    duplicates: int = 0  # dropped by check_equals_replay (the Faust runtime's)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.config.topic_prefix)
+
+    def worker(self, name: str = "worker") -> Worker:
+        """A worker of this deployment's runtime, logging to ``<name>.log``."""
+        return Worker(self.config_path, self.bootstrap, self.tmp / f"{name}.log", self.runtime)
+
+    def produce_cli(self) -> None:
+        """``arbstream produce`` of the whole input, as an operator would run it."""
+        path = self.tmp / "ticks.jsonl"
+        path.write_bytes(b"\n".join(self.lines) + b"\n")
+        env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://{self.bootstrap}"}
+        cmd = [sys.executable, "-m", "arbstream.cli", "produce", str(path)]
+        subprocess.run(
+            [*cmd, "--config", str(self.config_path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=scaled(120),
+        )
+
+    def produce_paced(
+        self, parts: int, pause_s: float, lines: list[bytes] | None = None
+    ) -> threading.Thread:
+        """Produce the input (or ``lines`` of it) in ``parts`` slices with pauses, in a
+        background thread, so that workers can be killed or stopped while the stream is
+        still arriving."""
+        todo = self.lines if lines is None else lines
+
+        def run() -> None:
+            size = -(-len(todo) // parts)
+            for i in range(0, len(todo), size):
+                asyncio.run(produce_lines(todo[i : i + size], self.topics, self.bootstrap))
+                time.sleep(pause_s)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def survive_sigkill(self, parts: int, pause_s: float, kill_after_s: float) -> bytes:
+        """A worker SIGKILLed while the input is still arriving (``parts`` slices with
+        pauses), a second one taking over: the output must equal replay, per key. Returns
+        the second worker's log."""
+        first = self.worker("first")
+        first.wait_ready()
+        producer = self.produce_paced(parts, pause_s)
+        time.sleep(kill_after_s)
+        assert producer.is_alive(), "the stream ended before the kill"
+        first.kill()
+        second = self.worker("second")
+        try:
+            producer.join(scaled(120))
+            self.check_equals_replay()
+            assert second.alive(), second.log_tail()
+        finally:
+            assert second.stop() == 0, second.log_tail()
+        return second.log_path.read_bytes()
+
+    def check_equals_replay(self, linger_s: float = 2.0) -> None:
+        expected, rejected = replay_by_key(self.lines, self.config)
+        counts = {
+            "spreads": sum(len(v) for (s, _), v in expected.items() if s == "spreads"),
+            "signals": sum(len(v) for (s, _), v in expected.items() if s == "signals"),
+            "basis": sum(len(v) for (s, _), v in expected.items() if s == "basis"),
+            "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
+        }
+        outputs = read_outputs(self.bootstrap, self.topics, counts, linger_s=linger_s)
+        if self.runtime == "faust":  # at least once: duplicates are dropped by seq first
+            outputs, duplicates, problems = drop_duplicates(outputs)
+            assert not problems, "\n".join(problems)
+            self.duplicates += duplicates
+        n_fx = sum(1 for line in self.lines if route(line)[0] == "fx")
+        ticks = read_ticks(self.bootstrap, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
+        problems = compare_with_replay(outputs, expected, rejected, ticks, self.topics, PARTITIONS)
+        assert not problems, "\n".join(problems)
+        assert counts["spreads"] > 100 and counts["signals"] > 5  # the check compared something
+
+
+DeploymentFactory = Callable[[str, list[bytes]], Deployment]
+
+
+def deployment_factory(
+    bootstrap: str, tmp_path: Path, runtime: str = "default"
+) -> DeploymentFactory:
+    """Makes a deployment from config text and input lines; its topics are created with
+    4 partitions before anything runs."""
+
+    def make(config_text: str, lines: list[bytes]) -> Deployment:
+        prefix = f"w{uuid.uuid4().hex[:10]}"
+        text = re.sub(r"(?m)^topic_prefix\s*=.*$", "", config_text)
+        text = re.sub(r"(?ms)^\[kafka\].*?(?=^\[|\Z)", "", text)
+        text = f'topic_prefix = "{prefix}"\n{text}\n[kafka]\npartitions = {PARTITIONS}\n'
+        path = tmp_path / f"{prefix}.toml"
+        path.write_text(text)
+        config = load_config(path)
+        asyncio.run(ensure_topics(bootstrap, config))
+        return Deployment(path, config, lines, bootstrap, tmp_path, runtime)
+
+    return make
+
+
+def scenario(name: str) -> tuple[str, list[bytes]]:
+    folder = SCENARIOS / name
+    lines = [x for x in (folder / "ticks.jsonl").read_bytes().splitlines() if x.strip()]
+    return (folder / "config.toml").read_text(), lines
+
+
+def generated(seed: int, n: int) -> tuple[str, list[bytes]]:
+    """A generated stream of two instruments over 4 venues with every rejection reason."""
+    rng = random.Random(seed)
+    venues = random_venues(rng, 4)
+    return config_toml(venues, None), random_stream(rng, venues, n, ("XAG", "XAU"))
