@@ -11,7 +11,7 @@ export KAFKA_PORT
 # The demo script gets SIGTERM if make dies without passing a signal on (SIGKILL).
 ORPHAN_GUARD := $(shell command -v setpriv >/dev/null 2>&1 && echo "setpriv --pdeathsig TERM --")
 
-.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools browser bench lock clean
+.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools browser quix bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -62,6 +62,9 @@ prometheus-tools: ## unpack Debian's prometheus and promtool into .tools/ (for t
 browser: ## install Debian's headless Chromium and chromedriver if missing (for the gateway page's browser test; needs root or sudo)
 	scripts/install-browser.sh >/dev/null
 
+quix: ## install pinned quix-streams into .venv-quix, a venv of its own (for the pipeline benchmark's quix peer)
+	scripts/install-quix.sh >/dev/null
+
 kafka-fetch: ## download the pinned Kafka release's jars from Maven Central (cached)
 	deploy/kafka/kafka.sh fetch
 
@@ -71,7 +74,7 @@ kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092); returns 
 kafka-down: ## stop the local broker on $$KAFKA_PORT; leaves nothing running
 	deploy/kafka/kafka.sh down
 
-bench: install ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent)
+bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent and a quix-streams peer)
 	$(BIN)/python -m benchmarks.replay_bench
 	scripts/with-kafka.sh sh -c '$(BIN)/python -m benchmarks.faust_noop && $(BIN)/python -m benchmarks.feed_bench && $(BIN)/python -m benchmarks.gateway_bench && $(BIN)/python -m benchmarks.summary'
 

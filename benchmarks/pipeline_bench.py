@@ -1,7 +1,9 @@
-"""Pipeline benchmark: the worker on the real broker, against a naive per-event agent.
+"""Pipeline benchmark: the worker on the real broker, against a naive agent and quix-streams.
 
 For each agent (``batched``: ``arbstream worker``; ``naive``: one await per event and per
-output, Faust's own send and table API, at-least-once), in the same run:
+output, Faust's own send and table API, at-least-once; ``quix``: the core computation
+written with quix-streams, exactly-once, benchmarks/quix_peer.py, run by the interpreter
+of .venv-quix, which ``make quix`` installs), in the same run:
 
 * **throughput**: the standard workload (benchmarks/workload.py) is loaded into a fresh
   ticks topic first, then one worker starts. Ticks/s = ticks / (time the last offset is
@@ -12,8 +14,11 @@ output, Faust's own send and table API, at-least-once), in the same run:
   record, its arrival time minus the send time of the tick whose ``ts`` it carries.
   The first second is warm-up and not counted.
 
-Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--profile`` also writes a
-cProfile of the batched worker's throughput run and prints its top functions.
+Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--agent`` picks the agents
+(``all``, the default, runs the three; ``both`` the worker and the naive agent).
+``--profile`` also writes a cProfile of the batched worker's throughput run and prints its
+top functions. The quix peer has no /metrics, so no transaction phases; the group whose
+commits end its throughput run is its own (:func:`group_of`).
 """
 
 from __future__ import annotations
@@ -49,11 +54,24 @@ from agents.topics import Topics, ensure_topics
 from agents.worker import app_id
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
+from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
 
 #: The output consumer's fetch_max_wait_ms (aiokafka's default is 500).
 FETCH_WAIT_MS = int(os.environ.get("BENCH_FETCH_WAIT_MS", "5"))
+#: The quix peer and the interpreter of its own virtualenv (scripts/install-quix.sh).
+REPO = Path(__file__).resolve().parent.parent
+QUIX_PEER = REPO / "benchmarks" / "quix_peer.py"
+QUIX_PYTHON = Path(os.environ.get("BENCH_QUIX_PYTHON", REPO / ".venv-quix" / "bin" / "python"))
+#: What ``--agent`` runs.
+AGENTS = {
+    "batched": ("batched",),
+    "naive": ("naive",),
+    "quix": ("quix",),
+    "both": ("batched", "naive"),
+    "all": ("batched", "naive", "quix"),
+}
 
 WORKER_CODE = """
 import cProfile, atexit, os, sys
@@ -103,8 +121,18 @@ def start_worker(
     with socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    if mode == "quix":
+        if not QUIX_PYTHON.exists():
+            raise RuntimeError(f"no {QUIX_PYTHON}: run `make quix` (scripts/install-quix.sh)")
+        args = [str(QUIX_PYTHON), str(QUIX_PEER), str(config_path), bootstrap, str(port)]
+        return ChildProcess(args, log, name=mode), port
     args = [str(config_path), mode, str(port), profile, bootstrap]
     return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode), port
+
+
+def group_of(mode: str, config: Config) -> str:
+    """The consumer group whose committed offsets say how far ``mode``'s agent got."""
+    return quix_consumer_group(config.topic_prefix) if mode == "quix" else app_id(config)
 
 
 def phase_quantiles(port: int) -> dict[str, dict[str, float | int]]:
@@ -142,14 +170,14 @@ def _bucket_quantile(cumulative: list[tuple[float, float]], rank: float) -> floa
     return lower_bound
 
 
-async def committed_all(bootstrap: str, config: Config, ends: dict[TopicPartition, int]) -> bool:
-    """Whether the worker's group has committed offsets up to ``ends``. Not yet, while
+async def committed_all(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> bool:
+    """Whether consumer group ``group`` has committed offsets up to ``ends``. Not yet, while
     the broker has no coordinator for the group: a freshly started broker answers the
     first lookups with GroupCoordinatorNotAvailable (the caller polls, with a deadline)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(app_id(config))
+        offsets = await admin.list_consumer_group_offsets(group)
     except (
         GroupCoordinatorNotAvailableError,
         NotCoordinatorForGroupError,
@@ -203,7 +231,8 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
     proc, _ = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
     try:
         deadline = time.time() + 600
-        while not asyncio.run(committed_all(bootstrap, config, ends)):
+        group = group_of(mode, config)
+        while not asyncio.run(committed_all(bootstrap, group, ends)):
             if not proc.alive() or time.time() > deadline:
                 raise RuntimeError(f"{mode} worker did not finish; see {tmp}")
             time.sleep(0.05)
@@ -319,7 +348,10 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="skip the throughput run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--agent", choices=["batched", "naive", "both"], default="both", help="which to run"
+        "--agent",
+        choices=sorted(AGENTS),
+        default="all",
+        help="which to run: one agent, both (batched and naive) or all three",
     )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
@@ -333,7 +365,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp_name:
         tmp = Path(tmp_name)
         profile = str(tmp / "worker.prof") if args.profile else ""
-        modes = ("batched", "naive") if args.agent == "both" else (args.agent,)
+        modes = AGENTS[args.agent]
         for mode in modes:
             tput: dict[str, Any] = {}
             if not args.latency_only:
@@ -348,11 +380,12 @@ def main() -> None:
         if args.profile and Path(profile).exists():
             stats = pstats.Stats(profile)
             stats.sort_stats("tottime").print_stats(15)
-    if args.agent == "both":
-        ratio = results["batched"]["throughput"]["ticks_per_s"] / max(
-            1, results["naive"]["throughput"]["ticks_per_s"]
-        )
-        results["speedup"] = round(ratio, 1)
+    for other, name in (("naive", "speedup"), ("quix", "speedup_vs_quix")):
+        if not args.latency_only and "batched" in modes and other in modes:
+            ratio = results["batched"]["throughput"]["ticks_per_s"] / max(
+                1, results[other]["throughput"]["ticks_per_s"]
+            )
+            results[name] = round(ratio, 1)
     if args.json:
         print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
         return
@@ -375,6 +408,8 @@ def main() -> None:
             )
     if "speedup" in results:
         print(f"  batched / naive throughput: {results['speedup']}x")
+    if "speedup_vs_quix" in results:
+        print(f"  batched / quix throughput: {results['speedup_vs_quix']}x")
 
 
 if __name__ == "__main__":

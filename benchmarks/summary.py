@@ -1,6 +1,7 @@
 """The speed targets in one table: the whole `arbstream replay` process (compiled engine
 and Python sources), the worker's throughput and its tick-to-output latency on the real
-broker, beside the naive per-event Faust agent; each against its target.
+broker, beside the naive per-event Faust agent and the quix-streams peer (exactly-once,
+benchmarks/quix_peer.py); each against its target (the peers have none).
 
     KAFKA_BOOTSTRAP=host:port python -m benchmarks.summary   (make bench starts a broker)
 
@@ -95,6 +96,13 @@ def table(results: dict[str, Any]) -> str:
         ("naive Faust agent, preloaded (ticks/s)", naive["throughput"]["ticks_per_s"], None),
         ("naive Faust agent, p99 at 5,000 ticks/s (ms)", naive["latency"]["p99_ms"], None),
     ]  # fmt: skip
+    quix = pipeline.get("quix")  # absent from results older than the quix peer
+    if quix is not None:
+        rows += [
+            ("quix-streams peer, exactly-once, preloaded (ticks/s)",
+             quix["throughput"]["ticks_per_s"], None),
+            ("quix-streams peer, p99 at 5,000 ticks/s (ms)", quix["latency"]["p99_ms"], None),
+        ]  # fmt: skip
     lines = [
         f"speed, {results['date']}, {results['machine']}",
         f"  {'figure':56} {'measured':>10} {'target':>10}  met",

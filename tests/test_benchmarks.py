@@ -1,14 +1,24 @@
 """The benchmarks' child-process code imports what exists: `make bench` runs it only
-there, so a moved function (run_worker once left agents.worker) breaks no other test."""
+there, so a moved function (run_worker once left agents.worker) breaks no other test.
+The quix-streams peer computes what the engine computes, and runs in its own venv."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
-from benchmarks import pipeline_bench, summary
+from arbstream.config import load_config
+from benchmarks import pipeline_bench, quix_peer, summary
+from benchmarks.workload import CONFIG_TOML, ticks
+from streams.engine import Engine
 
 CHILD_CODE = {"pipeline_bench.WORKER_CODE": pipeline_bench.WORKER_CODE}
 
@@ -39,14 +49,110 @@ def test_the_summary_table_says_which_targets_are_met() -> None:
     def run(tput: int, p99: float) -> dict[str, object]:
         return {"throughput": {"ticks_per_s": tput}, "latency": {"p50_ms": 1.0, "p99_ms": p99}}
 
-    results = {
+    results: dict[str, Any] = {
         "date": "2026-11-29",
         "machine": "x86_64",
         "replay": {"compiled": {"ticks_per_cpu_s": 260_000}, "source": {"ticks_per_cpu_s": 7}},
-        "pipeline": {"batched": run(90_000, 10.0), "naive": run(15_000, 300.0)},
+        "pipeline": {
+            "batched": run(90_000, 10.0),
+            "naive": run(15_000, 300.0),
+            "quix": run(5_000, 4_000.0),
+        },
     }
     lines = summary.table(results).splitlines()
     met = {line.split("(")[0].strip(): line.split()[-1] for line in lines if "target" not in line}
     assert met["replay, whole process, compiled"] == "yes"  # 260,000 >= 250,000
     assert met["worker, preloaded"] == "no"  # 90,000 < 100,000
     assert met["worker, tick-to-output p99 at 5,000 ticks/s"] == "yes"  # 10 ms <= 10 ms
+    # the peers' rows have figures and no target
+    assert met["quix-streams peer, exactly-once, preloaded"] == "5,000"
+    assert met["quix-streams peer, p99 at 5,000 ticks/s"] == "4,000.0"
+    assert met["naive Faust agent, preloaded"] == "15,000"
+    # results from before the quix peer still make a table
+    del results["pipeline"]["quix"]
+    assert "quix" not in summary.table(results)
+
+
+def test_the_quix_peer_runs_in_its_own_venv(tmp_path: Path) -> None:
+    """It imports no arbstream package (its venv has none) and quixstreams only inside
+    functions (this venv has none), and pipeline_bench starts it with .venv-quix's Python;
+    its consumer group is the one the benchmark waits for."""
+    tree = ast.parse(Path(quix_peer.__file__).read_text())
+    ours = {"streams", "agents", "arbstream", "feeds", "gateway", "simulator", "benchmarks"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                a.name for a in node.names
+            ]  # fmt: skip
+            assert not {n.split(".")[0] for n in names} & ours, ast.unparse(node)
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            assert "quixstreams" not in ast.unparse(node)
+    assert Path(quix_peer.__file__).resolve() == pipeline_bench.QUIX_PEER
+    assert pipeline_bench.QUIX_PYTHON.parts[-3:] == (".venv-quix", "bin", "python")
+    (tmp_path / "config.toml").write_text(CONFIG_TOML)
+    config = load_config(tmp_path / "config.toml")
+    assert pipeline_bench.group_of("quix", config) == f"quix-{config.topic_prefix}"
+    assert pipeline_bench.group_of("batched", config) == f"arbstream-{config.topic_prefix}"
+
+
+class JsonState:
+    """quix-streams' State as the peer sees it: values stored as JSON, read back as
+    copies."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.data.get(key)
+        return default if value is None else orjson.loads(value)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = orjson.dumps(value)
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def assert_close(got: Any, want: Any, where: str) -> None:
+    if isinstance(want, dict):
+        assert list(got) == list(want), where
+        for key in want:
+            assert_close(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, float):
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), (where, got, want)
+    else:
+        assert got == want, where
+
+
+def test_the_quix_peer_computes_the_engines_spreads_and_arb_signals(tmp_path: Path) -> None:
+    """On the standard workload, with short windows so that samples leave them (the
+    longest listed first) and every sample emitted, the peer's outputs are the engine's
+    spread and arb records (without seq, size_oz, edge_usd), in order and to rounding."""
+    text = re.sub(r"(?m)^windows_ms = .*$", "windows_ms = [2000, 500]", CONFIG_TOML)
+    text = re.sub(r"(?m)^spread_emit_ms = .*$", "spread_emit_ms = 0", text)
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    engine = Engine(load_config(path))
+    monitor = quix_peer.Monitor(quix_peer.Settings(tomllib.loads(text)))
+    state = JsonState()
+    counts = {"spreads": 0, "signals": 0}
+    for i, line in enumerate(ticks(6000)):
+        want = [
+            (stream, key, record)
+            for stream, key, record in engine.process(line, i)
+            if stream == "spreads" or (stream == "signals" and record["kind"] == "arb")
+        ]
+        got = monitor.process(orjson.loads(line), state)
+        assert len(got) == len(want), f"tick {i}"
+        for (stream, key, record), out in zip(want, got, strict=True):
+            for field in ("seq", "size_oz", "edge_usd"):
+                record.pop(field, None)
+            assert quix_peer.output_key(out) == key
+            assert_close(out, record, f"tick {i} {key}")
+            counts[stream] += 1
+    assert counts["spreads"] > 20_000
+    assert counts["signals"] > 100
+    # samples that left the longest window were deleted: ~2 s of samples per pair remain
+    samples = sum(key.startswith("s/") for key in state.data)
+    assert samples < 10 * 2000 * 2 // 5 * 1.1
