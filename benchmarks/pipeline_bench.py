@@ -1,9 +1,11 @@
 """Pipeline benchmark: the worker on the real broker, against a naive agent and quix-streams.
 
-For each agent (``batched``: ``arbstream worker``; ``naive``: one await per event and per
-output, Faust's own send and table API, at-least-once; ``quix``: the core computation
-written with quix-streams, exactly-once, benchmarks/quix_peer.py, run by the interpreter
-of .venv-quix, which ``make quix`` installs), in the same run:
+For each agent (``batched``: ``arbstream worker``, exactly-once; ``faust``: ``arbstream
+worker --runtime faust``, at-least-once with duplicates identifiable by ``seq``;
+``naive``: one await per event and per output, Faust's own send and table API,
+at-least-once; ``quix``: the core computation written with quix-streams, exactly-once,
+benchmarks/quix_peer.py, run by the interpreter of .venv-quix, which ``make quix``
+installs), in the same run:
 
 * **throughput**: the standard workload (benchmarks/workload.py) is loaded into a fresh
   ticks topic first, then one worker starts. Ticks/s = ticks / (time the last offset is
@@ -15,10 +17,10 @@ of .venv-quix, which ``make quix`` installs), in the same run:
   The first second is warm-up and not counted.
 
 Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--agent`` picks the agents
-(``all``, the default, runs the three; ``both`` the worker and the naive agent).
+(``all``, the default, runs the four; ``both`` the worker and the naive agent).
 ``--profile`` also writes a cProfile of the batched worker's throughput run and prints its
-top functions. The quix peer has no /metrics, so no transaction phases; the group whose
-commits end its throughput run is its own (:func:`group_of`).
+top functions. The naive agent and the quix peer have no transaction phases; the group
+whose commits end a throughput run is the agent's own (:func:`group_of`).
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ AGENTS = {
     "batched": ("batched",),
     "naive": ("naive",),
     "quix": ("quix",),
+    "faust": ("faust",),
     "both": ("batched", "naive"),
-    "all": ("batched", "naive", "quix"),
+    "all": ("batched", "faust", "naive", "quix"),
 }
 
 WORKER_CODE = """
@@ -100,7 +103,11 @@ else:
     from arbstream.worker_process import run_worker
     settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
-    run_worker(load_config(config_path), settings, loglevel)
+    if mode == "faust":
+        from arbstream.faust_process import run_faust_worker
+        run_faust_worker(load_config(config_path), settings, loglevel)
+    else:
+        run_worker(load_config(config_path), settings, loglevel)
 """
 
 
@@ -132,7 +139,9 @@ def start_worker(
 
 def group_of(mode: str, config: Config) -> str:
     """The consumer group whose committed offsets say how far ``mode``'s agent got."""
-    return quix_consumer_group(config.topic_prefix) if mode == "quix" else app_id(config)
+    if mode == "quix":
+        return quix_consumer_group(config.topic_prefix)
+    return f"{app_id(config)}-faust" if mode == "faust" else app_id(config)
 
 
 def phase_quantiles(port: int) -> dict[str, dict[str, float | int]]:
@@ -329,7 +338,7 @@ def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> 
         if not proc.alive():
             raise RuntimeError(f"{mode} worker exited; see {log}")
         samples = asyncio.run(offered_load(bootstrap, topics, rate, seconds))
-        if mode == "batched":  # the naive agent has no such metric
+        if mode in ("batched", "faust"):  # the naive agent and quix have no such metric
             phases = phase_quantiles(port)
     finally:
         proc.stop(60)
