@@ -84,10 +84,12 @@ def test_faust_workers_sigkilled_five_times_lose_nothing(deployment: DeploymentF
     slices = [lines[i : i + size] for i in range(0, len(lines), size)]
     for n, part in enumerate(slices[:-1]):
         worker = dep.worker(f"worker-{n}")
-        worker.wait_ready()
-        producer = dep.produce_paced(parts=4, pause_s=0.1, lines=part)
-        time.sleep(rng.uniform(0.05, 0.6))
-        worker.kill()
+        try:
+            worker.wait_ready()
+            producer = dep.produce_paced(parts=4, pause_s=0.1, lines=part)
+            time.sleep(rng.uniform(0.05, 0.6))
+        finally:
+            worker.kill()
         producer.join(scaled(60))
     worker = dep.worker("worker-last")
     try:
