@@ -97,20 +97,18 @@ def table(results: dict[str, Any]) -> str:
         ("naive Faust agent, preloaded (ticks/s)", naive["throughput"]["ticks_per_s"], None),
         ("naive Faust agent, p99 at 5,000 ticks/s (ms)", naive["latency"]["p99_ms"], None),
     ]  # fmt: skip
-    faust = pipeline.get("faust")  # absent from results older than the Faust runtime
-    if faust is not None:
-        rows += [
-            ("Faust runtime, at-least-once, preloaded (ticks/s)",
-             faust["throughput"]["ticks_per_s"], None),
-            ("Faust runtime, p99 at 5,000 ticks/s (ms)", faust["latency"]["p99_ms"], None),
-        ]  # fmt: skip
-    quix = pipeline.get("quix")  # absent from results older than the quix peer
-    if quix is not None:
-        rows += [
-            ("quix-streams peer, exactly-once, preloaded (ticks/s)",
-             quix["throughput"]["ticks_per_s"], None),
-            ("quix-streams peer, p99 at 5,000 ticks/s (ms)", quix["latency"]["p99_ms"], None),
-        ]  # fmt: skip
+    # absent from results older than the Faust runtime or the quix peer
+    for name, who, guarantee in (
+        ("faust", "Faust runtime", "at-least-once"),
+        ("quix", "quix-streams peer", "exactly-once"),
+    ):
+        if name in pipeline:
+            peer = pipeline[name]
+            rows += [
+                (f"{who}, {guarantee}, preloaded (ticks/s)",
+                 peer["throughput"]["ticks_per_s"], None),
+                (f"{who}, p99 at 5,000 ticks/s (ms)", peer["latency"]["p99_ms"], None),
+            ]  # fmt: skip
     lines = [
         f"speed, {results['date']}, {results['machine']}",
         f"  {'figure':56} {'measured':>10} {'target':>10}  met",

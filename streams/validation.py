@@ -157,34 +157,29 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
         ):
             return MISSING_FIELD, kind, 0.0, 0.0, 0
         ts = _ts(ts_value)
-        if kind == "stock":
-            registered = _amount(a)
-            open_interest = _price(b)
-            if registered is None or open_interest is None or ts is None:
-                return BAD_VALUE, kind, 0.0, 0.0, 0
-            if not (_is_name(venue) and _is_name(instrument)):
-                return BAD_VALUE, kind, 0.0, 0.0, 0
-            return None, kind, registered, open_interest, ts
-        bid = _price(a)
-        ask = _price(b)
-        if bid is None or ask is None or ts is None:
+        first = _amount(a) if kind == "stock" else _price(a)  # registered may be 0
+        second = _price(b)
+        if first is None or second is None or ts is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
         if not (_is_name(venue) and _is_name(instrument)):
             return BAD_VALUE, kind, 0.0, 0.0, 0
+        if kind == "stock":
+            return None, kind, first, second, ts
     elif kind == "fx":
         for field in FX_FIELDS:
             if field not in rec:
                 return MISSING_FIELD, kind, 0.0, 0.0, 0
         ts = _ts(rec["ts"])
-        bid = _price(rec["bid"])
-        ask = _price(rec["ask"])
-        if bid is None or ask is None or ts is None:
+        first = _price(rec["bid"])
+        second = _price(rec["ask"])
+        if first is None or second is None or ts is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
         pair = rec["pair"]
         if type(pair) is not str or _PAIR.fullmatch(pair) is None:
             return BAD_VALUE, kind, 0.0, 0.0, 0
     else:
         return BAD_TYPE, "", 0.0, 0.0, 0
+    bid, ask = first, second  # a quote's or an fx record's
     if ask < bid:
         return CROSSED, kind, bid, ask, ts
     return None, kind, bid, ask, ts
