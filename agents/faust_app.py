@@ -1,5 +1,5 @@
 """The engine as a faust-streaming application: ``arbstream worker --runtime faust``, or
-``faust -A agents.faust_main worker`` (agents/faust_main.py).
+``faust -A arbstream.faust_main worker`` (arbstream/faust_main.py).
 
 For teams that run Faust. The same engine (streams.engine) on the same topics, with the
 same output keys and partitions as ``arbstream worker``; the guarantee is different:
@@ -7,18 +7,23 @@ same output keys and partitions as ``arbstream worker``; the guarantee is differ
 **At-least-once, never lose, duplicates identifiable.** For every batch of ticks the
 agent takes (``take_events``), in this order:
 
-1. each ticks partition's engine processes its records;
+1. each ticks partition's engine processes its ticks;
 2. every output is sent, and the batch waits until Kafka has acknowledged them all;
-3. then the engine's state changes and the partition's next offset are written to the
-   ``state`` table (agents/faust_state.py: a crash leaves the state before or after a
-   batch, never a mix).
+3. the engine's state changes are written to the ``state`` table and acknowledged, then
+   each partition's next offset, which commits them (agents/faust_state.py: a crash
+   leaves the state before or after a batch, never a mix);
+4. only then does Faust take the ticks as done, and commit their offsets later.
 
-A crash after 2 and before 3 is durable leaves outputs whose state was not written: the
-next owner of the partition resumes from the committed state (on assignment it seeks the
-partition to the offset stored with the state, whatever offset Faust committed) and
-produces those outputs again, identical, with the same ``seq``. A subscriber that drops
-a record whose ``seq`` it has already seen for its key gets exactly replay's output.
-Outputs are never dropped: nothing is committed before the outputs it covers.
+A crash before 3 is complete leaves outputs whose state was not committed: the next
+owner of the partition resumes from the committed state and produces those outputs
+again, identical, with the same ``seq``. A subscriber that drops a record whose ``seq``
+it has already seen for its key gets exactly replay's output. Any error in a batch ends
+the worker (Faust's default would restart the agent and count the batch's ticks as
+done), so no batch is skipped.
+
+Faust resumes a partition at the offset Faust committed, which is normally at or below
+the state's (the ticks below are skipped). If it is beyond (a batch cut short by such a
+gap), the partition is paused, sought back to the state's offset and resumed (``_gap``).
 
 Not covered: a worker that has lost its partitions but keeps running (a pause longer than
 the session timeout) can write beside their new owner; the default worker's transactional
@@ -38,6 +43,7 @@ import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
+from mode import CrashingSupervisor
 
 from agents.faust_state import PartitionState, SlottedState
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
@@ -57,9 +63,10 @@ Output = tuple[str, bytes | None, bytes, int]
 #: batch is what arrived within this time.
 BATCH_MAX = 5000
 BATCH_WITHIN_S = 0.02
-#: A partition that was sought back to its committed offset is sought again if that
-#: offset has not arrived within this time (records fetched before a seek can move
-#: Faust's read position past it again).
+#: Going back to a partition's committed offset: it is paused this long first (so the
+#: ticks fetched before go by), then sought and resumed; and paused and sought again if
+#: that offset has not arrived this long after (see FaustRuntime._gap).
+PAUSE_BEFORE_SEEK_S = 0.5
 SEEK_AGAIN_AFTER_S = 2.0
 
 
@@ -70,7 +77,10 @@ class PartitionWork:
         self.engine = engine
         self.state = state
         self.next_offset = next_offset
-        self.seeking_since: float | None = None  # sought back to next_offset, waiting
+        # going back to next_offset (see FaustRuntime._gap): since when, and whether the
+        # seek was made (after a pause) or not yet
+        self.seeking_since: float | None = None
+        self.sought = False
 
 
 class FaustRuntime:
@@ -91,6 +101,7 @@ class FaustRuntime:
         )
         self.state = SlottedState(self.table)
         self.work: dict[int, PartitionWork] = {}
+        self.active: set[int] = set()  # the ticks partitions assigned here
         self.ready = False
         #: The output topic of each engine stream.
         self._names = {
@@ -111,17 +122,21 @@ class FaustRuntime:
 
     async def assigned(self) -> None:
         """After a rebalance and the tables' recovery: every assigned ticks partition
-        resumes at the offset of its committed state."""
+        resumes at the offset of its committed state. (Faust then seeks each partition
+        to the offset it committed, which is at or below the state's: the ticks below
+        are skipped; one beyond it, if ever, is a gap, see ``_gap``.)"""
         self.work.clear()  # every partition is rebuilt from the table: one rule
+        self.active = set()
         for tp in self.app.consumer.assignment():
             if tp.topic == self.topics.ticks:
-                work = await self._load(tp.partition)
-                await self._seek(tp.partition, work)
+                await self._load(tp.partition)
+                self.active.add(tp.partition)
         self.ready = True
 
     def revoked(self) -> None:
         self.ready = False
         self.work.clear()
+        self.active = set()
 
     async def _load(self, partition: int) -> PartitionWork:
         state = self.state.load(partition)
@@ -133,10 +148,6 @@ class FaustRuntime:
             next_offset = (await self.app.consumer.earliest_offsets(tp))[tp]
         work = self.work[partition] = PartitionWork(engine, state, next_offset)
         return work
-
-    async def _seek(self, partition: int, work: PartitionWork) -> None:
-        work.seeking_since = time.monotonic()
-        await self.app.consumer.seek(TP(self.topics.ticks, partition), work.next_offset)
 
     def _lag(self) -> dict[int, int]:
         consumer = self.app.consumer
@@ -160,11 +171,7 @@ class FaustRuntime:
         done: list[tuple[PartitionWork, int, list[float], list[tuple[bytes, bytes | None]]]] = []
         for partition, batch in by_partition.items():
             work = self.work.get(partition)
-            if work is None or self.state.committed_offset(partition) not in (
-                0,
-                work.state.offset,
-            ):
-                # never loaded here, or another worker has written it since
+            if work is None:  # not loaded at the assignment (a rebalance under way)
                 work = await self._load(partition)
             start = work.next_offset
             timestamps: list[float] = []
@@ -185,7 +192,7 @@ class FaustRuntime:
                 done.append((work, start, timestamps, signals))
         t1 = time.perf_counter()
         # Straight to the producer, not through Faust's topic buffer: a third of the cost
-        # per record. A refused output raises here and stops the agent before any state.
+        # per record. A refused output raises here and ends the worker before any state.
         send = self.app.producer.send
         sent = [
             await send(topic, key, value, target, None, None)
@@ -199,11 +206,11 @@ class FaustRuntime:
             written += self.state.write(work.state, work.engine.changes(), work.next_offset)
             for key, value in signals:
                 self._put_open_signal(partition, key, value)
-        # The state is acknowledged before the batch's ticks are acknowledged to Faust,
-        # so the offset Faust commits is never beyond the committed state: a partition's
-        # next owner is never handed a tick after its state's offset (only before it,
-        # which it skips).
         await asyncio.gather(*written)
+        # Then the offsets, which make the written state the committed one. They are
+        # acknowledged before the batch's ticks are acknowledged to Faust, so the offset
+        # Faust commits is not beyond the committed state.
+        await asyncio.gather(*(self.state.commit(w.state, w.next_offset) for w, _, _, _ in done))
         t3 = time.perf_counter()
         for work, start, timestamps, _ in done:
             wait_s = max(0.0, time.time() - min(timestamps) / 1000.0) if timestamps else 0.0
@@ -240,25 +247,52 @@ class FaustRuntime:
                 signals.append((raw_key, None if record["event"] == "close" else data))
 
     async def _gap(self, partition: int, work: PartitionWork, offset: int) -> None:
-        """A record beyond the next offset: Faust resumed past the committed state (its
-        committed offset is ahead of the state's, which the order of ``process`` rules
-        out: this is the net under it). Go back to the state's offset."""
-        if work.seeking_since is None:
-            log.warning(
-                "ticks partition %d: at offset %d, the committed state is at %d: seeking back",
-                partition, offset, work.next_offset,
+        """A tick beyond the next offset: Faust resumed past the committed state (its
+        committed offset is ahead of the state's: a gap in the ticks it skipped, or a
+        batch cut short here). Go back to the state's offset: the partition is paused,
+        and sought and resumed by ``seek_again`` once the ticks fetched before the pause
+        have gone by (a seek while they are delivered would be undone by them)."""
+        if work.seeking_since is not None:
+            return
+        tp = TP(self.topics.ticks, partition)
+        earliest = (await self.app.consumer.earliest_offsets(tp))[tp]
+        if work.next_offset < earliest:
+            log.error(
+                "ticks partition %d: the committed state is at offset %d, but the topic "
+                "begins at %d (retention deleted the ticks between): continuing at %d",
+                partition, work.next_offset, earliest, offset,
             )  # fmt: skip
-            await self._seek(partition, work)
+            work.next_offset = offset
+            return
+        log.warning(
+            "ticks partition %d: at offset %d, the committed state is at %d: seeking back",
+            partition, offset, work.next_offset,
+        )  # fmt: skip
+        self.app.consumer.pause_partitions([tp])
+        work.seeking_since = time.monotonic()
+        work.sought = False
 
     async def seek_again(self) -> None:
-        """Seek again every partition still waiting for its committed offset."""
+        """For every partition waiting to go back to its state's offset: seek and resume
+        it once it has been paused for a while; pause it again if the offset has not
+        arrived some time after (the seek was undone)."""
         now = time.monotonic()
+        consumer = self.app.consumer
         for partition, work in list(self.work.items()):
             since = work.seeking_since
-            if since is not None and now - since > SEEK_AGAIN_AFTER_S:
-                await self._seek(partition, work)
+            if since is None:
+                continue
+            tp = TP(self.topics.ticks, partition)
+            if not work.sought and now - since >= PAUSE_BEFORE_SEEK_S:
+                await consumer.seek(tp, work.next_offset)
+                consumer.resume_partitions([tp])
+                work.sought, work.seeking_since = True, now
+            elif work.sought and now - since >= SEEK_AGAIN_AFTER_S:
+                consumer.pause_partitions([tp])
+                work.sought, work.seeking_since = False, now
 
     def _put_open_signal(self, partition: int, key: bytes, value: bytes | None) -> None:
+        key = f"{partition}/".encode() + key  # by partition: the view shows the active ones
         data = self.open_signals.data
         if value is None:
             if key not in data:
@@ -269,8 +303,13 @@ class FaustRuntime:
         self.open_signals.send_changelog(partition, key, value)
 
     def open_signal_records(self) -> list[Any]:
-        """The open signals of this worker's partitions, by key."""
-        return [orjson.loads(v) for _, v in sorted(self.open_signals.data.items())]
+        """The open signals of the ticks partitions assigned to this worker."""
+        out = []
+        for key, value in sorted(self.open_signals.data.items()):
+            partition, _, _ = key.partition(b"/")
+            if int(partition) in self.active:
+                out.append(orjson.loads(value))
+        return out
 
 
 def make_app(
@@ -310,7 +349,10 @@ def make_app(
     # Faust's own Prometheus sensors (faust_*) beside the worker's arbstream_* metrics.
     setup_prometheus_sensors(app, registry=runtime.metrics.registry, name_prefix="faust")
 
-    @app.agent(runtime.ticks_topic, name="engine")
+    # Any error in a batch ends the worker (Faust's default supervisor would restart the
+    # agent on the same stream, and the batch's ticks would count as done without their
+    # outputs): the partitions' next owner resumes from the committed state.
+    @app.agent(runtime.ticks_topic, name="engine", supervisor_strategy=CrashingSupervisor)
     async def engine(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
             await runtime.process(events)
@@ -318,7 +360,7 @@ def make_app(
     async def seek_again() -> None:
         await runtime.seek_again()
 
-    app.timer(SEEK_AGAIN_AFTER_S)(seek_again)  # (an untyped decorator, applied by hand)
+    app.timer(PAUSE_BEFORE_SEEK_S / 2)(seek_again)  # (an untyped decorator, applied by hand)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(*_: Any, **__: Any) -> None:

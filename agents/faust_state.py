@@ -9,15 +9,18 @@ the changelog: a state that mixes two batches. So no entry is ever overwritten i
 
 * every entry has two slots, ``<p>/<entry>#0`` and ``#1``; a write goes to the slot that
   does not hold the entry's last committed version, stamped with the batch's offset;
-* the partition's offset, ``<p>/offset``, is written last: it commits the batch;
+* the partition's offset, ``<p>/offset``, is written last, once the batch's slots are
+  acknowledged: it commits the batch;
 * reading (``load``), each entry is the version with the highest stamp not beyond the
   committed offset, so the slots a batch wrote before its offset are ignored, and the
   previous versions, still in the other slots, are used;
 * a deleted entry is a stamped deletion in its slot, and its two slots are removed
   (Kafka tombstones) in the next batch, after the deletion's offset is written.
 
-The changelog of one partition is written by one producer in order (aiokafka sends one
-request at a time per partition), so what survives a crash is always a prefix of it.
+A crash while the slots are sent leaves some of them, and no offset: the state before
+the batch. Faust's producer is not idempotent, so a batch that expires in its buffer can
+fail while later ones are delivered; waiting for the slots' acknowledgements before the
+offset keeps that from ever mixing two batches.
 """
 
 from __future__ import annotations
@@ -95,12 +98,11 @@ class SlottedState:
     def write(
         self, state: PartitionState, changes: Iterable[changelog.Entry], offset: int
     ) -> list[asyncio.Future[Any]]:
-        """Write one batch's ``changes`` and then ``offset`` (the next tick to process);
-        return the changelog records' delivery futures.
+        """Write one batch's ``changes``, stamped with ``offset`` (the next tick to process
+        after the batch); return the changelog records' delivery futures. ``commit``
+        writes the offset, once they are all acknowledged.
 
-        Call only once the batch's outputs are acknowledged: the changelog records go to
-        the producer's buffer here, in this order, and what a crash leaves of them is a
-        prefix, which ``load`` reads as the state before or after this batch."""
+        Call only once the batch's outputs are acknowledged."""
         p = state.partition
         sent: list[asyncio.Future[Any]] = []
         for name in state.tombstones:  # deleted by a committed batch: drop both slots,
@@ -117,9 +119,13 @@ class SlottedState:
                 raw = _HEADER.pack(offset, _VALUE) + value
             sent.append(self._put(p, _slot_key(p, name, slot), raw))
             state.slots[name] = slot
-        sent.append(self._put(p, _offset_key(p), str(offset).encode()))
-        state.offset = offset
         return sent
+
+    def commit(self, state: PartitionState, offset: int) -> asyncio.Future[Any]:
+        """Write the partition's offset: the batch ``write`` wrote becomes the state.
+        Call only once the records ``write`` returned are acknowledged."""
+        state.offset = offset
+        return self._put(state.partition, _offset_key(state.partition), str(offset).encode())
 
     def _put(self, partition: int, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
         data = self._table.data

@@ -139,7 +139,11 @@ class Deployment:
                 break
             # replay's count plus the duplicates seen: more than was read, for a stream short
             more = {s: n + len(outputs[s]) - len(kept[s]) for s, n in counts.items()}
-            outputs = read_outputs(self.bootstrap, self.topics, more, linger_s=linger_s)
+            try:
+                outputs = read_outputs(self.bootstrap, self.topics, more, linger_s=linger_s)
+            except TimeoutError:
+                assert not problems, "\n".join(problems)  # a lost record shows here
+                raise
         assert not problems, "\n".join(problems)
         self.duplicates += duplicates
         return kept

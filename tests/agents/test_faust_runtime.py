@@ -6,6 +6,7 @@ is not the same record, or a ``seq`` that skips), the outputs equal replay's per
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from deployment import PARTITIONS, Deployment, DeploymentFactory, deployment_factory, generated
 from deployment import scenario as scenario_input
-from kafka_helpers import scaled
+from kafka_helpers import alter_topic_config, scaled
 from pipeline import replay_by_key
 
 #: Metrics the default worker serves, which the Faust runtime serves under the same names.
@@ -120,6 +121,31 @@ def test_two_faust_workers_one_stopped_mid_stream_equal_replay(
         assert (status, body["partitions"]) == (200, list(range(PARTITIONS)))
     finally:
         assert second.stop() == 0, second.log_tail()
+
+
+def test_a_batch_kafka_refuses_ends_the_faust_worker_and_its_successor_loses_nothing(
+    deployment: DeploymentFactory, kafka_bootstrap: str
+) -> None:
+    """Outputs Kafka refuses (a spreads topic that takes no record over 100 bytes) end
+    the worker with an error status: Faust's default would restart the agent and count
+    the batch's ticks as done. Once the topic takes them, a new worker resumes from the
+    committed state and nothing is missing."""
+    text, lines = scenario_input("dislocation-2026-01-30")
+    dep = deployment(text, lines)
+    spreads = dep.topics.spreads
+    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "100"}))
+    worker = dep.worker("refused")
+    worker.wait_ready()
+    dep.produce_cli()
+    status = worker.wait()
+    assert status != 0, worker.log_tail()
+    assert "MessageSizeTooLarge" in worker.log_path.read_text()
+    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "1048588"}))
+    again = dep.worker("again")
+    try:
+        dep.check_equals_replay()
+    finally:
+        assert again.stop() == 0, again.log_tail()
 
 
 def _signal_key(record: dict[str, object]) -> str:

@@ -62,6 +62,7 @@ def test_every_prefix_of_a_batch_reads_back_as_the_state_before_or_after_it() ->
                 truth[name] = value
         offset += rng.randint(1, 50)
         state.write(part, changes, offset)
+        state.commit(part, offset)
         committed.append((offset, dict(truth)))
         ends.append(len(table.changelog))
 
@@ -82,17 +83,23 @@ def test_a_resumed_writer_continues_from_what_it_read() -> None:
     writer = SlottedState(table)
     part = writer.load(0)
     writer.write(part, [("i/XAG", b"one"), ("w/XAG/A|B/0", b"a")], 10)
+    writer.commit(part, 10)
     writer.write(part, [("i/XAG", b"two"), ("w/XAG/A|B/0", b"b")], 20)
+    writer.commit(part, 20)
     lost = len(table.changelog)
     writer.write(part, [("i/XAG", b"three"), ("w/XAG/A|B/0", None)], 30)
+    writer.commit(part, 30)
     # a crash after the batch's first record: its offset never arrived
     crashed = table.recovered(lost + 1)
     resumed = SlottedState(crashed)
     part = resumed.load(0)
     assert (part.offset, part.entries) == (20, {"i/XAG": b"two", "w/XAG/A|B/0": b"b"})
     resumed.write(part, [("i/XAG", b"three-bis")], 25)  # redone in two slices
+    resumed.commit(part, 25)
     resumed.write(part, [("w/XAG/A|B/0", None)], 30)
+    resumed.commit(part, 30)
     resumed.write(part, [("fx", b"x")], 40)  # the deletion's slots are dropped now
+    resumed.commit(part, 40)
     final = SlottedState(crashed).load(0)
     assert (final.offset, final.entries) == (40, {"i/XAG": b"three-bis", "fx": b"x"})
     assert not any(b"w/XAG" in key for key in crashed.data)  # both slots tombstoned
