@@ -189,7 +189,7 @@ def test_filtered_streams_equal_the_topics_and_a_restarted_gateway_snapshots_cor
                     if m["record"]["type"] == "signal"
                 ],
             )
-            print("g2 log:", g2.log_path.read_text()[-3000:])
+            print("g2 log:", g2.proc.log_path.read_text()[-3000:])
         assert not missing, (
             missing,
             [
