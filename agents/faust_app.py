@@ -47,7 +47,7 @@ from mode import CrashingSupervisor
 
 from agents.faust_state import PartitionState, SlottedState
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
-from agents.outputs import key_partition
+from agents.outputs import KeyPlacement
 from agents.recovery import kafka_source
 from agents.settings import Deployment
 from agents.topics import Topics
@@ -100,8 +100,7 @@ class FaustRuntime:
             "open-signals", partitions=partitions, key_type=bytes, value_type=bytes
         )
         self.state = SlottedState(self.table)
-        self.work: dict[int, PartitionWork] = {}
-        self.active: set[int] = set()  # the ticks partitions assigned here
+        self.work: dict[int, PartitionWork] = {}  # the ticks partitions assigned here
         self.ready = False
         #: The output topic of each engine stream.
         self._names = {
@@ -109,7 +108,7 @@ class FaustRuntime:
             "signals": self.topics.signals,
             "basis": self.topics.basis,
         }
-        self._partition_of: dict[tuple[str, bytes], int] = {}
+        self._placement = KeyPlacement(counts)
         view = WorkerView(
             ready=lambda: self.ready,
             engines=lambda: [w.engine for w in self.work.values()],
@@ -126,17 +125,14 @@ class FaustRuntime:
         to the offset it committed, which is at or below the state's: the ticks below
         are skipped; one beyond it, if ever, is a gap, see ``_gap``.)"""
         self.work.clear()  # every partition is rebuilt from the table: one rule
-        self.active = set()
         for tp in self.app.consumer.assignment():
             if tp.topic == self.topics.ticks:
                 await self._load(tp.partition)
-                self.active.add(tp.partition)
         self.ready = True
 
     def revoked(self) -> None:
         self.ready = False
         self.work.clear()
-        self.active = set()
 
     async def _load(self, partition: int) -> PartitionWork:
         state = self.state.load(partition)
@@ -237,12 +233,7 @@ class FaustRuntime:
                 continue
             raw_key = key.encode()
             name = names[stream]
-            placed = self._partition_of.get((name, raw_key))
-            if placed is None:
-                placed = self._partition_of[(name, raw_key)] = key_partition(
-                    raw_key, self.counts[name]
-                )
-            outputs.append((name, raw_key, data, placed))
+            outputs.append((name, raw_key, data, self._placement(name, raw_key)))
             if stream == "signals":
                 signals.append((raw_key, None if record["event"] == "close" else data))
 
@@ -295,9 +286,8 @@ class FaustRuntime:
         key = f"{partition}/".encode() + key  # by partition: the view shows the active ones
         data = self.open_signals.data
         if value is None:
-            if key not in data:
-                return
-            data.pop(key, None)
+            if data.pop(key, None) is None:
+                return  # never open here: nothing to delete
         else:
             data[key] = value
         self.open_signals.send_changelog(partition, key, value)
@@ -307,7 +297,7 @@ class FaustRuntime:
         out = []
         for key, value in sorted(self.open_signals.data.items()):
             partition, _, _ = key.partition(b"/")
-            if int(partition) in self.active:
+            if int(partition) in self.work:
                 out.append(orjson.loads(value))
         return out
 

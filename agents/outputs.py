@@ -36,29 +36,35 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(DefaultPartitioner()(key, every, every))
 
 
+class KeyPlacement:
+    """The partition of each keyed record, ``key_partition`` of its topic's count,
+    remembered per (topic, key): a worker or a feed sends the same keys again and again."""
+
+    def __init__(self, partition_counts: dict[str, int]) -> None:
+        self._counts = partition_counts
+        self._known: dict[tuple[str, bytes], int] = {}
+
+    def __call__(self, topic: str, key: bytes) -> int:
+        partition = self._known.get((topic, key))
+        if partition is None:
+            partition = self._known[(topic, key)] = key_partition(key, self._counts[topic])
+        return partition
+
+
 class OutputBatches:
     """Collects records for one producer; ``flush`` sends them and awaits their delivery."""
 
-    def __init__(
-        self,
-        producer: AIOKafkaProducer,
-        partition_counts: dict[str, int],
-        partition_of: dict[tuple[str, bytes], int],
-    ) -> None:
-        """``partition_of``: a cache of (topic, key) -> partition, kept across batches."""
+    def __init__(self, producer: AIOKafkaProducer, placement: KeyPlacement) -> None:
+        """``placement``: where keyed records go (kept across batches)."""
         self._producer = producer
-        self._counts = partition_counts
-        self._partition_of = partition_of
+        self._placement = placement
         self._open: dict[Destination, Any] = {}
         self._full: list[tuple[Destination, Any]] = []
         self._sent: list[tuple[Destination, asyncio.Future[Any]]] = []
 
     def keyed(self, topic: str, key: bytes, value: bytes) -> None:
         """A record placed by its key."""
-        partition = self._partition_of.get((topic, key))
-        if partition is None:
-            partition = self._partition_of[(topic, key)] = key_partition(key, self._counts[topic])
-        self.to(topic, partition, key, value)
+        self.to(topic, self._placement(topic, key), key, value)
 
     def to(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         """A record for an explicit partition."""

@@ -24,7 +24,7 @@ from aiokafka.errors import ProducerFenced
 
 from agents.errors import AgentError
 from agents.metrics import BatchMetrics, TransactionTimes
-from agents.outputs import DeliveryError, OutputBatches
+from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
 from streams.engine import Engine
@@ -93,10 +93,9 @@ class PartitionProcessor:
         self.next_offset = loaded.next_offset
         self.inbox: list[Any] = []
         self._topics = topics
-        self._counts = counts
         self._group_id = group_id
         self._dlq_partition = tp.partition % counts[topics.dlq]
-        self._partition_of: dict[tuple[str, bytes], int] = {}
+        self._placement = KeyPlacement(counts)
         self._wake = asyncio.Event()
         self._closing = False
         self._failed = False  # its error handler gave it up
@@ -200,7 +199,7 @@ class PartitionProcessor:
         if messages[skip].offset != start:
             raise AgentError(f"{self.tp}: expected offset {start}, fetched {messages[skip].offset}")
         topics = self._topics
-        out = OutputBatches(self.producer, self._counts, self._partition_of)
+        out = OutputBatches(self.producer, self._placement)
         keyed = out.keyed
         dumps = orjson.dumps
         process = self.engine.process

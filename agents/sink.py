@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from agents.broker import BrokerUnreachableError, broker_reachable
-from agents.outputs import OutputBatches
+from agents.outputs import KeyPlacement, OutputBatches
 from agents.routing import Kind, destinations
 from agents.settings import Deployment
 from agents.topics import Topics, ensure_topics, partition_counts
@@ -197,7 +197,7 @@ class KafkaSink:
             )
             self.stats.connected = True
             log.info("producing to %s (%d ticks partitions)", self._bootstrap, counts[topics.ticks])
-            partition_of: dict[tuple[str, bytes], int] = {}
+            placement = KeyPlacement(counts)
             while True:
                 if not self.buffer:
                     if stop.is_set():
@@ -208,7 +208,7 @@ class KafkaSink:
                 try:
                     # (the send itself may wait on metadata, so the probe covers it too)
                     await _first(
-                        self._send(producer, topics, counts, partition_of, chunk),
+                        self._send(producer, topics, counts, placement, chunk),
                         self._broker_lost(),
                     )
                 except BaseException:
@@ -229,10 +229,10 @@ class KafkaSink:
         producer: AIOKafkaProducer,
         topics: Topics,
         counts: dict[str, int],
-        partition_of: dict[tuple[str, bytes], int],
+        placement: KeyPlacement,
         chunk: list[Entry],
     ) -> None:
-        batches = OutputBatches(producer, counts, partition_of)
+        batches = OutputBatches(producer, placement)
         routes = {
             kind: destinations(kind, topics, range(counts[topics.ticks]))
             for kind in ("quote", "fx")

@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from websockets.asyncio.server import ServerConnection, serve
 
 import agents.sink
-from agents.outputs import OutputBatches
+from agents.outputs import KeyPlacement, OutputBatches
 from agents.sink import CHUNK_MAX, Entry, KafkaSink
 from agents.topics import Topics, ensure_topics
 from arbstream.config import Config
@@ -85,12 +85,12 @@ class TimedSink(KafkaSink):
         producer: Any,
         topics: Topics,
         counts: dict[str, int],
-        partition_of: dict[tuple[str, bytes], int],
+        placement: KeyPlacement,
         chunk: list[Entry],
     ) -> None:
         backlog = len(self.buffer) + len(chunk)
         start = time.time()
-        await super()._send(producer, topics, counts, partition_of, chunk)
+        await super()._send(producer, topics, counts, placement, chunk)
         self.chunks.append(Chunk(start, _last_flush[0], time.time(), len(chunk), backlog))
         self.acked += len(chunk)
         if self.acked >= self.target:

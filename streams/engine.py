@@ -85,7 +85,6 @@ class Engine:
         names = config.venue_names
         self._venue_index = {name: i for i, name in enumerate(names)}
         pairs = sorted((a, b) for a in names for b in names if a < b)
-        self._n_pairs = len(pairs)
         self._pair_names: list[tuple[str, str]] = pairs
         self._links: list[list[PairLink]] = [
             [PairLink(self._venue_index, pairs, p, name) for p in pairs if name in p]
