@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_helpers import Record, scaled
+from kafka_helpers import Record, alter_topic_config, scaled
 from pipeline import (
     Worker,
     compare_with_replay,
@@ -109,6 +109,49 @@ class Deployment:
         finally:
             assert second.stop() == 0, second.log_tail()
         return second.log_path.read_bytes()
+
+    def survive_a_stop(
+        self,
+        parts: int,
+        pause_s: float,
+        stop_after_s: float,
+        check_survivor: Callable[[Worker], None] | None = None,
+    ) -> bytes:
+        """Two workers share the partitions; one is stopped (SIGTERM) while the input is
+        still arriving, so its partitions move to the other mid-stream: the output must
+        equal replay, per key. ``check_survivor`` looks at the survivor before it stops.
+        Returns the survivor's log."""
+        first, second = self.worker("first"), self.worker("second")
+        try:
+            first.wait_ready()
+            second.wait_ready()
+            producer = self.produce_paced(parts, pause_s)
+            time.sleep(stop_after_s)
+            assert producer.is_alive(), "the stream ended before the stop"
+            assert first.stop() == 0, first.log_tail()
+            producer.join(scaled(120))
+            self.check_equals_replay()
+            assert second.alive(), second.log_tail()
+            if check_survivor is not None:
+                check_survivor(second)
+        finally:
+            first.stop()
+            assert second.stop() == 0, second.log_tail()
+        return second.log_path.read_bytes()
+
+    def finish_with(self, name: str) -> None:
+        """A new worker takes over: the output must equal replay, and it stops cleanly."""
+        worker = self.worker(name)
+        try:
+            self.check_equals_replay()
+        finally:
+            assert worker.stop() == 0, worker.log_tail()
+
+    def limit_spreads(self, max_bytes: int) -> None:
+        """Make Kafka refuse spread records over ``max_bytes`` (``max.message.bytes`` of the
+        spreads topic; Kafka's default is 1048588)."""
+        config = {"max.message.bytes": str(max_bytes)}
+        asyncio.run(alter_topic_config(self.bootstrap, self.topics.spreads, config))
 
     def check_equals_replay(self, linger_s: float = 2.0) -> None:
         expected, rejected = replay_by_key(self.lines, self.config)

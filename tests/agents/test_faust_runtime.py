@@ -6,7 +6,6 @@ is not the same record, or a ``seq`` that skips), the outputs equal replay's per
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from pathlib import Path
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 from deployment import PARTITIONS, Deployment, DeploymentFactory, deployment_factory, generated
 from deployment import scenario as scenario_input
-from kafka_helpers import alter_topic_config, scaled
-from pipeline import replay_by_key
+from kafka_helpers import scaled
+from pipeline import Worker, replay_by_key
 
 #: Metrics the default worker serves, which the Faust runtime serves under the same names.
 SHARED_METRICS = (
@@ -105,26 +104,19 @@ def test_faust_workers_sigkilled_five_times_lose_nothing(deployment: DeploymentF
 def test_two_faust_workers_one_stopped_mid_stream_equal_replay(
     deployment: DeploymentFactory,
 ) -> None:
-    text, lines = generated(53, 6000)
-    dep = deployment(text, lines)
-    first, second = dep.worker("first"), dep.worker("second")
-    try:
-        first.wait_ready()
-        second.wait_ready()
-        producer = dep.produce_paced(parts=30, pause_s=0.25)
-        time.sleep(2.0)
-        assert producer.is_alive()
-        assert first.stop() == 0, first.log_tail()
-        producer.join(scaled(120))
-        dep.check_equals_replay()
-        status, body = second.get("/readyz")
+    dep = deployment(*generated(53, 6000))
+
+    def holds_every_partition(survivor: Worker) -> None:
+        status, body = survivor.get("/readyz")
         assert (status, body["partitions"]) == (200, list(range(PARTITIONS)))
-    finally:
-        assert second.stop() == 0, second.log_tail()
+
+    dep.survive_a_stop(
+        parts=30, pause_s=0.25, stop_after_s=2.0, check_survivor=holds_every_partition
+    )
 
 
 def test_a_batch_kafka_refuses_ends_the_faust_worker_and_its_successor_loses_nothing(
-    deployment: DeploymentFactory, kafka_bootstrap: str
+    deployment: DeploymentFactory,
 ) -> None:
     """Outputs Kafka refuses (a spreads topic that takes no record over 100 bytes) end
     the worker with an error status: Faust's default would restart the agent and count
@@ -132,20 +124,15 @@ def test_a_batch_kafka_refuses_ends_the_faust_worker_and_its_successor_loses_not
     committed state and nothing is missing."""
     text, lines = scenario_input("dislocation-2026-01-30")
     dep = deployment(text, lines)
-    spreads = dep.topics.spreads
-    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "100"}))
+    dep.limit_spreads(100)
     worker = dep.worker("refused")
     worker.wait_ready()
     dep.produce_cli()
     status = worker.wait()
     assert status != 0, worker.log_tail()
     assert "MessageSizeTooLarge" in worker.log_path.read_text()
-    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "1048588"}))
-    again = dep.worker("again")
-    try:
-        dep.check_equals_replay()
-    finally:
-        assert again.stop() == 0, again.log_tail()
+    dep.limit_spreads(1048588)
+    dep.finish_with("again")
 
 
 def _signal_key(record: dict[str, object]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from deployment import (
     generated,
     scenario,
 )
-from kafka_helpers import Record, alter_topic_config, consume, scaled
+from kafka_helpers import Record, consume
 from pipeline import replay_by_key
 from streamgen import config_toml, random_stream, random_venues
 
@@ -87,22 +86,9 @@ def test_two_workers_one_stopped_mid_stream_still_equal_replay(
     deployment: DeploymentFactory,
 ) -> None:
     dep = deployment(*generated(13, 16_000))
-    a, b = dep.worker("a"), dep.worker("b")
-    try:
-        a.wait_ready()
-        b.wait_ready()
-        producer = dep.produce_paced(parts=16, pause_s=0.2)
-        time.sleep(1.5)
-        assert producer.is_alive()
-        assert a.stop() == 0, a.log_tail()  # its partitions move to b mid-stream
-        producer.join(scaled(120))
-        dep.check_equals_replay()
-        assert b.alive(), b.log_tail()
-    finally:
-        a.stop()
-        assert b.stop() == 0, b.log_tail()
-    # b took over a's partitions with their state.
-    assert RESTORED.search(b.log_path.read_bytes()), b.log_tail()
+    log = dep.survive_a_stop(parts=16, pause_s=0.2, stop_after_s=1.5)
+    # the survivor took over the stopped worker's partitions with their state
+    assert RESTORED.search(log), log[-3000:]
 
 
 def garbage(rng: random.Random, n: int) -> list[bytes]:
@@ -228,7 +214,7 @@ def test_a_batch_kafka_refuses_is_aborted_and_the_worker_stops_saying_where_to_r
     text, lines = scenario("dislocation-2026-01-30")
     dep = deployment(text, lines)
     spreads = dep.topics.spreads
-    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "100"}))
+    dep.limit_spreads(100)
     worker = dep.worker()
     worker.wait_ready()
     dep.produce_cli()
@@ -245,9 +231,5 @@ def test_a_batch_kafka_refuses_is_aborted_and_the_worker_stops_saying_where_to_r
     assert "Traceback" not in log
     # Nothing of a failed batch is visible; every spread failed, so no spread at all.
     assert _committed(kafka_bootstrap, spreads, linger_s=2.0) == []
-    asyncio.run(alter_topic_config(kafka_bootstrap, spreads, {"max.message.bytes": "1048588"}))
-    again = dep.worker("again")
-    try:
-        dep.check_equals_replay()
-    finally:
-        assert again.stop() == 0, again.log_tail()
+    dep.limit_spreads(1048588)
+    dep.finish_with("again")
