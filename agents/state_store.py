@@ -44,6 +44,9 @@ class StateReader:
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            # the consumer's own reset of a newly assigned partition agrees with the
+            # seek_to_beginning below, whichever the broker answers last
+            auto_offset_reset="earliest",
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=4 * FETCH_BYTES,
             fetch_max_wait_ms=20,

@@ -81,6 +81,8 @@ class TopicReader:
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            # a position retention has deleted under the reader: the next record there is
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_WAIT_MS,
             max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
@@ -114,13 +116,19 @@ class TopicReader:
             await asyncio.sleep(TOPICS_RETRY_S)
 
     async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Place every partition at an explicit offset. (Not ``seek_to_beginning``: that
+        asks for a reset, and the consumer's own reset of the new partition, if the broker
+        answers it later, is applied in its place: under load, with the default "latest",
+        the signals topic was read from its end.)"""
         since_ms = int((time.time() - self._lookback_s) * 1000)
         ends = await consumer.end_offsets(partitions)
+        signals = [tp for tp in partitions if tp.topic == self._topics.signals]
+        starts = await consumer.beginning_offsets(signals)
         recent = [tp for tp in partitions if tp.topic != self._topics.signals]
         at = await consumer.offsets_for_times({tp: since_ms for tp in recent})
         for tp in partitions:
             if tp.topic == self._topics.signals:
-                await consumer.seek_to_beginning(tp)
+                consumer.seek(tp, starts[tp])
             else:
                 found = at.get(tp)
                 consumer.seek(tp, found.offset if found is not None else ends[tp])
