@@ -74,9 +74,9 @@ kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092); returns 
 kafka-down: ## stop the local broker on $$KAFKA_PORT; leaves nothing running
 	deploy/kafka/kafka.sh down
 
-bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent and a quix-streams peer)
+bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out and the latency floor on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent and a quix-streams peer)
 	$(BIN)/python -m benchmarks.replay_bench
-	scripts/with-kafka.sh sh -c '$(BIN)/python -m benchmarks.faust_noop && $(BIN)/python -m benchmarks.feed_bench && $(BIN)/python -m benchmarks.gateway_bench && $(BIN)/python -m benchmarks.summary'
+	scripts/with-kafka.sh sh -c '$(BIN)/python -m benchmarks.faust_noop && $(BIN)/python -m benchmarks.feed_bench && $(BIN)/python -m benchmarks.gateway_bench && $(BIN)/python -m benchmarks.latency_floor && $(BIN)/python -m benchmarks.summary'
 
 lock: ## re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^arbstream' > constraints.txt

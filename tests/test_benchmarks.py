@@ -1,10 +1,12 @@
 """The benchmarks' child-process code imports what exists: `make bench` runs it only
 there, so a moved function (run_worker once left agents.worker) breaks no other test.
-The quix-streams peer computes what the engine computes, and runs in its own venv."""
+The quix-streams peer computes what the engine computes, and runs in its own venv. The
+latency floor's relay loses no output in any of its modes."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import math
 import re
@@ -16,7 +18,7 @@ import orjson
 import pytest
 
 from arbstream.config import load_config
-from benchmarks import pipeline_bench, quix_peer, summary
+from benchmarks import latency_floor, pipeline_bench, quix_peer, summary
 from benchmarks.workload import CONFIG_TOML, ticks
 from streams.engine import Engine
 
@@ -71,6 +73,16 @@ def test_the_summary_table_says_which_targets_are_met() -> None:
     # results from before the quix peer still make a table
     del results["pipeline"]["quix"]
     assert "quix" not in summary.table(results)
+
+
+@pytest.mark.parametrize("mode", latency_floor.MODES)
+def test_the_latency_floor_relays_every_tick_in_each_mode(kafka_bootstrap: str, mode: str) -> None:
+    """A short run on the real broker: every output reaches the read_committed subscriber
+    (``measure`` raises otherwise) and each is timed."""
+    run = asyncio.run(latency_floor.measure(kafka_bootstrap, mode, rate=300, seconds=1.0))
+    assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
+    assert run["batches"] >= 1
+    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
 
 
 def test_the_quix_peer_runs_in_its_own_venv(tmp_path: Path) -> None:

@@ -1,0 +1,220 @@
+"""The latency floor of this machine and broker: the worker's path with no engine.
+
+A load generator sends ticks to a one-partition input topic at an offered rate (in
+slices every 10 ms, as ``pipeline_bench`` does); a relay reads them (read_committed)
+and writes four outputs per tick to an eight-partition topic; a ``read_committed``
+subscriber times each output from its tick's send. The relay is the worker without
+the engine, its state or its metrics, in three modes:
+
+* ``plain``: an idempotent producer, no transactions (the floor of any Kafka pipeline
+  from Python here);
+* ``txn``: one transaction per batch, as the worker runs them (begin, send, wait for the
+  acknowledgements, commit, and the next batch at once);
+* ``txn2``: two transactional producers in turn, so that a batch need not wait for the
+  markers of the previous commit (each still begins after the previous EndTxn returned).
+
+What the worker adds on top of ``txn`` is its own time; what ``txn`` adds on top of
+``plain`` is the price of exactly once; ``plain`` is the machine's and the broker's.
+
+    KAFKA_BOOTSTRAP=... python -m benchmarks.latency_floor [--rate 5000] [--pairs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from agents.txn_retry import shorten_first_partition_retry
+from benchmarks.pipeline_bench import settled
+from benchmarks.stats import percentiles
+
+MODES = ("plain", "txn", "txn2")
+OUTPUTS_PER_TICK = 4
+OUT_PARTITIONS = 8
+
+
+async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
+    names = (f"floor-in-{tag}", f"floor-out-{tag}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(names[0], 1, 1), NewTopic(names[1], OUT_PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    return names
+
+
+class Relay:
+    """Reads the input, writes ``OUTPUTS_PER_TICK`` records per tick, batch by batch."""
+
+    def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
+        n = {"plain": 1, "txn": 1, "txn2": 2}[mode]
+        transactional = mode != "plain"
+        self.producers = [
+            AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                transactional_id=f"floor-{tag}-{i}" if transactional else None,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=0,
+            )
+            for i in range(n)
+        ]
+        self.consumer = AIOKafkaConsumer(
+            topics[0],
+            bootstrap_servers=bootstrap,
+            group_id=f"floor-{tag}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        self.transactional = transactional
+        self.out = topics[1]
+        self.inbox: list[Any] = []
+        self.wake = asyncio.Event()
+        self.batches = 0
+
+    async def start(self) -> None:
+        for producer in self.producers:
+            await producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        for producer in self.producers:
+            await producer.stop()
+
+    async def fetch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for messages in (await self.consumer.getmany(timeout_ms=100)).values():
+                self.inbox.extend(messages)
+                self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self.inbox:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), 0.2)
+                except TimeoutError:
+                    continue
+            batch, self.inbox = self.inbox, []
+            producer = self.producers[self.batches % len(self.producers)]
+            self.batches += 1
+            if self.transactional:
+                await producer.begin_transaction()
+            sent = [
+                await producer.send(self.out, m.value, partition=(m.offset * 4 + j) % 8)
+                for m in batch
+                for j in range(OUTPUTS_PER_TICK)
+            ]
+            await asyncio.gather(*sent)
+            if self.transactional:
+                await producer.commit_transaction()
+
+
+async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[str, Any]:
+    """One run: p50/p99 of send-to-subscriber for every output, and the counts."""
+    tag = uuid.uuid4().hex[:8]
+    topics = await _topics(bootstrap, tag)
+    relay = Relay(bootstrap, tag, mode, topics)
+    subscriber = AIOKafkaConsumer(
+        topics[1],
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        fetch_max_wait_ms=5,
+    )
+    load = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await relay.start()
+    await subscriber.start()
+    await load.start()
+    sent_at: dict[int, float] = {}
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def subscribe() -> None:
+        while not stop.is_set():
+            for messages in (await subscriber.getmany(timeout_ms=100)).values():
+                now = time.time()
+                for m in messages:
+                    t = sent_at.get(int(m.value))
+                    if t is not None:
+                        latencies.append(now - t)
+
+    tasks = [asyncio.create_task(c) for c in (subscribe(), relay.fetch(stop), relay.run(stop))]
+    await asyncio.sleep(2.0)  # everyone is assigned and positioned
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # the measuring process must not pause on its own
+    per_slice, n, start = max(1, rate // 100), 0, time.time()
+    pending: list[asyncio.Future[object]] = []
+    for i in range(int(seconds * 100)):
+        for _ in range(per_slice):
+            n += 1
+            sent_at[n] = time.time()
+            pending.append(await load.send(topics[0], str(n).encode()))
+        pending = settled(pending)
+        delay = start + (i + 1) / 100 - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await asyncio.gather(*pending)
+    deadline = time.monotonic() + 10
+    while len(latencies) < n * OUTPUTS_PER_TICK and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(*tasks)
+    gc.enable()
+    gc.unfreeze()
+    await load.stop()
+    await subscriber.stop()
+    await relay.stop()
+    if len(latencies) != n * OUTPUTS_PER_TICK:
+        raise RuntimeError(f"{mode}: {len(latencies)} outputs of {n * OUTPUTS_PER_TICK}")
+    counts = {"mode": mode, "rate": rate, "outputs": len(latencies), "batches": relay.batches}
+    return counts | percentiles(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--pairs", type=int, default=2, help="rounds of every mode, in turn")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        sys.exit("latency_floor: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
+    shorten_first_partition_retry()  # as the worker does
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in MODES for m in modes):
+        sys.exit(f"latency_floor: --modes takes {', '.join(MODES)}")
+    runs = []
+    for _ in range(args.pairs):
+        for mode in modes:
+            run = asyncio.run(measure(bootstrap, mode, args.rate, args.seconds))
+            runs.append(run)
+            print(
+                f"latency floor, {mode:5} at {args.rate:,} ticks/s: p50 {run['p50_ms']} ms, "
+                f"p99 {run['p99_ms']} ms, p99.9 {run['p999_ms']} ms "
+                f"({run['outputs']:,} outputs, {run['batches']:,} batches)",
+                file=sys.stderr,
+            )
+    if args.json:
+        print(orjson.dumps({"date": date.today().isoformat(), "runs": runs}).decode())
+
+
+if __name__ == "__main__":
+    main()
