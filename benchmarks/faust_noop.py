@@ -23,6 +23,8 @@ from socket import socket
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from benchmarks.cleanup import drop_topics_now
+
 N = 100_000
 
 APP_CODE = """
@@ -74,6 +76,13 @@ def main() -> None:
     if not bootstrap:
         sys.exit("faust_noop: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
     topic = f"noop{uuid.uuid4().hex[:8]}"
+    try:
+        run_both(bootstrap, topic)
+    finally:
+        drop_topics_now(bootstrap, topic)  # the apps' own topics carry its name too
+
+
+def run_both(bootstrap: str, topic: str) -> None:
     asyncio.run(load(bootstrap, topic))
     for guarantee in ("at_least_once", "exactly_once"):
         with socket() as s:

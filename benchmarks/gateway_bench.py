@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 from agents.topics import Topics, ensure_topics
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
+from benchmarks.cleanup import drop_topics_now
 from benchmarks.pipeline_bench import peak_rss_mib
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML
@@ -206,6 +207,7 @@ def main() -> None:
             result["gateway_peak_rss_mib"] = peak_rss_mib(gateway.pid)
         finally:
             gateway.stop(30)
+            drop_topics_now(bootstrap, prefix)
     result["date"] = date.today().isoformat()
     python = f"{platform.python_implementation()} {platform.python_version()}"
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {python}"

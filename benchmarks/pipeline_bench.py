@@ -57,6 +57,7 @@ from agents.topics import Topics, ensure_topics
 from agents.worker import app_id
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
+from benchmarks.cleanup import drop_topics_now
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
@@ -248,9 +249,10 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
             time.sleep(0.05)
         done = time.time()
         peak_mib = peak_rss_mib(proc.pid)
+        first = asyncio.run(first_record_time(bootstrap, topics.spreads))
     finally:
         proc.stop(60)
-    first = asyncio.run(first_record_time(bootstrap, topics.spreads))
+        drop_topics_now(bootstrap, config.topic_prefix)
     seconds = done - first
     return {
         "ticks": n,
@@ -365,6 +367,7 @@ def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> 
             phases = phase_quantiles(port)
     finally:
         proc.stop(60)
+        drop_topics_now(bootstrap, config.topic_prefix)
     result = {"rate": rate, "outputs": len(samples), **percentiles(samples)}
     if phases is not None:
         result["phases"] = phases
