@@ -11,7 +11,9 @@ the engine, its state or its metrics, in three modes:
 * ``txn``: one transaction per batch, as the worker runs them (begin, send, wait for the
   acknowledgements, commit, and the next batch at once);
 * ``txn2``: two transactional producers in turn, so that a batch need not wait for the
-  markers of the previous commit (each still begins after the previous EndTxn returned).
+  markers of the previous commit (each still begins after the previous EndTxn returned);
+* ``rdkafka`` and ``rdkafka-txn``: ``plain`` and ``txn`` with librdkafka
+  (confluent-kafka) in a thread of its own, to tell aiokafka's share from the broker's.
 
 What the worker adds on top of ``txn`` is its own time; what ``txn`` adds on top of
 ``plain`` is the price of exactly once; ``plain`` is the machine's and the broker's.
@@ -26,20 +28,24 @@ import asyncio
 import gc
 import os
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import date
 from typing import Any
 
+import confluent_kafka
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.txn_retry import shorten_first_partition_retry
+from benchmarks.cleanup import drop_topics
 from benchmarks.pipeline_bench import settled
 from benchmarks.stats import percentiles
 
-MODES = ("plain", "txn", "txn2")
+MODES = ("plain", "txn", "txn2", "rdkafka", "rdkafka-txn")
 OUTPUTS_PER_TICK = 4
 OUT_PARTITIONS = 8
 
@@ -56,7 +62,8 @@ async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
 
 
 class Relay:
-    """Reads the input, writes ``OUTPUTS_PER_TICK`` records per tick, batch by batch."""
+    """Reads the input, writes ``OUTPUTS_PER_TICK`` records per tick, batch by batch
+    (aiokafka, in the measuring process's event loop, as the worker runs)."""
 
     def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
         n = {"plain": 1, "txn": 1, "txn2": 2}[mode]
@@ -95,6 +102,12 @@ class Relay:
         for producer in self.producers:
             await producer.stop()
 
+    def ready(self) -> bool:
+        return bool(self.consumer.assignment())
+
+    def tasks(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        return [self.fetch(stop), self.run(stop)]
+
     async def fetch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             for messages in (await self.consumer.getmany(timeout_ms=100)).values():
@@ -124,11 +137,93 @@ class Relay:
                 await producer.commit_transaction()
 
 
+class RdkafkaRelay:
+    """The same relay with librdkafka's consumer and producer, in a thread of its own."""
+
+    def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
+        self.transactional = mode == "rdkafka-txn"
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 0,
+        }
+        if self.transactional:
+            conf["transactional.id"] = f"floor-{tag}"
+        self.producer = confluent_kafka.Producer(conf)
+        self.consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"floor-{tag}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self.topics = topics
+        self.batches = 0
+        self.assigned = threading.Event()
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rdkafka-relay", daemon=True)
+
+    async def start(self) -> None:
+        if self.transactional:
+            await asyncio.to_thread(self.producer.init_transactions, 30)
+        self.consumer.subscribe([self.topics[0]], on_assign=lambda _c, _p: self.assigned.set())
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join, 30)
+        self.consumer.close()
+        if self.error is not None:
+            raise RuntimeError(f"rdkafka relay failed: {self.error}") from self.error
+
+    def ready(self) -> bool:
+        return self.assigned.is_set()
+
+    def tasks(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        return []
+
+    def _run(self) -> None:
+        try:
+            self._relay()
+        except Exception as exc:  # stop() raises it in the measuring coroutine
+            self.error = exc
+
+    def _relay(self) -> None:
+        out, producer = self.topics[1], self.producer
+        while not self._stop.is_set():
+            first = self.consumer.poll(0.1)  # at once when a record is there
+            if first is None:
+                continue
+            batch = [first, *self.consumer.consume(num_messages=100_000, timeout=0)]
+            if self.transactional:
+                producer.begin_transaction()
+            for m in batch:
+                offset = m.offset()
+                if m.error() is not None or offset is None:
+                    raise RuntimeError(f"rdkafka relay: {m.error()}")
+                for j in range(OUTPUTS_PER_TICK):
+                    producer.produce(out, m.value(), partition=(offset * 4 + j) % 8)
+            if self.transactional:
+                producer.commit_transaction(30)  # flushes, then commits
+            elif producer.flush(30):
+                raise RuntimeError("rdkafka relay: records left unacknowledged")
+            self.batches += 1
+
+
 async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[str, Any]:
     """One run: p50/p99 of send-to-subscriber for every output, and the counts."""
     tag = uuid.uuid4().hex[:8]
     topics = await _topics(bootstrap, tag)
-    relay = Relay(bootstrap, tag, mode, topics)
+    relay: Relay | RdkafkaRelay
+    if mode.startswith("rdkafka"):
+        relay = RdkafkaRelay(bootstrap, tag, mode, topics)
+    else:
+        relay = Relay(bootstrap, tag, mode, topics)
     subscriber = AIOKafkaConsumer(
         topics[1],
         bootstrap_servers=bootstrap,
@@ -153,8 +248,13 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
                     if t is not None:
                         latencies.append(now - t)
 
-    tasks = [asyncio.create_task(c) for c in (subscribe(), relay.fetch(stop), relay.run(stop))]
-    await asyncio.sleep(2.0)  # everyone is assigned and positioned
+    tasks = [asyncio.create_task(c) for c in (subscribe(), *relay.tasks(stop))]
+    deadline = time.monotonic() + 30
+    while not (relay.ready() and subscriber.assignment()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{mode}: the relay was not assigned its partition in 30 s")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # positioned, and the first fetches parked
     gc.collect()
     gc.freeze()
     gc.disable()  # the measuring process must not pause on its own
@@ -180,6 +280,7 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
     await load.stop()
     await subscriber.stop()
     await relay.stop()
+    await drop_topics(bootstrap, tag)
     if len(latencies) != n * OUTPUTS_PER_TICK:
         raise RuntimeError(f"{mode}: {len(latencies)} outputs of {n * OUTPUTS_PER_TICK}")
     counts = {"mode": mode, "rate": rate, "outputs": len(latencies), "batches": relay.batches}
