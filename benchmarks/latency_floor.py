@@ -1,10 +1,10 @@
 """The latency floor of this machine and broker: the worker's path with no engine.
 
-A load generator sends ticks to a one-partition input topic at an offered rate (in
-slices every 10 ms, as ``pipeline_bench`` does); a relay reads them (read_committed)
-and writes four outputs per tick to an eight-partition topic; a ``read_committed``
-subscriber times each output from its tick's send. The relay is the worker without
-the engine, its state or its metrics, in three modes:
+A load generator sends ticks to a one-partition input topic at an offered rate, and a
+``read_committed`` subscriber times each output from its tick's send, both as
+``pipeline_bench`` does (benchmarks/offered.py); between them a relay reads the ticks
+(read_committed) and writes four outputs per tick to an eight-partition topic. The
+relay is the worker without the engine, its state or its metrics, in five modes:
 
 * ``plain``: an idempotent producer, no transactions (the floor of any Kafka pipeline
   from Python here);
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 import threading
@@ -42,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.txn_retry import shorten_first_partition_retry
 from benchmarks.cleanup import drop_topics
-from benchmarks.pipeline_bench import settled
+from benchmarks.offered import collector_off, paced, settled, time_receipts
 from benchmarks.stats import percentiles
 
 MODES = ("plain", "txn", "txn2", "rdkafka", "rdkafka-txn")
@@ -238,45 +237,29 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     stop = asyncio.Event()
-
-    async def subscribe() -> None:
-        while not stop.is_set():
-            for messages in (await subscriber.getmany(timeout_ms=100)).values():
-                now = time.time()
-                for m in messages:
-                    t = sent_at.get(int(m.value))
-                    if t is not None:
-                        latencies.append(now - t)
-
-    tasks = [asyncio.create_task(c) for c in (subscribe(), *relay.tasks(stop))]
+    receipts = time_receipts(subscriber, sent_at, int, latencies, stop)
+    tasks = [asyncio.create_task(c) for c in (receipts, *relay.tasks(stop))]
     deadline = time.monotonic() + 30
     while not (relay.ready() and subscriber.assignment()):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{mode}: the relay was not assigned its partition in 30 s")
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # positioned, and the first fetches parked
-    gc.collect()
-    gc.freeze()
-    gc.disable()  # the measuring process must not pause on its own
-    per_slice, n, start = max(1, rate // 100), 0, time.time()
-    pending: list[asyncio.Future[object]] = []
-    for i in range(int(seconds * 100)):
-        for _ in range(per_slice):
-            n += 1
-            sent_at[n] = time.time()
-            pending.append(await load.send(topics[0], str(n).encode()))
-        pending = settled(pending)
-        delay = start + (i + 1) / 100 - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-    await asyncio.gather(*pending)
-    deadline = time.monotonic() + 10
-    while len(latencies) < n * OUTPUTS_PER_TICK and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    stop.set()
-    await asyncio.gather(*tasks)
-    gc.enable()
-    gc.unfreeze()
+    n = 0
+    with collector_off():
+        pending: list[asyncio.Future[object]] = []
+        async for in_slice in paced(rate, seconds):
+            for _ in range(in_slice):
+                n += 1
+                sent_at[n] = time.time()
+                pending.append(await load.send(topics[0], str(n).encode()))
+            pending = settled(pending)
+        await asyncio.gather(*pending)
+        deadline = time.monotonic() + 10
+        while len(latencies) < n * OUTPUTS_PER_TICK and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*tasks)
     await load.stop()
     await subscriber.stop()
     await relay.stop()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
 import pstats
@@ -58,6 +57,7 @@ from agents.worker import app_id
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
+from benchmarks.offered import collector_off, paced, settled, time_receipts
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
@@ -291,62 +291,34 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
     sent: dict[int, float] = {}
     latencies: list[float] = []
     stop = asyncio.Event()
-
-    async def consume() -> None:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for messages in batches.values():
-                for m in messages:
-                    t_sent = sent.get(orjson.loads(m.value)["ts"])
-                    if t_sent is not None:
-                        latencies.append(now - t_sent)
-
-    # The measuring process must not pause on its own (it once held every delivery
-    # future, and its full collections reached 80 ms): settled futures are dropped, and
-    # the collector is off while it measures (reference counting frees the rest).
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    reader = asyncio.create_task(consume())
-    await asyncio.sleep(1.0)  # the consumer is positioned before anything is sent
-    partitions = sorted(await producer.partitions_for(topics.ticks))
-    source = ticks(int(rate * seconds) + 1000, seed=11)
-    per_slice = max(1, rate // 100)
-    start = time.time()
-    warm_until = start + 1.0
-    slices = int(seconds * 100)
-    pending: list[asyncio.Future[object]] = []
-    for i in range(slices):
-        for _ in range(per_slice):
-            line = next(source)
-            if time.time() >= warm_until:
-                sent[orjson.loads(line)["ts"]] = time.time()
-            await send_line(producer, topics, partitions, line, pending)
-        pending = settled(pending)
-        delay = start + (i + 1) / 100 - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-    await asyncio.gather(*pending)  # every send acknowledged, or the benchmark fails
-    await asyncio.sleep(3.0)  # drain
-    stop.set()
-    await reader
-    gc.enable()
-    gc.unfreeze()
+    with collector_off():
+        receipts = time_receipts(consumer, sent, _tick_ts, latencies, stop)
+        reader = asyncio.create_task(receipts)
+        await asyncio.sleep(1.0)  # the consumer is positioned before anything is sent
+        partitions = sorted(await producer.partitions_for(topics.ticks))
+        source = ticks(int(rate * seconds) + 1000, seed=11)
+        warm_until = time.time() + 1.0
+        pending: list[asyncio.Future[object]] = []
+        async for n in paced(rate, seconds):
+            for _ in range(n):
+                line = next(source)
+                if time.time() >= warm_until:
+                    sent[orjson.loads(line)["ts"]] = time.time()
+                await send_line(producer, topics, partitions, line, pending)
+            pending = settled(pending)
+        await asyncio.gather(*pending)  # every send acknowledged, or the benchmark fails
+        await asyncio.sleep(3.0)  # drain
+        stop.set()
+        await reader
     await producer.stop()
     await consumer.stop()
     return latencies
 
 
-def settled(pending: list[asyncio.Future[object]]) -> list[asyncio.Future[object]]:
-    """The deliveries still in flight; one that failed fails the benchmark."""
-    waiting = []
-    for future in pending:
-        if future.done():
-            future.result()
-        else:
-            waiting.append(future)
-    return waiting
+def _tick_ts(value: bytes) -> int:
+    """What an output and its tick share: the tick's ``ts``."""
+    ts: int = orjson.loads(value)["ts"]
+    return ts
 
 
 def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> dict[str, Any]:
