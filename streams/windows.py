@@ -226,23 +226,43 @@ class PairWindows:
         return [w.stats(xs, base, minq, maxq) for w in self.windows]
 
     def _push(self, begin: int, end: int) -> None:
-        """Put samples ``[begin, end)`` into the min and max queues."""
+        """Put samples ``[begin, end)`` into the min and max queues.
+
+        In one backward pass over the batch: of its samples, the queues keep exactly its
+        strict suffix minima (maxima), since pushing a sample pops every queued one that
+        is not below (above) it; and the batch pops the queued samples that are not below
+        its minimum (above its maximum). The same queues as pushing one sample at a time,
+        without boxing and appending every sample's index only to pop most of them.
+        """
+        if begin >= end:
+            return
         xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
         windows = self.windows
+        last = end - 1 - base
+        lo = hi = xs[last]
+        lows = [last]  # positions in xs, latest first
+        highs = [last]
+        for i in range(last - 1, begin - base - 1, -1):
+            x = xs[i]
+            if x < lo:
+                lo = x
+                lows.append(i)
+            elif x > hi:
+                hi = x
+                highs.append(i)
         # Entries before every window's head are dead: never pop below the lowest head.
         minfloor = min([w.minhead for w in windows])
         maxfloor = min([w.maxhead for w in windows])
-        minlow, maxlow = len(minq), len(maxq)
-        for i in range(begin - base, end - base):
-            x = xs[i]
-            while len(minq) > minfloor and xs[minq[-1] - base] >= x:
-                minq.pop()
-            minlow = min(minlow, len(minq))
-            minq.append(i + base)
-            while len(maxq) > maxfloor and xs[maxq[-1] - base] <= x:
-                maxq.pop()
-            maxlow = min(maxlow, len(maxq))
-            maxq.append(i + base)
+        while len(minq) > minfloor and xs[minq[-1] - base] >= lo:
+            minq.pop()
+        minlow = len(minq)
+        for k in range(len(lows) - 1, -1, -1):
+            minq.append(lows[k] + base)
+        while len(maxq) > maxfloor and xs[maxq[-1] - base] <= hi:
+            maxq.pop()
+        maxlow = len(maxq)
+        for k in range(len(highs) - 1, -1, -1):
+            maxq.append(highs[k] + base)
         # A window whose part was popped begins where the queue was cut back to (the new
         # samples there are inside every window).
         for w in windows:

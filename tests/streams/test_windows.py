@@ -47,6 +47,32 @@ def test_stats_equal_brute_force(steps: list[tuple[int, float]]) -> None:
             assert (lo, hi) == (blo, bhi)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from([-2.0, -1.0, 0.0, 1.0, 2.5]), st.booleans()),
+        min_size=1,
+        max_size=600,
+    )
+)
+def test_min_and_max_of_batched_samples_equal_brute_force(
+    steps: list[tuple[int, float, bool]],
+) -> None:
+    """Samples folded in batches of any length (statistics asked now and then), with many
+    ties: the queues built a batch at a time give every window's exact min and max."""
+    pw = PairWindows(WINDOWS)
+    t = 0
+    samples: list[tuple[int, float]] = []
+    for dt, x, ask in steps:
+        t += dt
+        samples.append((t, x))
+        pw.add(t, x)
+        if ask:
+            for (n, _, _, lo, hi), w in zip(pw.stats(), WINDOWS, strict=True):
+                bn, _, _, blo, bhi = brute(samples, t, w)
+                assert (n, lo, hi) == (bn, blo, bhi)
+
+
 @pytest.mark.parametrize("tail", [-6.785, 3.3333, 85.31])
 def test_std_of_equal_samples_after_large_ones_left_is_zero(tail: float) -> None:
     # Huge and wild samples first, then a long run of one value: once the huge ones
