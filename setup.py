@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent
 #: The modules of streams/ compiled to native code: the engine's per-record path and its
 #: state. Not config.py (pydantic models), observe.py or backoff.py (off the hot path).
 COMPILED = (
+    "batch",
     "changelog",
     "counters",
     "engine",

@@ -27,6 +27,7 @@ from agents.metrics import BatchMetrics, TransactionTimes
 from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
+from streams.batch import process_values
 from streams.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class PartitionProcessor:
         out = OutputBatches(self.producer, self._placement)
         keyed = out.keyed
         dumps = orjson.dumps
-        process = self.engine.process
+        engine = self.engine
         dlq, dlq_partition = topics.dlq, self._dlq_partition
         names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
         batch = messages[skip:]
@@ -211,16 +212,14 @@ class PartitionProcessor:
         wait_s = max(0.0, time.time() - min(timestamps) / 1000.0)
         t0 = time.perf_counter()
         async with self._transaction():
-            offset = start - 1
-            for message in batch:
-                offset = message.offset
-                value = message.value
-                for stream, key, record in process(b"" if value is None else value, offset):
-                    if key is None:
-                        out.to(dlq, dlq_partition, None, dumps(record))
-                    else:
-                        keyed(names[stream], key.encode(), dumps(record))
-            next_offset = offset + 1
+            offsets: list[int] = [m.offset for m in batch]
+            # the engine's loop over the batch is compiled with it (streams/batch.py)
+            for stream, key, record in process_values(engine, [m.value for m in batch], offsets):
+                if key is None:
+                    out.to(dlq, dlq_partition, None, dumps(record))
+                else:
+                    keyed(names[stream], key.encode(), dumps(record))
+            next_offset = offsets[-1] + 1
             state, p = topics.state, self.tp.partition
             for entry_key, entry in self.engine.changes():
                 out.to(state, p, entry_key.encode(), entry)

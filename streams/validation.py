@@ -35,6 +35,9 @@ REASONS: Final = (
 FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
 #: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
 MAX_TS: Final = 2**63
+#: The largest int compiled code holds unboxed (63-bit tagged): a comparison with MAX_TS,
+#: which is beyond it, takes the slow generic path, so times are compared with this first.
+_SHORT_MAX: Final = 2**62 - 1
 RAW_LIMIT: Final = 4096
 #: The longest venue or instrument name (characters). Names become parts of output keys
 #: and state entries; the bound keeps every output and state entry far below a topic's
@@ -110,7 +113,7 @@ def _price(v: object) -> float | None:
 
 
 def _ts(v: object) -> int | None:
-    if type(v) is int and 0 <= v < MAX_TS:
+    if type(v) is int and v >= 0 and (v <= _SHORT_MAX or v < MAX_TS):
         return v
     return None
 

@@ -77,6 +77,12 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
     ("negative ts", Q + '"bid": 80.0, "ask": 80.1, "ts": -1}', "bad_value"),
     ("bool ts", Q + '"bid": 80.0, "ask": 80.1, "ts": true}', "bad_value"),
     ("400-digit ts", Q + '"bid": 80.0, "ask": 80.1, "ts": 1' + "0" * 400 + "}", "bad_value"),
+    # the int64 bound, on both sides of the 2**62 that compiled code holds unboxed
+    ("ts 2**62 - 1", Q + f'"bid": 80.0, "ask": 80.1, "ts": {2**62 - 1}}}', None),
+    ("ts 2**62", Q + f'"bid": 80.0, "ask": 80.1, "ts": {2**62}}}', None),
+    ("ts 2**63 - 1", Q + f'"bid": 80.0, "ask": 80.1, "ts": {2**63 - 1}}}', None),
+    ("ts 2**63", Q + f'"bid": 80.0, "ask": 80.1, "ts": {2**63}}}', "bad_value"),
+    ("ts 2**64", Q + f'"bid": 80.0, "ask": 80.1, "ts": {2**64}}}', "bad_value"),
     (
         "empty venue",
         '{"type": "quote", "venue": "", "instrument": "XAG", "bid": 1, "ask": 2, "ts": 1}',
