@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
@@ -27,7 +26,7 @@ from agents.metrics import BatchMetrics, TransactionTimes
 from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
 from agents.state_store import OFFSET_KEY
 from agents.topics import Topics
-from streams.batch import process_values
+from streams.batch import encode_values
 from streams.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -202,7 +201,6 @@ class PartitionProcessor:
         topics = self._topics
         out = OutputBatches(self.producer, self._placement)
         keyed = out.keyed
-        dumps = orjson.dumps
         engine = self.engine
         dlq, dlq_partition = topics.dlq, self._dlq_partition
         names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
@@ -213,12 +211,13 @@ class PartitionProcessor:
         t0 = time.perf_counter()
         async with self._transaction():
             offsets: list[int] = [m.offset for m in batch]
-            # the engine's loop over the batch is compiled with it (streams/batch.py)
-            for stream, key, record in process_values(engine, [m.value for m in batch], offsets):
+            # the engine's loop over the batch, and the outputs' encoding, are compiled
+            # with it (streams/batch.py)
+            for stream, key, data in encode_values(engine, [m.value for m in batch], offsets):
                 if key is None:
-                    out.to(dlq, dlq_partition, None, dumps(record))
+                    out.to(dlq, dlq_partition, None, data)
                 else:
-                    keyed(names[stream], key.encode(), dumps(record))
+                    keyed(names[stream], key, data)
             next_offset = offsets[-1] + 1
             state, p = topics.state, self.tp.partition
             for entry_key, entry in self.engine.changes():

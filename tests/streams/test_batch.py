@@ -1,16 +1,18 @@
 """An engine over many records in one call (streams/batch.py) gives what it gives one
-record at a time: the same outputs in the same order, the same line numbers and offsets
-in rejections, blank lines skipped but counted."""
+record at a time: the same outputs in the same order, encoded as one record at a time
+would be, with the same line numbers and offsets in rejections, blank lines skipped but
+counted."""
 
 from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import load_config
-from streams.batch import process_lines, process_values
+from streams.batch import encode_values, replay_lines
 from streams.engine import Engine, Output
 
 #: Blank lines (skipped) and lines that only begin with whitespace (records).
@@ -56,16 +58,17 @@ def test_lines_in_chunks_of_any_size_give_the_outputs_of_one_line_at_a_time(
     assert any(r["type"] == "rejected" for _, _, r in expected)
     rng = random.Random(seed)
     engine = _engine(name)
-    out: list[Output] = []
-    records = lineno = 0
+    out: list[bytes] = []
+    records = spreads = basis = lineno = 0
     while lineno < len(lines):
         chunk = lines[lineno : lineno + rng.choice([1, 3, 256, 1000])]
-        outputs, n = process_lines(engine, chunk, lineno)
-        out += outputs
-        records += n
+        n, s, b = replay_lines(engine, chunk, lineno, out)
+        records, spreads, basis = records + n, spreads + s, basis + b
         lineno += len(chunk)
     assert records == expected_records
-    assert out == expected
+    assert out == [orjson.dumps(r) for _, _, r in expected]
+    assert spreads == sum(stream == "spreads" for stream, _, _ in expected)
+    assert basis == sum(stream == "basis" for stream, _, _ in expected)
 
 
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
@@ -79,9 +82,12 @@ def test_values_give_the_outputs_of_one_value_at_a_time_at_their_offsets(name: s
         o for v, p in zip(values, offsets, strict=True) for o in single.process(v or b"", p)
     ]
     assert any(r.get("source") == {"line": offsets[values.index(None)]} for _, _, r in expected)
-    assert process_values(_engine(name), values, offsets) == expected
+    assert encode_values(_engine(name), values, offsets) == [
+        (stream, None if key is None else key.encode(), orjson.dumps(record))
+        for stream, key, record in expected
+    ]
 
 
 def test_values_and_positions_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="2 values for 1 positions"):
-        process_values(_engine(SCENARIO_NAMES[0]), [b"{}", b"{}"], [0])
+        encode_values(_engine(SCENARIO_NAMES[0]), [b"{}", b"{}"], [0])
