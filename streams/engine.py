@@ -315,6 +315,7 @@ class Engine:
         window_names = self._window_names
         slots = state.slots
         pair_slots = state.pair_slots
+        t_shared: Any = t  # boxed once for every pair's samples (PairWindows.add)
         for link in self._links[vi]:
             q_other = slots[link.other]
             if q_other is None or not q_other.fresh:
@@ -327,7 +328,7 @@ class Engine:
             if ps is None:
                 ps = PairState(PairWindows(self._windows_ms))
                 pair_slots[link.index] = state.pairs[link.pair] = ps
-            ps.windows.add(t, spread)
+            ps.windows.add(t_shared, spread)
             if ps.last_emit is not None and t - ps.last_emit < emit_ms:
                 continue
             ps.last_emit = t

@@ -212,8 +212,12 @@ class PairWindows:
         self.windows = [Window(w) for w in windows_ms]
         self.longest = max(self.windows, key=lambda w: w.length_ms) if self.windows else None
 
-    def add(self, t: int, x: float) -> None:
-        """Append sample ``x`` at clock ``t`` (t never decreases)."""
+    def add(self, t: Any, x: float) -> None:
+        """Append sample ``x`` at clock ``t`` (an int; t never decreases).
+
+        ``t`` is typed ``Any`` so compiled code appends the caller's int object as it is:
+        the pairs sampled at one tick then share one boxed timestamp, where an ``int``
+        parameter would be boxed anew (an allocation) for every pair's list."""
         self.xs.append(x)
         self.ts.append(t)
         if len(self.xs) + self.base - self.folded >= FOLD_EVERY:
