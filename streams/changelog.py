@@ -22,6 +22,7 @@ they are, so a restored engine continues bit for bit where the old one stopped.
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from collections.abc import Iterator, Mapping
@@ -76,8 +77,19 @@ def check_meta(value: bytes | None, digest: str) -> None:
         raise StateError("state was written under a different config")
 
 
+def _portable(values: list[Any]) -> list[Any]:
+    """``values`` with each float that is not finite as text ("inf", "-inf", "nan").
+
+    JSON has no infinities or NaN (orjson writes them as null), yet valid input can make
+    them: prices near the largest double overflow when normalised or squared in a
+    window's sums. As text they survive the round trip: every decoder here reads a
+    state's floats with ``float()``, which reads the text back.
+    """
+    return [v if type(v) is not float or math.isfinite(v) else repr(v) for v in values]
+
+
 def encode_fx(book: Mapping[str, tuple[float, int]]) -> bytes:
-    return orjson.dumps({pair: [mid, ts] for pair, (mid, ts) in book.items()})
+    return orjson.dumps({pair: _portable([mid, ts]) for pair, (mid, ts) in book.items()})
 
 
 def decode_fx(value: bytes) -> dict[str, tuple[float, int]]:
@@ -110,16 +122,18 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
             lo, hi = max(c * CHUNK, pw.base) - pw.base, min((c + 1) * CHUNK, end) - pw.base
             data = array("q", [lo + pw.base, *pw.ts[lo:hi]]).tobytes()
             chunks.append((chunk_key(name, pair, c), data + array("d", pw.xs[lo:hi]).tobytes()))
-        pairs.append([pair[0], pair[1], ps.last_emit, *pw.to_state()])
+        windows_state = pw.to_state()  # [base, folded, end, [each window's numbers]]
+        windows_state[3] = [_portable(w) for w in windows_state[3]]
+        pairs.append([pair[0], pair[1], ps.last_emit, *windows_state])
     own = {
         "clock": st.clock,
         "quotes": {n: [q.bid, q.ask, q.ts, q.bid_size, q.ask_size] for n, q in st.quotes.items()},
-        "routes": [r.to_state() for r in st.routes],
+        "routes": [_portable(r.to_state()) for r in st.routes],
         "wide_open": sorted(st.wide_open),
         "pairs": pairs,
         "basis": [[b.last_emit, b.open, b.opened_ts] for b in st.basis],
         "stock_ts": st.stock_ts,
-        "coverage": st.coverage,
+        "coverage": dict(zip(st.coverage, _portable(list(st.coverage.values())), strict=True)),
         "delivery_open": sorted(st.delivery_open),
         "seq": [[stream, key, n] for (stream, key), n in st.seq.items()],
     }

@@ -56,6 +56,16 @@ Stats = tuple[int, float, float, float, float]
 _COMPACT_AT: Final = 256
 
 
+def _sum(values: list[float]) -> float:
+    """The correctly rounded sum, or where there is none the IEEE one: math.fsum raises
+    on an infinity meeting its opposite (NaN) and on a finite sum beyond the largest
+    double (infinity), which valid prices near that double produce."""
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):
+        return sum(values)
+
+
 class Window:
     """Running statistics of the samples of one window length."""
 
@@ -146,10 +156,10 @@ class Window:
     def rebuild(self, xs: list[float], base: int) -> None:
         """Recompute the sums exactly from the buffer, re-anchored at the window's mean."""
         values = xs[self.start - base : self.start - base + self.n]
-        self.anchor = math.fsum(values) / len(values) if values else 0.0
+        self.anchor = _sum(values) / len(values) if values else 0.0
         devs = [x - self.anchor for x in values]
-        self.s1, self.c1 = math.fsum(devs), 0.0
-        self.s2, self.c2 = math.fsum([d * d for d in devs]), 0.0
+        self.s1, self.c1 = _sum(devs), 0.0
+        self.s2, self.c2 = _sum([d * d for d in devs]), 0.0
         self.evicted = 0
 
     def stats(self, xs: list[float], base: int, minq: list[int], maxq: list[int]) -> Stats:
@@ -235,8 +245,13 @@ class PairWindows:
         In one backward pass over the batch: of its samples, the queues keep exactly its
         strict suffix minima (maxima), since pushing a sample pops every queued one that
         is not below (above) it; and the batch pops the queued samples that are not below
-        its minimum (above its maximum). The same queues as pushing one sample at a time,
-        without boxing and appending every sample's index only to pop most of them.
+        its minimum (above its maximum), down to the lowest window head at most. The same
+        queues as pushing one sample at a time (``_push_each``), without boxing and
+        appending every sample's index only to pop most of them.
+
+        A NaN (a spread of two mids that overflowed) compares false with everything, so
+        pushed one at a time it pops nothing and is never popped: a batch holding one is
+        pushed one sample at a time, which keeps that order exactly.
         """
         if begin >= end:
             return
@@ -244,6 +259,9 @@ class PairWindows:
         windows = self.windows
         last = end - 1 - base
         lo = hi = xs[last]
+        if math.isnan(lo):
+            self._push_each(begin, end)
+            return
         lows = [last]  # positions in xs, latest first
         highs = [last]
         for i in range(last - 1, begin - base - 1, -1):
@@ -254,6 +272,9 @@ class PairWindows:
             elif x > hi:
                 hi = x
                 highs.append(i)
+            elif math.isnan(x):
+                self._push_each(begin, end)
+                return
         # Entries before every window's head are dead: never pop below the lowest head.
         minfloor = min([w.minhead for w in windows])
         maxfloor = min([w.maxhead for w in windows])
@@ -269,6 +290,27 @@ class PairWindows:
             maxq.append(highs[k] + base)
         # A window whose part was popped begins where the queue was cut back to (the new
         # samples there are inside every window).
+        for w in windows:
+            w.minhead = min(w.minhead, minlow)
+            w.maxhead = min(w.maxhead, maxlow)
+
+    def _push_each(self, begin: int, end: int) -> None:
+        """Put samples ``[begin, end)`` into the min and max queues one at a time."""
+        xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
+        windows = self.windows
+        minfloor = min([w.minhead for w in windows])
+        maxfloor = min([w.maxhead for w in windows])
+        minlow, maxlow = len(minq), len(maxq)
+        for i in range(begin - base, end - base):
+            x = xs[i]
+            while len(minq) > minfloor and xs[minq[-1] - base] >= x:
+                minq.pop()
+            minlow = min(minlow, len(minq))
+            minq.append(i + base)
+            while len(maxq) > maxfloor and xs[maxq[-1] - base] <= x:
+                maxq.pop()
+            maxlow = min(maxlow, len(maxq))
+            maxq.append(i + base)
         for w in windows:
             w.minhead = min(w.minhead, minlow)
             w.maxhead = min(w.maxhead, maxlow)

@@ -73,6 +73,45 @@ def test_min_and_max_of_batched_samples_equal_brute_force(
                 assert (n, lo, hi) == (bn, blo, bhi)
 
 
+def _live(pw: PairWindows) -> list[tuple[list[int], list[int]]]:
+    """Each window's part of the min and max queues (what its statistics read)."""
+    return [(pw.minq[w.minhead :], pw.maxq[w.maxhead :]) for w in pw.windows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),
+            st.sampled_from([-1.0, 0.0, -0.0, 1.0, 2.0, 2.0, math.inf, math.nan]),
+            st.integers(0, 12),
+        ),
+        min_size=1,
+        max_size=700,
+    ),
+    st.lists(st.sampled_from([30, 50, 120, 400]), min_size=1, max_size=3, unique=True),
+)
+def test_queues_built_a_batch_at_a_time_equal_those_built_a_sample_at_a_time(
+    steps: list[tuple[int, float, int]], windows: list[int]
+) -> None:
+    """Every window's part of the queues, exactly (ties, the floor of the lowest head, a
+    NaN that no comparison orders, state round trips): folding batches of any size gives
+    what folding each sample as it comes gives."""
+    batched, single = PairWindows(tuple(windows)), PairWindows(tuple(windows))
+    t = 0
+    for i, (dt, x, ask) in enumerate(steps):
+        t += dt
+        batched.add(t, x)
+        single.add(t, x)
+        single.stats()
+        if ask == 0 or i == len(steps) - 1:
+            batched.stats()
+            assert _live(batched) == _live(single)
+        if ask == 1:  # a worker restarted from its state (JSON's part: test_engine_properties)
+            state = batched.to_state()
+            batched = PairWindows.from_state(state, batched.ts[:], batched.xs[:])
+
+
 @pytest.mark.parametrize("tail", [-6.785, 3.3333, 85.31])
 def test_std_of_equal_samples_after_large_ones_left_is_zero(tail: float) -> None:
     # Huge and wild samples first, then a long run of one value: once the huge ones
