@@ -18,7 +18,8 @@ from typing import BinaryIO
 from streams.batch import replay_lines
 from streams.engine import Engine
 
-#: Output records are written this many at a time (about 300 KB of spread records).
+#: Output records are written once this many are buffered (spread records average about
+#: 500 bytes).
 WRITE_RECORDS = 1024
 #: Input lines are handed to the engine this many at a time: enough to leave the per-line
 #: loop to compiled code, few enough that the chunk's lines stay in cache (4,096 cost 15%

@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -52,6 +53,24 @@ def test_replay_reproduces_expected(name: str) -> None:
     actual = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert diff_streams(actual, _expected(name)) == []
     assert summary.records_in > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_summary_counts_what_was_written(name: str) -> None:
+    """Counted from the records written, also for an engine that counted before (the
+    summary's signals and rejections come from the engine's counters)."""
+    lines = (SCENARIOS / name / "ticks.jsonl").read_bytes().splitlines(keepends=True)
+    engine = Engine(load_config(SCENARIOS / name / "config.toml"))
+    for half in (lines[: len(lines) // 2], lines[len(lines) // 2 :]):
+        out = io.BytesIO()
+        summary = replay(half, engine, out)
+        records = [orjson.loads(line) for line in out.getvalue().splitlines()]
+        signals = Counter(f"{r['kind']}.{r['event']}" for r in records if r["type"] == "signal")
+        assert summary.signals == signals
+        assert summary.rejected == Counter(r["reason"] for r in records if r["type"] == "rejected")
+        assert summary.spreads == sum(r["type"] == "spread" for r in records)
+        assert summary.basis == sum(r["type"] == "basis" for r in records)
+        assert summary.records_in == sum(1 for line in half if line.strip())
 
 
 def test_cli_replay_writes_output_file_and_summary(tmp_path: Path) -> None:
