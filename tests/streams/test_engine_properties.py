@@ -72,18 +72,25 @@ def test_output_does_not_depend_on_batching_or_restore(seed: int, cuts: list[int
     config, _, lines = make_case(seed)
     whole = dumps(run(Engine(config), lines))
     for carry in ("snapshot", "changelog"):
-        pieces: list[bytes] = []
+        assert run_restored(config, lines, cuts, carry) == whole, carry
+
+
+def run_restored(config: Config, lines: list[bytes], cuts: list[int], carry: str) -> list[bytes]:
+    """The encoded output of ``lines`` cut at ``cuts``, each piece run by a fresh engine
+    loaded with the state the one before it left: its ``snapshot()``, or (``carry`` is
+    "changelog") every ``changes()`` so far, latest value per key."""
+    pieces: list[bytes] = []
+    engine = Engine(config)
+    table: dict[str, bytes] = {}
+    prev = 0
+    for cut in [*sorted(set(cuts)), len(lines)]:
+        pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
+        apply_changes(table, engine.changes())
+        state = dict(engine.snapshot()) if carry == "snapshot" else dict(table)
         engine = Engine(config)
-        table: dict[str, bytes] = {}
-        prev = 0
-        for cut in [*sorted(set(cuts)), len(lines)]:
-            pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
-            apply_changes(table, engine.changes())
-            state = dict(engine.snapshot()) if carry == "snapshot" else dict(table)
-            engine = Engine(config)
-            engine.load(state)
-            prev = cut
-        assert pieces == whole, carry
+        engine.load(state)
+        prev = cut
+    return pieces
 
 
 def apply_changes(table: dict[str, bytes], changes: list[tuple[str, bytes | None]]) -> None:
@@ -132,18 +139,7 @@ def test_state_with_infinities_and_nan_restores_exactly(seed: int, cuts: list[in
     whole = dumps(run(Engine(EXTREME), lines))
     assert any(b"null" in out for out in whole)  # the stream reached the overflows
     for carry in ("snapshot", "changelog"):
-        pieces: list[bytes] = []
-        engine = Engine(EXTREME)
-        table: dict[str, bytes] = {}
-        prev = 0
-        for cut in [*sorted(set(cuts)), len(lines)]:
-            pieces += dumps(run(engine, lines[prev:cut], start=prev + 1))
-            apply_changes(table, engine.changes())
-            state = dict(engine.snapshot()) if carry == "snapshot" else dict(table)
-            engine = Engine(EXTREME)
-            engine.load(state)
-            prev = cut
-        assert pieces == whole, carry
+        assert run_restored(EXTREME, lines, cuts, carry) == whole, carry
 
 
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
