@@ -58,11 +58,11 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.settings import ProducerSettings
 from agents.sink import CHUNK_MAX
 from arbstream.supervisor import ChildProcess
+from benchmarks.cleanup import drop_topics
 from benchmarks.feed_roles import topics_ready, until
 from benchmarks.feed_workload import (
     FETCH_WAIT_MS,
@@ -302,15 +302,7 @@ class Bench:
         }
 
     async def cleanup(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            ours = f"feedbench-{self.run_id}-"
-            mine = [t for t in await admin.list_topics() if t.startswith(ours)]
-            if mine:
-                await admin.delete_topics(mine)
-        finally:
-            await admin.close()
+        await drop_topics(self.bootstrap, f"feedbench-{self.run_id}-")
 
 
 async def run_all(bench: Bench, protocols: Sequence[str], keep_topics: bool) -> Json:

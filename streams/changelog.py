@@ -77,15 +77,20 @@ def check_meta(value: bytes | None, digest: str) -> None:
         raise StateError("state was written under a different config")
 
 
-def _portable(values: list[Any]) -> list[Any]:
-    """``values`` with each float that is not finite as text ("inf", "-inf", "nan").
+def _portable_value(v: Any) -> Any:
+    """``v``, or as text ("inf", "-inf", "nan") a float that is not finite.
 
     JSON has no infinities or NaN (orjson writes them as null), yet valid input can make
     them: prices near the largest double overflow when normalised or squared in a
     window's sums. As text they survive the round trip: every decoder here reads a
     state's floats with ``float()``, which reads the text back.
     """
-    return [v if type(v) is not float or math.isfinite(v) else repr(v) for v in values]
+    return v if type(v) is not float or math.isfinite(v) else repr(v)
+
+
+def _portable(values: list[Any]) -> list[Any]:
+    """``values`` with each float that is not finite as text (``_portable_value``)."""
+    return [_portable_value(v) for v in values]
 
 
 def encode_fx(book: Mapping[str, tuple[float, int]]) -> bytes:
@@ -133,7 +138,7 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
         "pairs": pairs,
         "basis": [[b.last_emit, b.open, b.opened_ts] for b in st.basis],
         "stock_ts": st.stock_ts,
-        "coverage": dict(zip(st.coverage, _portable(list(st.coverage.values())), strict=True)),
+        "coverage": {venue: _portable_value(c) for venue, c in st.coverage.items()},
         "delivery_open": sorted(st.delivery_open),
         "seq": [[stream, key, n] for (stream, key), n in st.seq.items()],
     }
