@@ -13,6 +13,8 @@
 #   KAFKA_HEAP              heap flags (default "-Xmx512m -Xms256m")
 #   KAFKA_GC_OPTS           garbage collector flags (default: G1 with 20 ms pause goal)
 #   KAFKA_JVM_OPTS          extra JVM flags for the broker
+#   KAFKA_REQUEST_LOG       a file: log every request the broker answers, with its
+#                           times, there (benchmarks/request_log.py reads it; costs CPU)
 #   KAFKA_EXTRA_CONFIG      extra server.properties lines (newline separated, override)
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker (default 60)
 #   KAFKA_STOP_TIMEOUT      seconds `down` waits after SIGTERM before SIGKILL (default 20)
@@ -249,12 +251,19 @@ cmd_up() {
     # broker: whoever started it stops it, last, with `down`.
     local detach=()
     if command -v setsid >/dev/null; then detach=(setsid); fi
+    local request_log=()
+    if [[ -n "${KAFKA_REQUEST_LOG:-}" ]]; then
+        local rlog=$KAFKA_REQUEST_LOG
+        [[ "$rlog" == /* ]] || rlog="$PWD/$rlog"
+        mkdir -p "$(dirname "$rlog")" || die "KAFKA_REQUEST_LOG: cannot create the directory of $rlog"
+        request_log=(-Darbstream.request.level=DEBUG "-Darbstream.request.log=$rlog")
+    fi
     # shellcheck disable=SC2086 # word splitting of the flag variables is intended
     ${detach[@]+"${detach[@]}"} nohup "$JAVA" ${KAFKA_HEAP:--Xmx512m -Xms256m} \
         -server ${KAFKA_GC_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent} \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         -Dlog4j2.shutdownHookEnabled=false \
-        ${KAFKA_JVM_OPTS:-} \
+        ${KAFKA_JVM_OPTS:-} ${request_log[@]+"${request_log[@]}"} \
         -Dlog4j2.configurationFile="$LOG4J2" \
         "$PORT_TAG" "$DIR_TAG_PREFIX$data_dir" \
         -cp "$LIBS/*" kafka.Kafka "$cfg" >>"$blog" 2>&1 </dev/null &
