@@ -219,7 +219,10 @@ def chain(requests: list[Request], txn_id: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("log", type=Path, help="the file KAFKA_REQUEST_LOG named")
-    parser.add_argument("--txn", help="a transactional id (default: the busiest)")
+    parser.add_argument(
+        "--txn",
+        help="a transactional id (default: the busiest); the table covers its requests' span",
+    )
     parser.add_argument("--least", type=int, default=20, help="skip rarer kinds of request")
     args = parser.parse_args(argv)
     try:
@@ -231,9 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     if not requests:
         print(f"request_log: no request in {args.log}", file=sys.stderr)
         return 2
+    txn = args.txn or busiest_transaction(requests)
+    if txn is not None:
+        # the table covers the producer's run only (a log may hold several runs)
+        own = [r for r in requests if r.txn_id == txn]
+        if not own:
+            print(f"request_log: no request of transactional id {txn!r}", file=sys.stderr)
+            return 2
+        start, end = own[0].read, own[-1].answered
+        requests = [r for r in requests if start <= r.read and r.answered <= end]
     print(f"{len(requests):,} requests over {requests[-1].answered - requests[0].answered:.1f} s")
     print("\n".join(by_role(requests, args.least)))
-    txn = args.txn or busiest_transaction(requests)
     if txn is not None:
         print()
         print("\n".join(chain(requests, txn)))
