@@ -176,21 +176,35 @@ class BatchMetrics:
     def committed(
         self,
         records: int,
-        times: TransactionTimes,
+        times: TransactionTimes | None,
         timestamps_ms: Sequence[float],
         engine: Engine,
+        held: Sequence[tuple[float, Sequence[float]]] = (),
     ) -> None:
-        """A transaction committed: only now do the engine's counts of it become totals (a
-        batch that aborts is redone by a rebuilt engine and counted then, once)."""
-        commit_s = times.flush + times.offsets + times.commit
-        self.window.add(records, times.engine, commit_s)
+        """A transaction of ``records`` records committed: only now do the engine's
+        counts of it become totals (a batch that aborts is redone by a rebuilt engine
+        and counted then, once).
+
+        ``timestamps_ms``: the Kafka timestamps of its own batch's records, whose latency
+        runs to now; ``times``: that batch's phases (None: the transaction held no batch
+        of its own). ``held``: quiet batches committed with it, each as (when it was
+        evaluated, its timestamps): having no outputs, their latency runs to their
+        evaluation, not to this commit, which they only waited for.
+        """
         self.records += records
-        self._records.observe(records)
-        self._commit.observe(commit_s)
-        phases = (times.wait, times.engine, times.flush, times.offsets, times.commit)
-        for phase, seconds in zip(self._phases, phases, strict=True):
-            phase.observe(seconds)
+        if times is None:
+            self.window.records += records
+        else:
+            commit_s = times.flush + times.offsets + times.commit
+            self.window.add(records, times.engine, commit_s)
+            self._records.observe(records)
+            self._commit.observe(commit_s)
+            phases = (times.wait, times.engine, times.flush, times.offsets, times.commit)
+            for phase, seconds in zip(self._phases, phases, strict=True):
+                phase.observe(seconds)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)
+        for evaluated_ms, held_ms in held:
+            self.latency.observe_batch(evaluated_ms, held_ms)
         engine.counters.drain_into(self.totals, self._instruments, self._fx_pairs)
 
 
@@ -252,7 +266,7 @@ class WorkerMetrics(Collector):
         )
         lag_family = GaugeMetricFamily(
             "arbstream_consumer_lag",
-            "Records in an assigned ticks partition after the committed position.",
+            "Records in an assigned ticks partition not yet evaluated.",
             labels=["topic", "partition"],
         )
         for partition, behind in sorted(lag.items()):

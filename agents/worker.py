@@ -18,6 +18,9 @@ transaction:
    state topic (agents/state_store.py);
 4. at most once a second, the group's offset (for lag monitoring); then commits.
 
+A batch with no outputs is held instead, and commits with the next transaction, at
+most a second later (agents/partition.py, "quiet batches").
+
 Outputs, state and offset become visible together or not at all; readers use
 ``isolation_level=read_committed``. When p is assigned, the worker starts its producer
 (fencing the previous owner and settling its open transaction), reads the committed
@@ -161,9 +164,10 @@ class Worker:
         return self.metrics.batches.records
 
     def lag(self) -> dict[int, int]:
-        """Records after the committed position, per assigned ticks partition, as of the
-        consumer's last fetch (the ticks producers are not transactional, so the high
-        watermark is the end a read_committed consumer sees)."""
+        """Records not yet evaluated, per assigned ticks partition (held quiet batches
+        count as done), as of the consumer's last fetch (the ticks producers are not
+        transactional, so the high watermark is the end a read_committed consumer
+        sees)."""
         out = {}
         for p, processor in self.processors.items():
             try:

@@ -95,6 +95,10 @@ if os.environ.get("BENCH_MIN_TXN_INTERVAL_MS"):
     import agents.partition
     interval_ms = float(os.environ["BENCH_MIN_TXN_INTERVAL_MS"])
     agents.partition.MIN_TRANSACTION_INTERVAL_S = interval_ms / 1000
+if os.environ.get("BENCH_QUIET_COMMIT_S"):
+    # An A/B switch: how long quiet batches may wait for a commit (0: never held).
+    import agents.partition
+    agents.partition.QUIET_COMMIT_EVERY_S = float(os.environ["BENCH_QUIET_COMMIT_S"])
 if mode == "naive":
     from benchmarks.naive_faust import main
     sys.argv = [sys.argv[0], config_path, bootstrap, port]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+import time
 import tomllib
 
 import orjson
@@ -255,3 +256,31 @@ def test_latency_histogram_counts_each_record_in_its_bucket() -> None:
     assert hist.sum_s == pytest.approx(sum(x for x in latencies_ms if x > 0) / 1000.0)
     hist.observe_batch(now, [])
     assert hist.count == len(latencies_ms)
+
+
+def test_held_quiet_batches_count_once_with_their_latency_to_evaluation() -> None:
+    """A quiet batch (no outputs) commits with a later transaction: its records count
+    then, once, and its latency runs to its evaluation, not to that commit. A
+    transaction of held batches only observes no phase."""
+    config = _config(["XAG"])
+    engine = Engine(config)
+    metrics = _worker(config, [engine])
+    _process(engine, _lines(0, 50))
+    evaluated = 1_000_000.0
+    held = [(evaluated, [evaluated - 2.0, evaluated - 3.0]), (evaluated + 100, [evaluated + 97])]
+    metrics.batches.committed(3, None, [], engine, held)
+    assert metrics.batches.records == 3
+    assert metrics.batches.latency.count == 3
+    assert metrics.batches.latency.sum_s == pytest.approx(0.008)  # 2 + 3 + 3 ms
+    samples = _scrape(metrics)
+    phases = [v for lab, v in samples["arbstream_transaction_phase_seconds_count"]]
+    assert phases and all(v == 0 for v in phases)
+    assert sum(metrics.batches.totals.quotes.values()) > 0  # the engine's counts drained
+
+    own_batch = [time.time() * 1000.0 - 5.0]
+    times = TransactionTimes(0.002, 0.0005, 0.0006, 0.0, 0.0004)
+    metrics.batches.committed(4, times, own_batch, engine, held[:1])
+    assert metrics.batches.records == 7
+    assert metrics.batches.latency.count == 6
+    samples = _scrape(metrics)
+    assert all(v == 1 for lab, v in samples["arbstream_transaction_phase_seconds_count"])

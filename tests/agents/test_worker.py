@@ -225,7 +225,7 @@ def test_a_batch_kafka_refuses_is_aborted_and_the_worker_stops_saying_where_to_r
     assert re.search(
         rf"arbstream: worker stopped: partition \d: the outputs of ticks offsets \d+-\d+ "
         rf"were not accepted \({spreads}\[\d\]: MessageSizeTooLargeError.*\); nothing of "
-        rf"that batch was committed\. .* resumes at ticks offset \d+ of partition \d",
+        rf"those ticks was committed\. .* resumes at ticks offset \d+ of partition \d",
         last,
     ), last
     assert "Traceback" not in log
