@@ -11,7 +11,8 @@ whose instruments do not use it) is held instead: its state and offset commit wi
 next transaction, so that a partition that only follows a currency commits once a
 second instead of once a tick. Exactly once holds: outputs still commit only with the
 state and offset that made them, and a held batch that never commits (the worker
-stops, a later batch fails) is evaluated again from the committed state, alike.
+dies, a later batch fails) is evaluated again from the committed state, with the same
+result. A stopping worker commits what it holds.
 """
 
 from __future__ import annotations
