@@ -282,14 +282,6 @@ def snapshot_view(
     }
 
 
-def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + scaled(timeout_s)
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
-
-
 class Clients:
     """WebSocket clients on an event loop in a thread of their own, so that the test can
     drive processes (and block) while they receive."""

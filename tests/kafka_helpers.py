@@ -44,6 +44,19 @@ async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> N
         await asyncio.sleep(0.01)
 
 
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.05
+) -> float:
+    """Poll ``condition`` every ``every_s`` until it holds; fail after ``timeout_s``
+    (scaled). Returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > scaled(timeout_s):
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(every_s)
+    return time.monotonic() - start
+
+
 def free_port() -> int:
     """A currently free TCP port on 127.0.0.1 (chosen by the kernel)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

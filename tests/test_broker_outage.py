@@ -11,6 +11,7 @@ same port 20 s later.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 
 import orjson
 from kafka_helpers import Record, consume, free_port, kafka_sh, scaled
+from kafka_helpers import wait_for as _wait_for
 from pipeline import Worker, arbstream_process, group_by_key, replay_by_key
 from record_compare import diff_streams
 from venue_server import VenueServer
@@ -73,14 +75,8 @@ def delivered(port: int) -> bool:
     return sent is not None and sent == metric(port, "arbstream_feed_records_total")
 
 
-def wait_for(condition: Any, timeout_s: float, what: str) -> float:
-    """Poll until ``condition()`` holds; return the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > scaled(timeout_s):
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
-    return time.monotonic() - start
+#: Poll every 0.1 s: each check scrapes a process's metrics.
+wait_for = functools.partial(_wait_for, every_s=0.1)
 
 
 def test_feed_and_worker_stay_calm_without_a_broker_and_resume_when_it_returns(

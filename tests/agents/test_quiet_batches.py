@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 from deployment import DeploymentFactory, deployment_factory, scenario
-from kafka_helpers import Record, consume, scaled
+from kafka_helpers import Record, consume, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.produce import produce_lines
@@ -72,13 +71,6 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def until(what: str, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + scaled(timeout_s)
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} in {timeout_s} s"
-        time.sleep(0.05)
-
-
 def test_quiet_batches_commit_about_once_a_second_and_outputs_at_once(
     deployment: DeploymentFactory, kafka_bootstrap: str
 ) -> None:
@@ -94,13 +86,15 @@ def test_quiet_batches_commit_about_once_a_second_and_outputs_at_once(
             time.sleep(PAUSE_S)
         produced_s = time.monotonic() - began
         # Every quiet tick is committed within a second or so of the last one.
-        until("commit of every quiet tick", lambda: scrape(worker.web_port)["count"] == QUIET)
+        wait_for(
+            lambda: scrape(worker.web_port)["count"] == QUIET, 15.0, "commit of every quiet tick"
+        )
         # A tick with an output, sent right after that commit, commits at once with its
         # state, in a transaction of its own batch (held, it would commit a second after
         # the last commit, in a transaction of held batches only, which has no phases).
         batches = scrape(worker.web_port)["batches"]
         asyncio.run(produce_lines([quote("LBMA", QUIET, 76.0)], dep.topics, kafka_bootstrap))
-        until("the output's commit", lambda: scrape(worker.web_port)["count"] == QUIET + 1)
+        wait_for(lambda: scrape(worker.web_port)["count"] == QUIET + 1, 15.0, "the output's commit")
         assert scrape(worker.web_port)["batches"] == batches + 1
         spreads = asyncio.run(
             consume(kafka_bootstrap, dep.topics.spreads, 1, isolation_level="read_committed")
@@ -132,12 +126,12 @@ def test_a_stop_commits_the_held_batches(
     worker.wait_ready()
     try:
         asyncio.run(produce_lines(quiet[:1], dep.topics, kafka_bootstrap))
-        until("first commit", lambda: scrape(worker.web_port)["count"] == 1)
+        wait_for(lambda: scrape(worker.web_port)["count"] == 1, 15.0, "first commit")
         asyncio.run(produce_lines(quiet[1:], dep.topics, kafka_bootstrap))
         # fetched and evaluated at once (lag 0 also before the fetch: a pause on top),
         # and held: the last commit is younger than a second
         time.sleep(0.3)
-        until("evaluation", lambda: scrape(worker.web_port)["lag"] == 0)
+        wait_for(lambda: scrape(worker.web_port)["lag"] == 0, 15.0, "evaluation")
         assert scrape(worker.web_port)["count"] == 1
     finally:
         status = worker.stop()

@@ -23,9 +23,8 @@ from gateway_helpers import (
     by_key,
     start_produce,
     topic_messages,
-    wait_for,
 )
-from kafka_helpers import consume, produce, scaled
+from kafka_helpers import consume, produce, scaled, wait_for
 from pipeline import Worker, replay_by_key
 from streamgen import config_toml, random_stream, random_venues
 

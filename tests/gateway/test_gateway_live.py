@@ -18,9 +18,8 @@ from gateway_helpers import (
     produce_lines,
     snapshot_view,
     topic_messages,
-    wait_for,
 )
-from kafka_helpers import consume
+from kafka_helpers import consume, wait_for
 from pipeline import Worker, replay_by_key
 from scenario_paths import SCENARIOS
 
