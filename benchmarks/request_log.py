@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from benchmarks.stats import nearest_rank
+
 MARK = b" Completed request:"
 #: The answer while the coordinator still writes the previous transaction's markers.
 CONCURRENT_TRANSACTIONS = 51
@@ -145,12 +147,6 @@ def parse(lines: Iterable[bytes]) -> Iterator[Request]:
         )
 
 
-def quantile(values: list[float], q: float) -> float:
-    """Nearest rank, as benchmarks/stats.py."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def by_role(requests: list[Request], least: int = 20) -> list[str]:
     """Per kind of request (at least ``least`` of it): count, total p50/p99, and the p99 of
     each part of the total."""
@@ -163,9 +159,9 @@ def by_role(requests: list[Request], least: int = 20) -> list[str]:
     for role, rows in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         if len(rows) < least:
             continue
-        col = {name: [r.times[name] for r in rows] for name, _ in TIMES}
-        parts = " ".join(f"{quantile(col[name], 0.99):7.2f}" for name, _ in TIMES[1:])
-        total = f"{quantile(col['total'], 0.5):6.2f}/{quantile(col['total'], 0.99):6.2f}"
+        col = {name: sorted(r.times[name] for r in rows) for name, _ in TIMES}
+        parts = " ".join(f"{nearest_rank(col[name], 0.99):7.2f}" for name, _ in TIMES[1:])
+        total = f"{nearest_rank(col['total'], 0.5):6.2f}/{nearest_rank(col['total'], 0.99):6.2f}"
         lines.append(f"{role:42} {len(rows):6}  {total}  {parts}")
     return lines
 
@@ -211,7 +207,8 @@ def chain(requests: list[Request], txn_id: str) -> list[str]:
     for step, values in sorted(steps.items(), key=lambda kv: -len(kv[1])):
         if len(values) * 20 < commits:  # rarer than one transaction in 20
             continue
-        q = "".join(f" {quantile(values, p):6.2f}" for p in (0.5, 0.9, 0.99))
+        ordered = sorted(values)
+        q = "".join(f" {nearest_rank(ordered, p):6.2f}" for p in (0.5, 0.9, 0.99))
         lines.append(f"{step:64} {len(values):6} {q}")
     return lines
 

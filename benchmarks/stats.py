@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``ordered`` (sorted, not empty), by nearest rank."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def percentiles(samples: list[float]) -> dict[str, Any]:
@@ -12,7 +18,7 @@ def percentiles(samples: list[float]) -> dict[str, Any]:
     ordered = sorted(samples)
 
     def pct(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+        return round(nearest_rank(ordered, q) * 1000, 2)
 
     return {
         "p50_ms": pct(0.50),
