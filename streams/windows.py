@@ -256,7 +256,6 @@ class PairWindows:
         if begin >= end:
             return
         xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
-        windows = self.windows
         last = end - 1 - base
         lo = hi = xs[last]
         if math.isnan(lo):
@@ -275,9 +274,7 @@ class PairWindows:
             elif math.isnan(x):
                 self._push_each(begin, end)
                 return
-        # Entries before every window's head are dead: never pop below the lowest head.
-        minfloor = min([w.minhead for w in windows])
-        maxfloor = min([w.maxhead for w in windows])
+        minfloor, maxfloor = self._floors()
         while len(minq) > minfloor and xs[minq[-1] - base] >= lo:
             minq.pop()
         minlow = len(minq)
@@ -288,18 +285,12 @@ class PairWindows:
         maxlow = len(maxq)
         for k in range(len(highs) - 1, -1, -1):
             maxq.append(highs[k] + base)
-        # A window whose part was popped begins where the queue was cut back to (the new
-        # samples there are inside every window).
-        for w in windows:
-            w.minhead = min(w.minhead, minlow)
-            w.maxhead = min(w.maxhead, maxlow)
+        self._lower_heads(minlow, maxlow)
 
     def _push_each(self, begin: int, end: int) -> None:
         """Put samples ``[begin, end)`` into the min and max queues one at a time."""
         xs, base, minq, maxq = self.xs, self.base, self.minq, self.maxq
-        windows = self.windows
-        minfloor = min([w.minhead for w in windows])
-        maxfloor = min([w.maxhead for w in windows])
+        minfloor, maxfloor = self._floors()
         minlow, maxlow = len(minq), len(maxq)
         for i in range(begin - base, end - base):
             x = xs[i]
@@ -311,19 +302,30 @@ class PairWindows:
                 maxq.pop()
             maxlow = min(maxlow, len(maxq))
             maxq.append(i + base)
-        for w in windows:
+        self._lower_heads(minlow, maxlow)
+
+    def _floors(self) -> tuple[int, int]:
+        """The lowest window head in the min queue and in the max queue: the entries
+        before it are dead, in every window."""
+        windows = self.windows
+        return min([w.minhead for w in windows]), min([w.maxhead for w in windows])
+
+    def _lower_heads(self, minlow: int, maxlow: int) -> None:
+        """After a push cut the queues back to ``minlow`` and ``maxlow`` entries, a window
+        whose part was popped begins there (the new samples there are inside every
+        window)."""
+        for w in self.windows:
             w.minhead = min(w.minhead, minlow)
             w.maxhead = min(w.maxhead, maxlow)
 
     def _compact(self) -> None:
         """Drop the queues' prefix that every window has left, once it is long."""
         windows = self.windows
-        minfloor = min([w.minhead for w in windows])
+        minfloor, maxfloor = self._floors()
         if minfloor >= _COMPACT_AT and minfloor * 2 >= len(self.minq):
             del self.minq[:minfloor]
             for w in windows:
                 w.minhead -= minfloor
-        maxfloor = min([w.maxhead for w in windows])
         if maxfloor >= _COMPACT_AT and maxfloor * 2 >= len(self.maxq):
             del self.maxq[:maxfloor]
             for w in windows:
