@@ -3,7 +3,9 @@
 # without Docker. Jars come from Maven Central (see pom.xml), the broker runs as a plain
 # background JVM on 127.0.0.1:$KAFKA_PORT.
 #
-# Usage: deploy/kafka/kafka.sh {up|down|status|fetch}
+# Usage: deploy/kafka/kafka.sh {up|down|status|fetch|acls ARGS...}
+#   acls ARGS...  Kafka's kafka-acls tool on this broker, as its super user in the
+#                 secured mode (--bootstrap-server and --command-config are added)
 #
 # Environment (all optional):
 #   KAFKA_PORT              broker port on 127.0.0.1 (default 9092)
@@ -16,6 +18,10 @@
 #   KAFKA_REQUEST_LOG       a file: log every request the broker answers, with its
 #                           times, there (benchmarks/request_log.py reads it; costs CPU)
 #   KAFKA_EXTRA_CONFIG      extra server.properties lines (newline separated, override)
+#   KAFKA_SECURITY          plaintext (default) or sasl_ssl: TLS, SCRAM users, ACLs
+#                           enforced (deploy/kafka/security.sh says what it makes)
+#   KAFKA_USERS             the secured mode's users (default: admin feed worker
+#                           gateway faust nobody; admin is the super user)
 #   KAFKA_START_TIMEOUT     seconds `up` waits for the broker (default 60)
 #   KAFKA_STOP_TIMEOUT      seconds `down` waits after SIGTERM before SIGKILL (default 20)
 #   ARBSTREAM_CACHE         jar cache (default ~/.cache/arbstream)
@@ -53,6 +59,9 @@ die() {
     log "error: $*"
     exit 1
 }
+
+# shellcheck source=deploy/kafka/security.sh
+. "$SCRIPT_DIR/security.sh"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -184,11 +193,13 @@ print_log() {
 
 # Real protocol check: Metadata + ApiVersions via Kafka's own CLI class.
 probe() {
-    local cls=org.apache.kafka.tools.BrokerApiVersionsCommand out
+    local cls=org.apache.kafka.tools.BrokerApiVersionsCommand out extra
     [[ "$KAFKA_VERSION" == 3.* ]] && cls=kafka.admin.BrokerApiVersionsCommand
+    mapfile -t extra < <(admin_command_config "$1")
     out=$(timeout 30 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
         -Dlog4j2.configurationFile="$LOG4J2" -Darbstream.log.level=ERROR \
-        -cp "$LIBS/*" "$cls" --bootstrap-server "127.0.0.1:$PORT" 2>&1) || return 1
+        -cp "$LIBS/*" "$cls" --bootstrap-server "127.0.0.1:$PORT" \
+        ${extra[@]+"${extra[@]}"} 2>&1) || return 1
     grep -q "127.0.0.1:$PORT (id: 1" <<<"$out"
 }
 
@@ -196,10 +207,14 @@ probe() {
 # up / down / status
 
 render_config() {
-    local data_dir=$1 cport=$2 out="$1/server.properties" esc
+    local data_dir=$1 cport=$2 mport=$3 out="$1/server.properties" esc
     esc=$(printf '%s' "$data_dir/logs" | sed 's/[\\|&]/\\&/g')
-    sed -e "s|@BROKER_PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$cport|g" \
-        -e "s|@LOG_DIRS@|$esc|g" "$TEMPLATE" >"$out.tmp"
+    (
+        umask 077 # the secured mode's PLAIN users have their passwords in it
+        sed -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@LOG_DIRS@|$esc|g" "$TEMPLATE"
+        printf '\n# listeners (%s)\n' "$SECURITY"
+        listener_config "$data_dir" "$cport" "$mport"
+    ) >"$out.tmp"
     if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
         printf '\n# KAFKA_EXTRA_CONFIG\n%s\n' "$KAFKA_EXTRA_CONFIG" >>"$out.tmp"
     fi
@@ -207,7 +222,7 @@ render_config() {
 }
 
 cmd_up() {
-    local t0 data_dir pid cport old_cport cfg blog deadline exec_deadline
+    local t0 data_dir pid cport old_cport mport cfg blog deadline exec_deadline
     t0=$(now)
     data_dir=$(default_data_dir)
     pid=$(find_pid "$data_dir")
@@ -234,17 +249,38 @@ cmd_up() {
         if [[ -n "$old_cport" ]] && ! port_open "$old_cport"; then cport=$old_cport; fi
     fi
     [[ -n "$cport" ]] || cport=$(free_port)
-    render_config "$data_dir" "$cport"
+    # the secured mode's mutual-TLS listener: the kept data dir's port if still free
+    mport=
+    if secured; then
+        if [[ -f "$cfg" ]]; then
+            mport=$(sed -n 's/^listeners=.*MTLS:\/\/127\.0\.0\.1:\([0-9]*\).*$/\1/p' "$cfg")
+            if [[ -n "$mport" ]] && port_open "$mport"; then mport=; fi
+        fi
+        while [[ -z "$mport" || "$mport" == "$cport" ]]; do mport=$(free_port); done
+    fi
 
-    if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
+    local fresh=0 scram=()
+    [[ -f "$data_dir/logs/meta.properties" ]] || fresh=1
+    if secured && { ((fresh)) || [[ ! -f "$data_dir/tls/ca.pem" ]]; }; then
+        [[ $fresh == 1 ]] || die "$data_dir holds a plaintext broker's data: KAFKA_SECURITY=sasl_ssl needs a new data dir"
+        make_tls "$data_dir"
+        make_passwords "$data_dir"
+    fi
+    render_config "$data_dir" "$cport" "$mport"
+
+    if ((fresh)); then
+        if secured; then mapfile -t scram < <(scram_args "$data_dir"); fi
+        # (its output lists the users' salted keys, never their passwords)
         if ! "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
             -Dlog4j2.configurationFile="$LOG4J2" -Darbstream.log.level=WARN \
             -cp "$LIBS/*" kafka.tools.StorageTool format \
-            -t "$(random_cluster_id)" -c "$cfg" >"$data_dir/format.log" 2>&1; then
+            -t "$(random_cluster_id)" -c "$cfg" ${scram[@]+"${scram[@]}"} \
+            >"$data_dir/format.log" 2>&1; then
             print_log "$data_dir/format.log"
             die "formatting KRaft storage in $data_dir/logs failed"
         fi
     fi
+    if secured; then write_client_files "$data_dir" "$mport"; fi
 
     # In a session of its own (setsid, where util-linux has it), so that signals sent to
     # the caller's process group (Ctrl-C, a closing terminal, `timeout`) do not reach the
@@ -287,7 +323,7 @@ cmd_up() {
             print_log "$blog"
             die "the process started for the broker is not a Kafka broker (port $PORT)"
         fi
-        if port_open "$PORT" && probe; then
+        if port_open "$PORT" && probe "$data_dir"; then
             break
         fi
         if (($(date +%s) >= deadline)); then
@@ -299,6 +335,10 @@ cmd_up() {
     done
     log "Kafka $KAFKA_VERSION up on 127.0.0.1:$PORT in $(elapsed "$t0")s" \
         "(controller 127.0.0.1:$cport, pid $pid, data $data_dir, log $blog)"
+    if secured; then
+        log "secured: SASL_SSL on 127.0.0.1:$PORT, mutual TLS on 127.0.0.1:$mport;" \
+            "each user's client settings are in $data_dir/clients/"
+    fi
 }
 
 cmd_down() {
@@ -334,11 +374,29 @@ cmd_status() {
     data_dir=$(default_data_dir)
     pid=$(find_pid "$data_dir")
     if [[ -n "$pid" ]]; then
-        echo "running: Kafka $KAFKA_VERSION on 127.0.0.1:$PORT pid $pid data $(pid_data_dir "$pid")"
+        data_dir=$(pid_data_dir "$pid")
+        if [[ -d "$data_dir/clients" ]]; then
+            echo "running: Kafka $KAFKA_VERSION on 127.0.0.1:$PORT (secured: SASL_SSL; clients in $data_dir/clients) pid $pid data $data_dir"
+        else
+            echo "running: Kafka $KAFKA_VERSION on 127.0.0.1:$PORT pid $pid data $data_dir"
+        fi
         return 0
     fi
     echo "not running: no Kafka broker on 127.0.0.1:$PORT"
     return 3
+}
+
+cmd_acls() {
+    local data_dir pid extra
+    data_dir=$(default_data_dir)
+    pid=$(find_pid "$data_dir")
+    [[ -n "$pid" ]] || die "no Kafka broker running on 127.0.0.1:$PORT"
+    data_dir=$(pid_data_dir "$pid")
+    mapfile -t extra < <(admin_command_config "$data_dir")
+    "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+        -Dlog4j2.configurationFile="$LOG4J2" -Darbstream.log.level=WARN \
+        -cp "$LIBS/*" org.apache.kafka.tools.AclCommand \
+        --bootstrap-server "127.0.0.1:$PORT" ${extra[@]+"${extra[@]}"} "$@"
 }
 
 case "${1:-}" in
@@ -346,8 +404,12 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 fetch) cmd_fetch ;;
+acls)
+    shift
+    cmd_acls "$@"
+    ;;
 *)
-    echo "usage: $0 {up|down|status|fetch}   (env: see header of $0 / README.md)" >&2
+    echo "usage: $0 {up|down|status|fetch|acls ARGS...}   (env: see header of $0 / README.md)" >&2
     exit 2
     ;;
 esac
