@@ -46,12 +46,13 @@ from faust.types import TP
 from mode import CrashingSupervisor
 
 from agents.faust_state import PartitionState, SlottedState
+from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from agents.kafka.security import KafkaSecurity
+from agents.kafka.topics import Topics
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
 from agents.outputs import KeyPlacement
 from agents.recovery import kafka_source
 from agents.settings import Deployment
-from agents.topics import Topics
-from agents.worker import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, app_id
 from streams.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,9 @@ class FaustRuntime:
         # keys and values are bytes throughout (the app's serializers are "raw")
         self.ticks_topic = app.topic(self.topics.ticks, key_type=bytes, value_type=bytes)
         partitions = counts[self.topics.ticks]
-        self.table = app.Table("state", partitions=partitions, key_type=bytes, value_type=bytes)
+        self.table = self._table("state", partitions)
         #: The latest open/update record of every open signal of this worker's partitions.
-        self.open_signals = app.Table(
-            "open-signals", partitions=partitions, key_type=bytes, value_type=bytes
-        )
+        self.open_signals = self._table("open-signals", partitions)
         self.state = SlottedState(self.table)
         self.work: dict[int, PartitionWork] = {}  # the ticks partitions assigned here
         self.ready = False
@@ -116,6 +115,19 @@ class FaustRuntime:
             partitions=partitions,
         )
         self.metrics = WorkerMetrics(config, self.topics.ticks, view)
+
+    def _table(self, name: str, partitions: int) -> Any:
+        """A table of bytes, its changelog the deployment's topic for it (created with
+        the others, so the runtime needs no right to create topics)."""
+        table = _NamedTable(
+            self.topics.faust_table(name),
+            self.app,
+            name=name,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        return self.app.tables.add(table)
 
     # -- partitions ---------------------------------------------------------------------
 
@@ -302,24 +314,54 @@ class FaustRuntime:
         return out
 
 
+class _NamedTable(faust.Table[bytes, bytes]):
+    """A table whose changelog topic is named by arbstream (Faust's own name is
+    ``<app id>-<table>-changelog``, outside the deployment's topic prefix). Faust's
+    assignor asks the table for the name, so the table is where to say it."""
+
+    def __init__(self, changelog: str, app: faust.App, **options: Any) -> None:
+        self._changelog_name = changelog
+        super().__init__(app, **options)
+
+    def _changelog_topic_name(self) -> str:
+        return self._changelog_name
+
+
+def credentials(security: KafkaSecurity) -> Any:
+    """Faust's ``broker_credentials`` for the process's settings (None for PLAINTEXT)."""
+    if security.sasl:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            ssl_context=security.ssl_context,
+            mechanism=security.mechanism,
+        )
+    if security.tls:
+        return faust.SSLCredentials(security.ssl_context)
+    return None
+
+
 def make_app(
     config: Deployment,
     counts: dict[str, int],
-    bootstrap: str,
+    kafka: KafkaClients,
     web_host: str,
     web_port: int,
     datadir: str,
 ) -> tuple[faust.App, FaustRuntime]:
-    """The Faust app (its id is the default worker's group, ``arbstream-<prefix>``, with
-    ``-faust``: the two runtimes never share a group) and its runtime."""
+    """The Faust app (its id is ``arbstream-<prefix>-faust``: it never shares a group
+    with the exactly-once workers) and its runtime."""
+    topics = Topics(config.topic_prefix)
     app = faust.App(
-        f"{app_id(config)}-faust",
-        broker=[f"kafka://{h}" for h in bootstrap.split(",")],
+        topics.faust_group,
+        broker=[f"kafka://{h}" for h in kafka.bootstrap.split(",")],
+        broker_credentials=credentials(kafka.security),
         store="memory://",
         datadir=datadir,
         processing_guarantee="at_least_once",
-        topic_partitions=counts[Topics(config.topic_prefix).ticks],
-        topic_allow_declare=True,  # the tables' changelog topics (arbstream's exist)
+        topic_partitions=counts[topics.ticks],
+        # every topic exists (agents.kafka.topics.prepare): Faust creates none
+        topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",

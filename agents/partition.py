@@ -30,10 +30,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from agents.errors import AgentError
+from agents.kafka.aiokafka_private import transaction_error
+from agents.kafka.topics import Topics
 from agents.metrics import BatchMetrics, TransactionTimes
 from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
 from agents.state_store import OFFSET_KEY
-from agents.topics import Topics
 from streams.batch import Encoded, encode_values
 from streams.engine import Engine
 
@@ -148,6 +149,11 @@ class PartitionProcessor:
         batch, self.inbox = self.inbox, []
         self._taken.set()
         return batch
+
+    @property
+    def uncommitted(self) -> tuple[int, int]:
+        """The ticks offsets evaluated but not committed: [start, end)."""
+        return self._committed_offset, self.next_offset
 
     @property
     def closing(self) -> bool:
@@ -319,7 +325,11 @@ class PartitionProcessor:
             raise PartitionLostError(f"{self.tp}: fenced by another worker") from exc
         except asyncio.CancelledError:
             raise
-        except BaseException:
+        except BaseException as exc:
+            # (taken before the abort, which forgets it)
+            cause = transaction_error(producer)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT_S)
+            if cause is not None and cause is not exc:
+                raise cause from exc
             raise

@@ -14,8 +14,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
+from agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics
 from agents.routing import destinations, route
-from agents.topics import Topics
 
 #: Delivery futures are awaited (and errors raised) every this many sends.
 CHECK_EVERY = 10_000
@@ -39,12 +41,11 @@ async def send_line(
 async def produce_lines(
     lines: Iterable[bytes],
     topics: Topics,
-    bootstrap: str,
+    kafka: KafkaClients,
     progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
     """Send every non-blank line; return counts by kind. Raises AgentError on failure."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    producer = kafka.producer(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -69,8 +70,10 @@ async def produce_lines(
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
+    except AUTHORIZATION_ERRORS as exc:  # a right lost since the start's check
+        raise AgentError(str(denial(exc, kafka, "Write"))) from exc
     except (KafkaError, OSError, TimeoutError) as exc:  # delivery or metadata: stop, say why
-        raise AgentError(f"producing to {bootstrap} failed: {exc!r}") from exc
+        raise AgentError(f"producing to {kafka} failed: {exc!r}") from exc
     finally:
         await producer.stop()
     return counts

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.broker import close_quietly
+from agents.kafka.clients import KafkaClients
+from agents.kafka.probe import close_quietly
+from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from agents.partition import Loaded
 from agents.settings import Deployment
 from agents.state_store import StateReader
-from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from streams.engine import Engine, Source
 
 log = logging.getLogger("agents.worker")
@@ -31,14 +32,12 @@ class PartitionLoader:
     def __init__(
         self,
         config: Deployment,
-        bootstrap: str,
-        group_id: str,
+        kafka: KafkaClients,
         consumer: AIOKafkaConsumer,
         reader: StateReader,
     ) -> None:
         self.config = config
-        self.bootstrap = bootstrap
-        self.group_id = group_id
+        self.kafka = kafka
         self.topics = Topics(config.topic_prefix)
         self._consumer = consumer
         self._reader = reader
@@ -95,9 +94,8 @@ class PartitionLoader:
         return int((await self._reader.beginning_offsets([tp]))[tp])
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            transactional_id=f"{self.group_id}-ticks-{partition}",
+        producer = self.kafka.producer(
+            transactional_id=self.topics.transactional_id(partition),
             enable_idempotence=True,
             acks="all",
             linger_ms=0,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from streams.validation import decode
 
 Kind = Literal["quote", "stock", "fx", "other"]

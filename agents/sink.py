@@ -11,7 +11,7 @@ taking the next, which keeps the order of the ticks partition the order of arriv
 If Kafka is unreachable, or a chunk is not acknowledged within the delivery timeout, the
 chunk goes back to the front of the buffer and the producer is rebuilt after a backoff.
 While the sink waits on Kafka it asks every second whether the broker's port still
-answers (agents.broker): a broker that has gone is noticed within about two seconds, the
+answers (agents.kafka.probe): a broker that has gone is noticed within about two seconds, the
 producer is closed at once (aiokafka's own retries would spin), and a new one is opened
 only once the port answers again, after a capped, jittered backoff. While that lasts the
 buffer holds at most ``buffer_max_records``; beyond, the oldest records are dropped and
@@ -34,11 +34,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from agents.broker import BrokerUnreachableError, broker_reachable
-from agents.outputs import KeyPlacement, OutputBatches
+from agents.errors import AgentError, KafkaRefusedError
+from agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from agents.kafka.clients import KafkaClients
+from agents.kafka.probe import BrokerUnreachableError, broker_reachable
+from agents.kafka.topics import Topics, ensure_topics, partition_counts
+from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
 from agents.routing import Kind, destinations
 from agents.settings import Deployment
-from agents.topics import Topics, ensure_topics, partition_counts
 from streams.backoff import backoff
 from streams.errors import ArbstreamError
 
@@ -111,13 +114,14 @@ class KafkaSink:
     def __init__(
         self,
         config: Deployment,
-        bootstrap: str,
+        kafka: KafkaClients,
         *,
         retry_max_s: float = 3.0,
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
     ) -> None:
         self._config = config
-        self._bootstrap = bootstrap
+        self._kafka = kafka
+        self._bootstrap = kafka.bootstrap
         self._drain_timeout_s = drain_timeout_s
         self._settings = config.producer
         self._retry_max_s = retry_max_s
@@ -151,16 +155,17 @@ class KafkaSink:
                     await asyncio.wait_for(deliver, max(0.1, deadline - time.monotonic()))
                 deliver.result()
                 return  # stopped and drained
-            except (KafkaError, OSError, TimeoutError, ArbstreamError) as exc:
-                self.stats.send_errors += 1
+            except KafkaRefusedError:
                 self.stats.connected = False
-                log.warning(
-                    "Kafka at %s unavailable (%s); %d records buffered, %d dropped so far",
-                    self._bootstrap,
-                    _why(exc),
-                    len(self.buffer),
-                    self.stats.dropped,
-                )
+                raise
+            except AUTHORIZATION_ERRORS as exc:
+                raise self._refused(exc) from exc
+            except DeliveryError as exc:
+                if isinstance(exc.cause, AUTHORIZATION_ERRORS):
+                    raise self._refused(exc.cause, exc.topic) from exc
+                self._unavailable(exc)
+            except (KafkaError, OSError, TimeoutError, ArbstreamError) as exc:
+                self._unavailable(exc)
             if stop.is_set():
                 deadline = deadline or time.monotonic() + self._drain_timeout_s
                 if not self.buffer or time.monotonic() >= deadline:
@@ -173,11 +178,29 @@ class KafkaSink:
         if self.buffer:
             log.error("shutting down with %d undelivered records", len(self.buffer))
 
+    def _unavailable(self, exc: BaseException) -> None:
+        self.stats.send_errors += 1
+        self.stats.connected = False
+        log.warning(
+            "Kafka at %s unavailable (%s); %d records buffered, %d dropped so far",
+            self._bootstrap,
+            _why(exc),
+            len(self.buffer),
+            self.stats.dropped,
+        )
+
+    def _refused(self, exc: BaseException, topic: str | None = None) -> AgentError:
+        """Kafka denies the feed a right (an ACL missing or removed): retrying cannot
+        help, so the feed process stops, saying which; what is buffered is lost with it
+        (the feeds can be restarted once the right is granted)."""
+        self.stats.connected = False
+        why = denial(exc, self._kafka, "Write", topic) or repr(exc)
+        return AgentError(f"{why}; {len(self.buffer)} buffered records not delivered")
+
     async def _deliver(self, stop: asyncio.Event) -> None:
         """One producer's life: connect, then send chunks until stopped and drained."""
         s = self._settings
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        producer = self._kafka.producer(
             acks="all",
             enable_idempotence=True,
             linger_ms=s.linger_ms,
@@ -190,10 +213,10 @@ class KafkaSink:
                 raise BrokerUnreachableError("no broker answers")
             await asyncio.wait_for(producer.start(), s.delivery_timeout_s)
             topics = await asyncio.wait_for(
-                ensure_topics(self._bootstrap, self._config), s.delivery_timeout_s
+                ensure_topics(self._kafka, self._config), s.delivery_timeout_s
             )
             counts = await asyncio.wait_for(
-                partition_counts(self._bootstrap, [topics.ticks, topics.fx]), s.delivery_timeout_s
+                partition_counts(self._kafka, [topics.ticks, topics.fx]), s.delivery_timeout_s
             )
             self.stats.connected = True
             log.info("producing to %s (%d ticks partitions)", self._bootstrap, counts[topics.ticks])

@@ -13,9 +13,10 @@ import logging
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from agents.errors import AgentError
+from agents.kafka.clients import KafkaClients
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,9 @@ class RecoveredState:
 class StateReader:
     """A read_committed, group-less consumer that reads state partitions to their end."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaClients, topic: str) -> None:
         self._topic = topic
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._consumer = kafka.consumer(
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

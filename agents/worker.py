@@ -4,7 +4,8 @@ The worker is one member of the consumer group ``arbstream-<prefix>`` on the tic
 topic. For each ticks partition p it is assigned, it keeps one engine
 (:class:`streams.engine.Engine`; every partition carries every FX record, so each has
 its own FX book) and one transactional producer whose id, ``arbstream-<prefix>-ticks-p``,
-is the partition's: whoever owns p next fences this one when it starts.
+is the partition's: whoever owns p next fences this one when it starts. (The names are
+agents/kafka/topics.py's; the clients carry the process's security settings.)
 
 A fetch loop hands each partition's records to that partition's task
 (agents/partition.py), which takes what has arrived as one batch and, in one
@@ -45,12 +46,16 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.broker import BrokerWatch, broker_reachable, close_quietly, require_broker
-from agents.errors import AgentError
+from agents.errors import AgentError, KafkaRefusedError
+from agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
+from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from agents.metrics import BatchStats, WorkerMetrics, WorkerView
+from agents.outputs import DeliveryError
 from agents.partition import (
     BatchDeliveryError,
     PartitionLostError,
@@ -59,16 +64,9 @@ from agents.partition import (
 from agents.recovery import PartitionLoader
 from agents.settings import Deployment
 from agents.state_store import StateReader
-from agents.topics import (
-    TICKS_MAX_MESSAGE_BYTES,
-    Topics,
-    ensure_state_topic,
-    ensure_topics,
-    partition_counts,
-)
 from agents.txn_retry import shorten_first_partition_retry
 from streams.backoff import backoff
-from streams.errors import SetupError
+from streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +75,6 @@ log = logging.getLogger(__name__)
 #: small and a record waits for at most the commit in flight on its partition.
 BATCH_MAX = 5000
 POLL_TIMEOUT_MS = 100
-#: A worker that dies without leaving the group (kill -9, lost host) keeps its
-#: partitions until this expires (Kafka's default is 45 s).
-SESSION_TIMEOUT_MS = 10_000
-HEARTBEAT_INTERVAL_MS = 1_000
 READY_MESSAGE = "arbstream worker ready"
 #: How long, when it stops, the worker waits for a batch in flight, then for each client
 #: to close; and the same when the broker does not answer (there is nothing to wait for).
@@ -88,7 +82,7 @@ CLOSE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_AWAY_S = 1.0
 #: The longest wait between two attempts to rebuild a failed partition.
 REBUILD_BACKOFF_MAX_S = 5.0
-#: How often the worker asks whether the broker still answers (agents.broker).
+#: How often the worker asks whether the broker still answers (agents.kafka.probe).
 BROKER_PROBE_EVERY_S = 1.0
 #: How often the worker logs its batch statistics.
 STATS_INTERVAL_S = 10.0
@@ -98,15 +92,10 @@ STATS_INTERVAL_S = 10.0
 class WorkerSettings:
     """Everything a worker needs besides the config."""
 
-    bootstrap: str  # host:port[,host:port]
+    kafka: KafkaClients
     web_port: int
     web_host: str = "0.0.0.0"
     batch_max: int = BATCH_MAX
-
-
-def app_id(config: Deployment) -> str:
-    """The consumer group, and the prefix of the transactional ids."""
-    return f"arbstream-{config.topic_prefix}"
 
 
 class Worker:
@@ -118,16 +107,17 @@ class Worker:
         self.config = config
         self.settings = settings
         self.topics = Topics(config.topic_prefix)
-        self.group_id = app_id(config)
+        self.group_id = self.topics.group
         self._counts = counts
         self.processors: dict[int, PartitionProcessor] = {}
         self._stopping = asyncio.Event()
         self.ready = False
-        self._broker = BrokerWatch(settings.bootstrap, BROKER_PROBE_EVERY_S)
+        self._has_run = False  # ready once, at least
+        self._broker = BrokerWatch(settings.kafka.bootstrap, BROKER_PROBE_EVERY_S)
         self._error: BaseException | None = None
         self._taken = asyncio.Event()  # a partition task emptied its inbox
         self._next_report = time.monotonic() + STATS_INTERVAL_S
-        self._reader = StateReader(settings.bootstrap, self.topics.state)
+        self._reader = StateReader(settings.kafka, self.topics.state)
         self.metrics = WorkerMetrics(
             config,
             self.topics.ticks,
@@ -143,8 +133,7 @@ class Worker:
                 "metrics: no instrument is listed ([metrics] instruments, feed symbols, "
                 'venue units): every instrument is counted as "other", without gauges'
             )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
+        self._consumer = settings.kafka.consumer(
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -155,9 +144,7 @@ class Worker:
             max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
         )
-        self._loader = PartitionLoader(
-            config, settings.bootstrap, self.group_id, self._consumer, self._reader
-        )
+        self._loader = PartitionLoader(config, settings.kafka, self._consumer, self._reader)
 
     @property
     def processed(self) -> int:
@@ -203,7 +190,10 @@ class Worker:
                 await self._consumer.start()
             except KafkaError as exc:
                 await close_quietly(self._consumer, self._close_timeout())
-                raise AgentError(f"cannot join the consumer group {self.group_id}: {exc}") from exc
+                reason = (
+                    self._refused(exc) or f"cannot join the consumer group {self.group_id}: {exc}"
+                )
+                raise AgentError(reason) from exc
             try:
                 await self._fetch_loop()
             finally:
@@ -212,6 +202,8 @@ class Worker:
         finally:
             watch.cancel()
             await close_quietly(self._reader, self._close_timeout())
+        if isinstance(self._error, KafkaRefusedError):
+            raise self._error
         if self._error is not None:
             why = self._error if isinstance(self._error, AgentError) else repr(self._error)
             raise AgentError(f"worker stopped: {why}") from self._error
@@ -220,11 +212,30 @@ class Worker:
         self._stopping.set()
 
     def fail(self, error: BaseException) -> None:
-        """Stop, and make ``run`` raise ``error`` once everything is closed."""
-        log.error("worker failing: %r", error)
+        """Stop, and make ``run`` raise ``error`` once everything is closed (a right
+        Kafka denies is worded as such)."""
+        refused = None if isinstance(error, AgentError) else self._refused(error)
+        if refused is not None:
+            # until the worker was first ready, a right it lacks is a setup error (status 2)
+            error = AgentError(refused) if self._has_run else KafkaRefusedError(refused)
+        log.error("worker failing: %s", error if isinstance(error, ArbstreamError) else repr(error))
         if self._error is None:
             self._error = error
         self._stopping.set()
+
+    def _refused(self, error: BaseException) -> str | None:
+        """One line when ``error`` (or what caused it) is Kafka denying this worker a
+        right: an ACL removed while it runs, or missing for a transactional id (the one
+        right that cannot be checked before it is used)."""
+        kafka = self.settings.kafka
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, DeliveryError) and isinstance(seen.cause, AUTHORIZATION_ERRORS):
+                return denial(seen.cause, kafka, "Write", seen.topic)
+            if isinstance(seen, AUTHORIZATION_ERRORS):
+                return denial(seen, kafka, "Write")
+            seen = seen.__cause__
+        return None
 
     async def _fetch_loop(self) -> None:
         """Hand fetched records to their partitions' tasks. While an inbox holds
@@ -237,7 +248,16 @@ class Worker:
         taken = self._taken
         batch_max = self.settings.batch_max
         while not stopping.is_set():
-            fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=batch_max)
+            try:
+                fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=batch_max)
+            except AUTHORIZATION_ERRORS as exc:
+                self.fail(
+                    AgentError(
+                        f"{denial(exc, self.settings.kafka, 'Read')}; nothing is lost: once "
+                        "granted, a worker resumes each partition from its committed state"
+                    )
+                )
+                return
             for tp, messages in fetched.items():
                 processor = self.processors.get(tp.partition)
                 if processor is not None:
@@ -271,6 +291,22 @@ class Worker:
         if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
             self.fail(error)  # a defect, not a broker hiccup
             return False
+        refused = self._refused(error)
+        if refused is not None:
+            # A right lost while running: a rebuild would be refused the same way. Stop
+            # as for a refused record, and say where to resume.
+            start, end = processor.uncommitted
+            self.fail(
+                AgentError(
+                    f"partition {p}: {refused}; nothing of ticks offsets {start}-{end - 1} "
+                    f"was committed; once granted, a worker resumes at ticks offset {start} "
+                    f"of partition {p}"
+                    if end > start
+                    else f"partition {p}: {refused}; once granted, a worker resumes at "
+                    f"ticks offset {start} of partition {p}"
+                )
+            )
+            return False
         if isinstance(error, BatchDeliveryError) and error.permanent:
             # Kafka refuses these records for what they are: a rebuild would send the same
             # ones again, and skipping them would lose them. Stop, and say where to resume.
@@ -302,10 +338,13 @@ class Worker:
                 await asyncio.wait_for(self._stopping.wait(), next(delays))
             if self._stopping.is_set() or processor.closing:
                 break
-            if not await broker_reachable(self.settings.bootstrap):
+            if not await broker_reachable(self.settings.kafka.bootstrap):
                 continue
             try:
                 processor.install((await self._loader.load([p]))[p])
+            except AUTHORIZATION_ERRORS as exc:
+                self.fail(exc)
+                return False
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("partition %d: rebuild failed (%r); trying again", p, exc)
             except Exception as exc:
@@ -368,7 +407,7 @@ class Worker:
             self.processors[p] = processor
             processor.start(self._on_partition_error, self._taken)
         self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
-        self.ready = True
+        self.ready = self._has_run = True
         log.info("%s: partitions %s", READY_MESSAGE, mine)
 
 
@@ -386,16 +425,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._worker.on_assigned(assigned)
         except Exception as exc:
             self._worker.fail(exc)
-
-
-async def prepare(config: Deployment, bootstrap: str) -> dict[str, int]:
-    """Create missing topics (the state topic too); return every topic's partition count.
-    Raises SetupError when no broker answers or the topics cannot be made to fit."""
-    await require_broker(bootstrap)
-    try:
-        topics = await ensure_topics(bootstrap, config)
-        counts = await partition_counts(bootstrap, list(topics.all()))
-        counts[topics.state] = await ensure_state_topic(bootstrap, config, counts[topics.ticks])
-    except KafkaError as exc:
-        raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
-    return counts

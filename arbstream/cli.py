@@ -1,4 +1,4 @@
-"""The ``arbstream`` command line (contracts.md §7, §8)."""
+"""The ``arbstream`` command line (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -115,28 +115,23 @@ def produce(file_path: str, config_path: str) -> None:
     ticks partition and to the fx topic. The broker comes from ARBSTREAM_BROKER."""
     import asyncio
 
-    from aiokafka.errors import KafkaError
-
-    from agents.broker import require_broker
+    from agents.kafka.clients import kafka_clients
+    from agents.kafka.roles import feed_rights
+    from agents.kafka.topics import Topics, prepare
     from agents.produce import produce_lines
-    from agents.settings import broker_bootstrap
-    from agents.topics import ensure_topics
     from arbstream.replay import ProgressBar
 
     config = _load_config_or_exit(config_path)
     try:
-        bootstrap = broker_bootstrap()
+        kafka = kafka_clients()
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
 
     async def run(progress: Callable[[int], None] | None) -> Counter[str]:
-        await require_broker(bootstrap)
-        try:
-            topics = await ensure_topics(bootstrap, config)
-        except KafkaError as exc:
-            raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
+        topics = Topics(config.topic_prefix)
+        await prepare(kafka, config, feed_rights(topics), runtime=None)
         with open(file_path, "rb") as lines:
-            return await produce_lines(lines, topics, bootstrap, progress)
+            return await produce_lines(lines, topics, kafka, progress)
 
     with ExitStack() as stack:
         progress = None
@@ -155,24 +150,38 @@ def produce(file_path: str, config_path: str) -> None:
     )
 
 
+#: The worker's runtimes (docs/guarantees.md).
+_RUNTIME = click.option(
+    "--runtime",
+    type=click.Choice(["default", "faust"]),
+    default="default",
+    show_default=True,
+    help="default: aiokafka transactions, exactly once. faust: Faust agents, at least "
+    "once with duplicates identifiable by seq (docs/guarantees.md).",
+)
+
+
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-def topics(config_path: str) -> None:
-    """Create the config's topics (ticks, fx, spreads, signals, dlq and the workers' state)
-    where missing, print each with its partition count, and exit. Workers do this too when
-    they start; a deployment runs it once first. Broker from ARBSTREAM_BROKER."""
+@_RUNTIME
+def topics(config_path: str, runtime: str) -> None:
+    """Create the config's topics (ticks, fx, spreads, basis, signals, dlq, and the
+    runtime's state topics) where missing, print each with its partition count, and exit.
+    Workers do this too when they start; a deployment runs it once first, as an admin,
+    so that its processes need no right to create topics (docs/deploy.md). Broker from
+    ARBSTREAM_BROKER, credentials from ARBSTREAM_KAFKA_*."""
     import asyncio
 
-    from agents.settings import broker_bootstrap
-    from agents.worker import prepare
+    from agents.kafka.clients import kafka_clients
+    from agents.kafka.topics import prepare
 
     config = _load_config_or_exit(config_path)
     try:
-        bootstrap = broker_bootstrap()
+        kafka = kafka_clients()
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
-        counts = asyncio.run(prepare(config, bootstrap))
+        counts = asyncio.run(prepare(kafka, config, runtime=runtime))
     except ArbstreamError as exc:
         _exit(exc)
     for name, partitions in sorted(counts.items()):
@@ -181,25 +190,19 @@ def topics(config_path: str) -> None:
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--runtime",
-    type=click.Choice(["default", "faust"]),
-    default="default",
-    show_default=True,
-    help="default: aiokafka transactions, exactly once. faust: Faust agents, at least "
-    "once with duplicates identifiable by seq (docs/guarantees.md).",
-)
+@_RUNTIME
 @_LOGLEVEL
 def worker(config_path: str, runtime: str, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
     and dlq topics. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
-    from agents.settings import broker_bootstrap, web_port
+    from agents.kafka.clients import kafka_clients
+    from agents.settings import web_port
     from agents.worker import WorkerSettings
 
     config = _load_config_or_exit(config_path)
     try:
-        settings = WorkerSettings(bootstrap=broker_bootstrap(), web_port=web_port())
+        settings = WorkerSettings(kafka=kafka_clients(), web_port=web_port())
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
@@ -223,13 +226,13 @@ def gateway(config_path: str, loglevel: str) -> None:
     Server-Sent Events /events with per-client filters, a live web page at /, and
     /healthz, /readyz, /metrics. Broker from ARBSTREAM_BROKER; port from
     ARBSTREAM_GATEWAY_PORT (default 8080). docs/gateway.md has the protocol."""
-    from agents.settings import broker_bootstrap
+    from agents.kafka.clients import kafka_clients
     from arbstream.gateway_process import run_gateway
     from gateway.settings import gateway_settings
 
     config = _load_config_or_exit(config_path)
     try:
-        settings = gateway_settings(broker_bootstrap())
+        settings = gateway_settings(kafka_clients())
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
@@ -253,18 +256,19 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     also to the fx topic). Broker from ARBSTREAM_BROKER; /healthz and /readyz on
     ARBSTREAM_FEED_METRICS_PORT (default 9464). API keys come from the environment
     variables the config names."""
-    from agents.settings import broker_bootstrap, feed_metrics_port
+    from agents.kafka.clients import kafka_clients
+    from agents.settings import feed_metrics_port
     from arbstream.feed_process import run_feeds, select_feeds
 
     config = _load_config_or_exit(config_path)
     try:
         feeds = select_feeds(config, only)
-        bootstrap = broker_bootstrap()
+        kafka = kafka_clients()
         port = feed_metrics_port()
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
     try:
-        run_feeds(config, bootstrap, feeds, port, loglevel)
+        run_feeds(config, kafka, feeds, port, loglevel)
     except ArbstreamError as exc:
         _exit(exc)
 
@@ -392,18 +396,19 @@ def demo(
     """The live system on one machine: simulator, feeds, a worker and the gateway on the
     broker of ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues,
     and the web page on ARBSTREAM_GATEWAY_PORT (default 8080)."""
-    from agents.settings import broker_bootstrap, feed_metrics_port, web_port
+    from agents.kafka.clients import kafka_clients
+    from agents.settings import feed_metrics_port, web_port
     from arbstream.demo import DemoSettings, child_env, run_demo
     from arbstream.feed_process import select_feeds
     from gateway.settings import gateway_settings
 
     config = _load_config_or_exit(config_path)
     try:
-        bootstrap = broker_bootstrap()
+        kafka = kafka_clients()
         web_port()  # the children read these: fail here, naming the variable
         feed_metrics_port()
-        env = child_env(config, bootstrap, dict(os.environ))
-        gateway = gateway_settings(bootstrap, env)
+        env = child_env(config, kafka.bootstrap, dict(os.environ))
+        gateway = gateway_settings(kafka, env)
         select_feeds(config, (), env)
     except ArbstreamError as exc:
         _exit(exc, EXIT_CONFIG)
@@ -414,7 +419,7 @@ def demo(
         seconds=seconds,
         summary_path=None if summary_path is None else Path(summary_path),
         log_dir=Path(log_dir),
-        bootstrap=bootstrap,
+        kafka=kafka,
         env=env,
         page_url=f"http://{gateway.host}:{gateway.port}/",
     )

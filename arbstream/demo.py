@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.live import Live
 
-from agents.broker import broker_reachable, close_quietly
-from agents.topics import Topics, partition_counts
-from agents.worker import prepare
+from agents.kafka.clients import KafkaClients
+from agents.kafka.probe import broker_reachable, close_quietly
+from agents.kafka.topics import Topics, partition_counts, prepare
 from arbstream.config import Config
 from arbstream.dashboard import Dashboard
 from arbstream.process import configure_logging
@@ -59,8 +59,8 @@ class DemoSettings:
     seconds: float | None  # None: until Ctrl-C
     summary_path: Path | None
     log_dir: Path
-    bootstrap: str
-    env: dict[str, str]  # for the children (broker, ports, API keys)
+    kafka: KafkaClients
+    env: dict[str, str]  # for the children (broker, its credentials, ports, API keys)
     page_url: str = "http://127.0.0.1:8080/"
 
 
@@ -120,18 +120,18 @@ def stop_children(
 class TopicWatcher:
     """Reads the ticks, spreads and signals topics from their ends as of ``start``."""
 
-    def __init__(self, config: Config, bootstrap: str) -> None:
+    def __init__(self, config: Config, kafka: KafkaClients) -> None:
         self.topics = Topics(config.topic_prefix)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._kafka = kafka
+        self._consumer = kafka.consumer(
             enable_auto_commit=False,
             isolation_level="read_committed",  # spreads and signals are transactional
             max_poll_records=5000,
         )
 
-    async def start(self, bootstrap: str) -> None:
+    async def start(self) -> None:
         wanted = [self.topics.ticks, self.topics.spreads, self.topics.basis, self.topics.signals]
-        counts = await partition_counts(bootstrap, wanted)
+        counts = await partition_counts(self._kafka, wanted)
         parts = [TopicPartition(t, p) for t in wanted for p in range(counts[t])]
         await self._consumer.start()
         self._consumer.assign(parts)
@@ -268,9 +268,9 @@ async def _demo(
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop_on, sig)
-    await prepare(config, settings.bootstrap)  # topics exist before anyone reads them
-    watcher = TopicWatcher(config, settings.bootstrap)
-    await watcher.start(settings.bootstrap)
+    await prepare(settings.kafka, config)  # topics exist before anyone reads them
+    watcher = TopicWatcher(config, settings.kafka)
+    await watcher.start()
     children = start_children(settings)
     print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
     print(f"demo: the live page is at {settings.page_url} (the gateway; WebSocket at /ws)")
@@ -280,7 +280,7 @@ async def _demo(
         outcome.statuses = await asyncio.to_thread(stop_children, children)
         # The outputs of the last ticks were committed as the worker stopped: read them,
         # if the broker is there to read them from.
-        outcome.broker_answered = await broker_reachable(settings.bootstrap)
+        outcome.broker_answered = await broker_reachable(settings.kafka.bootstrap)
         if outcome.broker_answered:
             outcome.caught_up = await watcher.catch_up(dashboard, CATCH_UP_S)
         await watcher.stop(CLOSE_TIMEOUT_S if outcome.broker_answered else 0.5)
@@ -306,8 +306,9 @@ def run_demo(config: Config, settings: DemoSettings) -> int:
 
 
 def child_env(config: Config, bootstrap: str, base: dict[str, str]) -> dict[str, str]:
-    """The children's environment: the demo's, the broker, and a placeholder API key
-    for every feed whose key variable is unset (the simulator accepts any key)."""
+    """The children's environment: the demo's (with its ``ARBSTREAM_KAFKA_*`` security
+    settings: every child runs as the demo's Kafka user), the broker, and a placeholder
+    API key for every feed whose key variable is unset (the simulator accepts any key)."""
     env = dict(base)
     env["ARBSTREAM_BROKER"] = f"kafka://{bootstrap}"
     # the demo's page is for this machine's browser, not the network

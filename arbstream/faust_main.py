@@ -3,8 +3,9 @@
     ARBSTREAM_CONFIG=config.toml ARBSTREAM_BROKER=kafka://host:9092 \\
         faust -A arbstream.faust_main worker --web-port 8000
 
-The config comes from ``ARBSTREAM_CONFIG``, the broker from ``ARBSTREAM_BROKER``, the
-web port from ``ARBSTREAM_WEB_PORT`` (Faust's ``--web-port`` overrides it). Importing
+The config comes from ``ARBSTREAM_CONFIG``, the broker from ``ARBSTREAM_BROKER`` (and
+how to authenticate from the ``ARBSTREAM_KAFKA_*`` variables, docs/config.md), the web
+port from ``ARBSTREAM_WEB_PORT`` (Faust's ``--web-port`` overrides it). Importing
 this module makes the topics (as ``arbstream worker`` does) and builds ``app``.
 """
 
@@ -15,7 +16,8 @@ import os
 import sys
 from contextlib import ExitStack
 
-from agents.settings import broker_bootstrap, web_port
+from agents.kafka.clients import kafka_clients
+from agents.settings import web_port
 from agents.worker import WorkerSettings
 from arbstream.config import load_config
 from arbstream.faust_process import faust_app
@@ -28,7 +30,7 @@ def _app() -> object:
         if not path:
             sys.exit("arbstream: ARBSTREAM_CONFIG is not set (the config file's path)")
         config = load_config(path)
-        settings = WorkerSettings(bootstrap=broker_bootstrap(), web_port=web_port())
+        settings = WorkerSettings(kafka=kafka_clients(), web_port=web_port())
         app, _ = _stack.enter_context(faust_app(config, settings))
     except ArbstreamError as exc:
         sys.exit(f"arbstream: {exc}")

@@ -18,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from agents.faust_app import FaustRuntime, make_app
+from agents.kafka.roles import faust_rights
+from agents.kafka.topics import Topics, prepare
 from agents.settings import Deployment
-from agents.worker import WorkerSettings, prepare
+from agents.worker import WorkerSettings
 from arbstream.process import require_free_port
 
 
 @contextmanager
 def faust_app(config: Deployment, settings: WorkerSettings) -> Iterator[tuple[Any, FaustRuntime]]:
     """The app, with its topics made and a data directory that is removed afterwards.
-    Raises SetupError when no broker answers."""
-    counts = asyncio.run(prepare(config, settings.bootstrap))
+    Raises SetupError when no broker answers, or Kafka refuses the runtime a right."""
+
+    rights = faust_rights(Topics(config.topic_prefix))
+    counts = asyncio.run(prepare(settings.kafka, config, rights, "faust"))
     # The tables use Faust's memory store, restored from their changelog topics at start:
     # the directory holds nothing that must outlive the process. One per process, named
     # by its pid, and those of processes that are gone (killed) are removed here.
@@ -39,7 +43,7 @@ def faust_app(config: Deployment, settings: WorkerSettings) -> Iterator[tuple[An
     datadir = str(base / str(os.getpid()))
     try:
         yield make_app(
-            config, counts, settings.bootstrap, settings.web_host, settings.web_port, datadir
+            config, counts, settings.kafka, settings.web_host, settings.web_port, datadir
         )
     finally:
         shutil.rmtree(datadir, ignore_errors=True)

@@ -20,18 +20,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiokafka.errors import KafkaError
-
-from agents.broker import require_broker
+from agents.kafka.clients import KafkaClients
+from agents.kafka.roles import feed_rights
+from agents.kafka.topics import Topics, prepare
 from agents.sink import KafkaSink
-from agents.topics import ensure_topics
 from arbstream.config import Config
 from arbstream.feed_metrics import FeedMetrics
 from arbstream.process import configure_logging, require_free_port, serve_health
 from feeds.connection import FeedConnection
 from feeds.protocols import make_protocol
 from feeds.settings import FeedSettings
-from streams.errors import ConfigError, SetupError
+from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,8 @@ def select_feeds(
 class FeedProcess:
     """The feeds and the sink of one ``arbstream feed`` process."""
 
-    def __init__(self, config: Config, bootstrap: str, feeds: Sequence[SelectedFeed]) -> None:
-        self.sink = KafkaSink(config, bootstrap)
+    def __init__(self, config: Config, kafka: KafkaClients, feeds: Sequence[SelectedFeed]) -> None:
+        self.sink = KafkaSink(config, kafka)
         self.connections = [
             FeedConnection(f.name, f.settings, make_protocol(f.settings, f.api_key), self.sink.put)
             for f in feeds
@@ -177,18 +176,16 @@ class FeedProcess:
 
 
 async def serve_feeds(
-    config: Config, bootstrap: str, feeds: Sequence[SelectedFeed], port: int
+    config: Config, kafka: KafkaClients, feeds: Sequence[SelectedFeed], port: int
 ) -> None:
-    process = FeedProcess(config, bootstrap, feeds)
+    process = FeedProcess(config, kafka, feeds)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, process.stop)
     require_free_port("0.0.0.0", port, "ARBSTREAM_FEED_METRICS_PORT")
-    await require_broker(bootstrap)
-    try:  # topics the broker refuses stop the process here, not in the sink's retries
-        await ensure_topics(bootstrap, config)
-    except KafkaError as exc:
-        raise SetupError(f"Kafka at {bootstrap}: {exc}") from exc
+    # A broker that refuses this client, topics it refuses to make, or a right the feed
+    # lacks stop the process here, not in the sink's retries.
+    await prepare(kafka, config, feed_rights(Topics(config.topic_prefix)), runtime=None)
     runner = await serve_health("0.0.0.0", port, process.readiness, process.metrics.registry)
     try:
         await process.run()
@@ -199,11 +196,11 @@ async def serve_feeds(
 
 def run_feeds(
     config: Config,
-    bootstrap: str,
+    kafka: KafkaClients,
     feeds: Sequence[SelectedFeed],
     port: int,
     loglevel: str = "info",
 ) -> None:
     """Run the feeds until SIGINT/SIGTERM. Raises FeedAuthError if a key is refused."""
     configure_logging(loglevel)
-    asyncio.run(serve_feeds(config, bootstrap, feeds, port))
+    asyncio.run(serve_feeds(config, kafka, feeds, port))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from agents.broker import require_broker
-from agents.topics import Topics
+from agents.kafka.access import require_broker, require_rights
+from agents.kafka.roles import gateway_rights
+from agents.kafka.topics import Topics
 from arbstream.config import Config
 from arbstream.process import configure_logging, require_free_port
 from gateway.app import Gateway
@@ -21,7 +22,9 @@ from gateway.settings import GatewaySettings
 async def serve(config: Config, settings: GatewaySettings) -> None:
     """Run a gateway until SIGINT/SIGTERM."""
     require_free_port(settings.host, settings.port, "ARBSTREAM_GATEWAY_PORT")
-    await require_broker(settings.bootstrap)
+    await require_broker(settings.kafka)
+    # (the topics that exist now; the reader checks again once they all do)
+    await require_rights(settings.kafka, gateway_rights(Topics(config.topic_prefix)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

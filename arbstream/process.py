@@ -97,6 +97,8 @@ def configure_logging(loglevel: str, path: Path | None = None) -> None:
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT, filename=path)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RepeatFilter())
+    # aiokafka says "Authenticated as ..." at INFO for every connection it opens
+    logging.getLogger("aiokafka.conn").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def require_free_port(host: str, port: int, variable: str) -> None:

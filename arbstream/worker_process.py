@@ -16,8 +16,10 @@ import signal
 import threading
 import time
 
+from agents.kafka.roles import worker_rights
+from agents.kafka.topics import Topics, prepare
 from agents.settings import Deployment
-from agents.worker import Worker, WorkerSettings, prepare
+from agents.worker import Worker, WorkerSettings
 from arbstream.process import (
     configure_logging,
     require_free_port,
@@ -34,7 +36,8 @@ EXIT_SHUTDOWN_TIMEOUT = 1
 async def serve(config: Deployment, settings: WorkerSettings) -> None:
     """Run a worker until SIGINT/SIGTERM."""
     require_free_port(settings.web_host, settings.web_port, "ARBSTREAM_WEB_PORT")
-    counts = await prepare(config, settings.bootstrap)
+    rights = worker_rights(Topics(config.topic_prefix))
+    counts = await prepare(settings.kafka, config, rights)
     worker = Worker(config, settings, counts)
     loop = asyncio.get_running_loop()
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka.admin import AIOKafkaAdminClient
+from benchmarks.kafka import bench_kafka
 
 
 async def drop_topics(bootstrap: str, containing: str) -> list[str]:
     """Delete every topic whose name contains ``containing`` (a run's unique tag: the
     topics its agents create for themselves carry it too); return their names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if containing in t)

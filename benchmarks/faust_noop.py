@@ -20,10 +20,10 @@ import uuid
 from pathlib import Path
 from socket import socket
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from benchmarks.cleanup import drop_topics_now
+from benchmarks.kafka import bench_kafka
 
 N = 100_000
 
@@ -56,13 +56,13 @@ app.main()
 
 
 async def load(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 4, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=262144)
+    producer = bench_kafka(bootstrap).producer(linger_ms=5, max_batch_size=262144)
     await producer.start()
     try:
         futures = [await producer.send(topic, b'{"x": 1}', key=b"%d" % (i % 4)) for i in range(N)]

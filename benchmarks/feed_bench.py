@@ -57,7 +57,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from agents.settings import ProducerSettings
 from agents.sink import CHUNK_MAX
@@ -74,6 +73,7 @@ from benchmarks.feed_workload import (
     Json,
     bench_config,
 )
+from benchmarks.kafka import bench_kafka
 from benchmarks.stats import percentiles
 
 # --- this process: orchestration -------------------------------------------------------
@@ -217,9 +217,8 @@ class Bench:
     async def latency(self, protocol: str) -> Json:
         prefix = self.prefix(protocol, "latency")
         topics = await topics_ready(self.bootstrap, bench_config(prefix, protocol, "ws://x/", 0))
-        consumer = AIOKafkaConsumer(
+        consumer = bench_kafka(self.bootstrap).consumer(
             topics.ticks,
-            bootstrap_servers=self.bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_wait_ms=FETCH_WAIT_MS,

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
 from websockets.asyncio.server import ServerConnection, serve
 
 import agents.sink
+from agents.kafka.topics import Topics, ensure_topics
 from agents.outputs import KeyPlacement, OutputBatches
 from agents.sink import CHUNK_MAX, Entry, KafkaSink
-from agents.topics import Topics, ensure_topics
 from arbstream.config import Config
 from benchmarks.feed_workload import (
     PROCESS_TIMEOUT_S,
@@ -36,6 +35,7 @@ from benchmarks.feed_workload import (
     feed_settings,
     quotes,
 )
+from benchmarks.kafka import bench_kafka
 from benchmarks.stats import percentiles
 from feeds.connection import FeedConnection
 from feeds.protocols import make_protocol
@@ -74,7 +74,7 @@ class TimedSink(KafkaSink):
     """The sink, recording every chunk; ``done`` is set once ``target`` records are acked."""
 
     def __init__(self, config: Config, bootstrap: str, target: int) -> None:
-        super().__init__(config, bootstrap)
+        super().__init__(config, bench_kafka(bootstrap))
         self.target = target
         self.acked = 0
         self.chunks: list[Chunk] = []
@@ -135,8 +135,8 @@ async def topics_ready(bootstrap: str, config: Config, timeout_s: float = 30) ->
     The sink creates missing topics itself, but its first sends to a topic created a
     moment ago meet NotLeaderForPartition and back off; that is start-up, not feed.
     """
-    topics = await ensure_topics(bootstrap, config)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    topics = await ensure_topics(bench_kafka(bootstrap), config)
+    admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
         deadline = time.monotonic() + timeout_s

@@ -37,10 +37,11 @@ import orjson
 import websockets
 from aiokafka import AIOKafkaProducer
 
-from agents.topics import Topics, ensure_topics
+from agents.kafka.topics import Topics, ensure_topics
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
 from benchmarks.cleanup import drop_topics_now
+from benchmarks.kafka import bench_kafka
 from benchmarks.pipeline_bench import peak_rss_mib
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML
@@ -107,8 +108,8 @@ async def run(bootstrap: str, url: str, topics: Topics, args: argparse.Namespace
     clients = [Client(i < MEASURING_CLIENTS) for i in range(args.clients)]
     tasks = [asyncio.create_task(c.run(url, stop)) for c in clients]
     await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 60)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"gateway-bench-{uuid.uuid4().hex[:8]}",
+    producer = bench_kafka(bootstrap).producer(
+        transactional_id=f"gateway-bench-{uuid.uuid4().hex[:8]}",
         enable_idempotence=True, acks="all", linger_ms=0,
     )  # fmt: skip
     await producer.start()
@@ -179,7 +180,7 @@ def main() -> None:
             re.sub(r"(?m)^topic_prefix = .*$", f'topic_prefix = "{prefix}"', CONFIG_TOML)
         )
         config = load_config(config_path)
-        asyncio.run(ensure_topics(bootstrap, config))
+        asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
         with socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

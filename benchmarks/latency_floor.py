@@ -36,11 +36,11 @@ from typing import Any
 
 import confluent_kafka
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from agents.txn_retry import shorten_first_partition_retry
 from benchmarks.cleanup import drop_topics
+from benchmarks.kafka import bench_kafka
 from benchmarks.offered import collector_off, paced, settled, time_receipts
 from benchmarks.stats import percentiles
 
@@ -51,7 +51,7 @@ OUT_PARTITIONS = 8
 
 async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
     names = (f"floor-in-{tag}", f"floor-out-{tag}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
         await admin.create_topics([NewTopic(names[0], 1, 1), NewTopic(names[1], OUT_PARTITIONS, 1)])
@@ -68,8 +68,7 @@ class Relay:
         n = {"plain": 1, "txn": 1, "txn2": 2}[mode]
         transactional = mode != "plain"
         self.producers = [
-            AIOKafkaProducer(
-                bootstrap_servers=bootstrap,
+            bench_kafka(bootstrap).producer(
                 transactional_id=f"floor-{tag}-{i}" if transactional else None,
                 enable_idempotence=True,
                 acks="all",
@@ -77,9 +76,8 @@ class Relay:
             )
             for i in range(n)
         ]
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = bench_kafka(bootstrap).consumer(
             topics[0],
-            bootstrap_servers=bootstrap,
             group_id=f"floor-{tag}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -141,7 +139,9 @@ class RdkafkaRelay:
 
     def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
         self.transactional = mode == "rdkafka-txn"
+        security = bench_kafka(bootstrap).security.librdkafka()
         conf: dict[str, Any] = {
+            **security,
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
@@ -152,6 +152,7 @@ class RdkafkaRelay:
         self.producer = confluent_kafka.Producer(conf)
         self.consumer = confluent_kafka.Consumer(
             {
+                **security,
                 "bootstrap.servers": bootstrap,
                 "group.id": f"floor-{tag}",
                 "auto.offset.reset": "earliest",
@@ -223,14 +224,13 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
         relay = RdkafkaRelay(bootstrap, tag, mode, topics)
     else:
         relay = Relay(bootstrap, tag, mode, topics)
-    subscriber = AIOKafkaConsumer(
+    subscriber = bench_kafka(bootstrap).consumer(
         topics[1],
-        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         fetch_max_wait_ms=5,
     )
-    load = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    load = bench_kafka(bootstrap).producer(acks="all", linger_ms=0)
     await relay.start()
     await subscriber.start()
     await load.start()

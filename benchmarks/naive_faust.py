@@ -31,9 +31,10 @@ from typing import Any
 import faust
 import orjson
 
-from agents.topics import Topics
-from agents.worker import app_id, prepare
+from agents.faust_app import credentials
+from agents.kafka.topics import Topics, prepare
 from arbstream.config import Config, load_config
+from benchmarks.kafka import bench_kafka
 from streams.engine import Engine, Source
 
 
@@ -78,8 +79,9 @@ def make_app(
 ) -> Any:
     topics = Topics(config.topic_prefix)
     app = faust.App(
-        app_id(config),
+        topics.group,
         broker=[f"kafka://{h}" for h in bootstrap.split(",")],
+        broker_credentials=credentials(bench_kafka(bootstrap).security),
         store="memory://",
         datadir=datadir,
         processing_guarantee="at_least_once",
@@ -124,7 +126,7 @@ def make_app(
 def main() -> None:
     config_path, bootstrap, web_port = sys.argv[1:4]
     config = load_config(config_path)
-    partitions = asyncio.run(prepare(config, bootstrap))
+    partitions = asyncio.run(prepare(bench_kafka(bootstrap), config))
     datadir = tempfile.mkdtemp(prefix="arbstream-naive-")
     try:
         app = make_app(config, partitions, bootstrap, int(web_port), datadir)

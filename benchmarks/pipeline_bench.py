@@ -42,8 +42,7 @@ from socket import socket
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import (
     CoordinatorLoadInProgressError,
     GroupCoordinatorNotAvailableError,
@@ -51,13 +50,14 @@ from aiokafka.errors import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.kafka.topics import Topics, ensure_topics
 from agents.produce import produce_lines, send_line
-from agents.topics import Topics, ensure_topics
-from agents.worker import app_id
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
+from benchmarks.kafka import bench_kafka
 from benchmarks.offered import collector_off, paced, settled, time_receipts
+from benchmarks.quix_peer import QUIX_KAFKA_CONFIG
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
@@ -107,7 +107,9 @@ else:
     from agents.worker import WorkerSettings
     from arbstream.config import load_config
     from arbstream.worker_process import run_worker
-    settings = WorkerSettings(bootstrap=bootstrap, web_port=int(port), web_host="127.0.0.1")
+    from benchmarks.kafka import bench_kafka
+    kafka = bench_kafka(bootstrap)
+    settings = WorkerSettings(kafka=kafka, web_port=int(port), web_host="127.0.0.1")
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
     if mode == "faust":
         from arbstream.faust_process import run_faust_worker
@@ -138,7 +140,10 @@ def start_worker(
         if not QUIX_PYTHON.exists():
             raise RuntimeError(f"no {QUIX_PYTHON}: run `make quix` (scripts/install-quix.sh)")
         args = [str(QUIX_PYTHON), str(QUIX_PEER), str(config_path), bootstrap, str(port)]
-        return ChildProcess(args, log, name=mode), port
+        # the peer imports nothing of arbstream: its Kafka security, as librdkafka keys
+        security = bench_kafka(bootstrap).security.librdkafka()
+        env = {**os.environ, QUIX_KAFKA_CONFIG: orjson.dumps(security).decode()}
+        return ChildProcess(args, log, name=mode, env=env), port
     args = [str(config_path), mode, str(port), profile, bootstrap]
     return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode), port
 
@@ -147,7 +152,8 @@ def group_of(mode: str, config: Config) -> str:
     """The consumer group whose committed offsets say how far ``mode``'s agent got."""
     if mode == "quix":
         return quix_consumer_group(config.topic_prefix)
-    return f"{app_id(config)}-faust" if mode == "faust" else app_id(config)
+    topics = Topics(config.topic_prefix)
+    return topics.faust_group if mode == "faust" else topics.group
 
 
 def phase_quantiles(port: int) -> dict[str, dict[str, float | int]]:
@@ -189,7 +195,7 @@ async def committed_all(bootstrap: str, group: str, ends: dict[TopicPartition, i
     """Whether consumer group ``group`` has committed offsets up to ``ends``. Not yet, while
     the broker has no coordinator for the group: a freshly started broker answers the
     first lookups with GroupCoordinatorNotAvailable (the caller polls, with a deadline)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -207,7 +213,7 @@ async def committed_all(bootstrap: str, group: str, ends: dict[TopicPartition, i
 
 
 async def end_offsets(bootstrap: str, topic: str, isolation: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    consumer = bench_kafka(bootstrap).consumer(isolation_level=isolation)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic) or set()
@@ -221,8 +227,8 @@ async def end_offsets(bootstrap: str, topic: str, isolation: str) -> dict[TopicP
 
 
 async def first_record_time(bootstrap: str, topic: str) -> float:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    consumer = bench_kafka(bootstrap).consumer(
+        topic, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -240,8 +246,8 @@ async def first_record_time(bootstrap: str, topic: str) -> float:
 def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") -> dict[str, Any]:
     config_path, config = deployment(tmp)
     topics = Topics(config.topic_prefix)
-    asyncio.run(ensure_topics(bootstrap, config))
-    asyncio.run(produce_lines(ticks(n), topics, bootstrap))
+    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+    asyncio.run(produce_lines(ticks(n), topics, bench_kafka(bootstrap)))
     ends = asyncio.run(end_offsets(bootstrap, topics.ticks, "read_uncommitted"))
     proc, _ = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
     try:
@@ -278,10 +284,9 @@ def peak_rss_mib(pid: int) -> float | None:
 
 
 async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float) -> list[float]:
-    consumer = AIOKafkaConsumer(
+    consumer = bench_kafka(bootstrap).consumer(
         topics.spreads,
         topics.signals,
-        bootstrap_servers=bootstrap,
         isolation_level="read_committed",
         auto_offset_reset="latest",
         enable_auto_commit=False,
@@ -290,7 +295,7 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
         fetch_max_wait_ms=FETCH_WAIT_MS,
     )
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = bench_kafka(bootstrap).producer(acks="all", linger_ms=0)
     await producer.start()
     sent: dict[int, float] = {}
     latencies: list[float] = []
@@ -328,7 +333,7 @@ def _tick_ts(value: bytes) -> int:
 def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> dict[str, Any]:
     config_path, config = deployment(tmp, spread_emit_ms=0)
     topics = Topics(config.topic_prefix)
-    asyncio.run(ensure_topics(bootstrap, config))
+    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
     log = tmp / f"{mode}-latency.log"
     proc, port = start_worker(config_path, mode, bootstrap, log)
     phases = None

@@ -60,6 +60,7 @@ computation can be tested without quix-streams.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -77,6 +78,8 @@ MIN_STD = 1e-9
 #: quix-streams' ``commit_interval`` (s): each checkpoint is one transaction, and its
 #: outputs become visible to ``read_committed`` readers when it commits.
 COMMIT_INTERVAL_S = 0.1
+#: The environment variable with the broker's security settings as librdkafka keys (JSON).
+QUIX_KAFKA_CONFIG = "BENCH_QUIX_KAFKA_CONFIG"
 
 IDLE, PENDING, OPEN = 0, 1, 2
 
@@ -395,8 +398,12 @@ def main() -> None:
     monitor = Monitor(settings)
     state_dir = tempfile.mkdtemp(prefix="arbstream-quix-")
     try:
+        # the broker's security settings, as librdkafka keys (pipeline_bench passes them)
+        security = json.loads(os.environ.get(QUIX_KAFKA_CONFIG) or "{}")
         app = Application(
             broker_address=bootstrap,
+            consumer_extra_config=security,
+            producer_extra_config=security,
             consumer_group=consumer_group(settings.prefix),
             processing_guarantee="exactly-once",
             auto_offset_reset="earliest",

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.broker import BrokerWatch
-from agents.topics import Topics
+from agents.kafka.probe import BrokerWatch
+from agents.kafka.topics import Topics
 from gateway.clients import Hub
 from gateway.metrics import gateway_registry
 from gateway.server import GatewayServer
@@ -40,9 +40,9 @@ class Gateway:
         self.settings = settings
         self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
         self.hub = Hub(settings.max_clients, settings.queue_size)
-        self.broker = BrokerWatch(settings.bootstrap, BROKER_PROBE_EVERY_S)
+        self.broker = BrokerWatch(settings.kafka.bootstrap, BROKER_PROBE_EVERY_S)
         self.reader = TopicReader(
-            settings.bootstrap,
+            settings.kafka,
             topics,
             frozenset(config.venues),
             self._on_entry,

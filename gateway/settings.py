@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agents.kafka.clients import KafkaClients
 from gateway.errors import GatewayError
 
 
@@ -13,7 +14,7 @@ from gateway.errors import GatewayError
 class GatewaySettings:
     """Where the gateway listens and how much it holds for each client."""
 
-    bootstrap: str
+    kafka: KafkaClients
     host: str = "0.0.0.0"  # a gateway serves other hosts: that is its job
     port: int = 8080
     #: Messages waiting for one client at most; one more and the client is evicted. At
@@ -36,10 +37,10 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
-def gateway_settings(bootstrap: str, env: Mapping[str, str] = os.environ) -> GatewaySettings:
+def gateway_settings(kafka: KafkaClients, env: Mapping[str, str] = os.environ) -> GatewaySettings:
     """``ARBSTREAM_GATEWAY_{HOST,PORT,QUEUE,MAX_CLIENTS,LOOKBACK_S}``."""
     return GatewaySettings(
-        bootstrap=bootstrap,
+        kafka=kafka,
         host=env.get("ARBSTREAM_GATEWAY_HOST", "").strip() or GatewaySettings.host,
         port=_int(env, "ARBSTREAM_GATEWAY_PORT", 8080, 1, 65535),
         queue_size=_int(env, "ARBSTREAM_GATEWAY_QUEUE", 10_000, 2_000, 1_000_000),

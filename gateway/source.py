@@ -26,7 +26,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError
-from agents.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
+from agents.kafka.access import require_rights
+from agents.kafka.clients import KafkaClients
+from agents.kafka.roles import gateway_rights
+from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
 from gateway.errors import GatewayError
 from gateway.view import Entry
 from streams import validation
@@ -50,14 +53,14 @@ class TopicReader:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClients,
         topics: Topics,
         venues: frozenset[str],
         on_entry: Callable[[Entry], None],
         lookback_s: float,
         on_caught_up: Callable[[], None] = lambda: None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topics = topics
         self._venues = venues
         self._on_entry = on_entry
@@ -76,8 +79,7 @@ class TopicReader:
         return (t.spreads, t.signals, t.basis, t.ticks)
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+        consumer = self._kafka.consumer(
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -91,7 +93,7 @@ class TopicReader:
             await consumer.start()
         except KafkaError as exc:
             await consumer.stop()
-            raise GatewayError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
+            raise GatewayError(f"cannot reach Kafka at {self._kafka}: {exc}") from exc
         self._consumer = consumer
         partitions = await self._partitions()
         consumer.assign(partitions)
@@ -99,15 +101,18 @@ class TopicReader:
         self.assigned = True
 
     async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the four topics, once they all exist. Existence is asked
+        """Every partition of the four topics, once they all exist (and the gateway may
+        read them: a right it lacks stops it, KafkaRefusedError). Existence is asked
         with a list of every topic: a metadata request naming a missing topic would let
         a broker with ``auto.create.topics.enable`` create it with the wrong settings."""
         wanted = list(self.output_topics)
         while True:
             try:
-                missing = sorted(set(wanted) - await existing_topics(self._bootstrap))
+                # (first: the topics the gateway may not describe look missing)
+                await require_rights(self._kafka, gateway_rights(self._topics))
+                missing = sorted(set(wanted) - await existing_topics(self._kafka))
                 if not missing:
-                    counts = await partition_counts(self._bootstrap, wanted)
+                    counts = await partition_counts(self._kafka, wanted)
                     return [TopicPartition(t, p) for t in wanted for p in range(counts[t])]
                 problem = f"no topics {', '.join(missing)} yet"
             except (AgentError, KafkaError, OSError) as exc:

@@ -2,6 +2,8 @@
 # `make demo`: the live system on one machine. Starts a Kafka broker on $KAFKA_PORT
 # (default 9092) unless one of ours already runs there, runs `arbstream demo` (simulator,
 # feeds, a worker and the terminal view), and stops the broker if it started it.
+#   DEMO_BROKER=H:P  run on this broker instead (with the ARBSTREAM_KAFKA_* credentials
+#                    of the environment, docs/deploy.md), and start none
 #   DEMO_SECONDS=N   run N seconds, print the summary, exit 0 (default: until stopped)
 #   DEMO_SUMMARY=F   also write the summary as JSON to F
 #   DEMO_SPEED=X     scenario speed (default 10: the 17-minute scenario loops every ~100 s;
@@ -48,14 +50,20 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'on_signal 129' HUP
 
-if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
-    started=1
-    deploy/kafka/kafka.sh up
+if [[ -n ${DEMO_BROKER:-} ]]; then
+    # A broker of one's own (a company's cluster, say), with its ARBSTREAM_KAFKA_*
+    # credentials in the environment: every component runs as that user.
+    export ARBSTREAM_BROKER="kafka://${DEMO_BROKER#kafka://}"
+    echo "demo: on the broker at $ARBSTREAM_BROKER (DEMO_BROKER)"
+else
+    if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+        started=1
+        deploy/kafka/kafka.sh up
+    fi
+    # A signal during the broker's start: the EXIT trap stops it.
+    if [[ -n $signalled ]]; then exit "$signalled"; fi
+    export ARBSTREAM_BROKER="kafka://127.0.0.1:$port"
 fi
-# A signal during the broker's start: the EXIT trap stops it.
-if [[ -n $signalled ]]; then exit "$signalled"; fi
-
-export ARBSTREAM_BROKER="kafka://127.0.0.1:$port"
 # A scenario by name (its config and a speed that shows it within a minute), or a file.
 config=deploy/demo/silver.toml
 speed=10

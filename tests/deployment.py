@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_helpers import Record, alter_topic_config, scaled
+from kafka_helpers import Record, Where, alter_topic_config, clients, scaled
 from pipeline import (
     Worker,
     compare_with_replay,
@@ -31,9 +31,10 @@ from pipeline import (
 from scenario_paths import SCENARIOS
 from streamgen import config_toml, random_stream, random_venues
 
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics, ensure_topics
 from agents.produce import produce_lines
 from agents.routing import route
-from agents.topics import Topics, ensure_topics
 from arbstream.config import Config, load_config
 
 PARTITIONS = 4
@@ -50,20 +51,40 @@ class Deployment:
     tmp: Path
     runtime: str = "default"  # arbstream worker --runtime
     duplicates: int = 0  # dropped by check_equals_replay (the Faust runtime's)
+    #: On a secured broker: how the test itself reads and writes (an admin's clients),
+    #: and each role's ("worker", "feed") variables for the processes it runs.
+    admin: Where | None = None
+    role_env: Callable[[str], dict[str, str]] = lambda role: {}
 
     @property
     def topics(self) -> Topics:
         return Topics(self.config.topic_prefix)
 
+    @property
+    def kafka(self) -> Where:
+        """Where the test's own clients connect."""
+        return self.bootstrap if self.admin is None else self.admin
+
     def worker(self, name: str = "worker") -> Worker:
         """A worker of this deployment's runtime, logging to ``<name>.log``."""
-        return Worker(self.config_path, self.bootstrap, self.tmp / f"{name}.log", self.runtime)
+        role = "faust" if self.runtime == "faust" else "worker"
+        return Worker(
+            self.config_path,
+            self.bootstrap,
+            self.tmp / f"{name}.log",
+            self.runtime,
+            self.role_env(role),
+        )
 
     def produce_cli(self) -> None:
         """``arbstream produce`` of the whole input, as an operator would run it."""
         path = self.tmp / "ticks.jsonl"
         path.write_bytes(b"\n".join(self.lines) + b"\n")
-        env = {**os.environ, "ARBSTREAM_BROKER": f"kafka://{self.bootstrap}"}
+        env = {
+            **os.environ,
+            "ARBSTREAM_BROKER": f"kafka://{self.bootstrap}",
+            **self.role_env("feed"),
+        }
         cmd = [sys.executable, "-m", "arbstream.cli", "produce", str(path)]
         subprocess.run(
             [*cmd, "--config", str(self.config_path)],
@@ -84,7 +105,7 @@ class Deployment:
         def run() -> None:
             size = -(-len(todo) // parts)
             for i in range(0, len(todo), size):
-                asyncio.run(produce_lines(todo[i : i + size], self.topics, self.bootstrap))
+                asyncio.run(produce_lines(todo[i : i + size], self.topics, clients(self.kafka)))
                 time.sleep(pause_s)
 
         thread = threading.Thread(target=run, daemon=True)
@@ -151,7 +172,7 @@ class Deployment:
         """Make Kafka refuse spread records over ``max_bytes`` (``max.message.bytes`` of the
         spreads topic; Kafka's default is 1048588)."""
         config = {"max.message.bytes": str(max_bytes)}
-        asyncio.run(alter_topic_config(self.bootstrap, self.topics.spreads, config))
+        asyncio.run(alter_topic_config(self.kafka, self.topics.spreads, config))
 
     def check_equals_replay(self, linger_s: float = 2.0) -> None:
         expected, rejected = replay_by_key(self.lines, self.config)
@@ -161,11 +182,11 @@ class Deployment:
             "basis": sum(len(v) for (s, _), v in expected.items() if s == "basis"),
             "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
         }
-        outputs = read_outputs(self.bootstrap, self.topics, counts, linger_s=linger_s)
+        outputs = read_outputs(self.kafka, self.topics, counts, linger_s=linger_s)
         if self.runtime == "faust":  # at least once: duplicates are dropped by seq first
             outputs = self._without_duplicates(outputs, counts, linger_s)
         n_fx = sum(1 for line in self.lines if route(line)[0] == "fx")
-        ticks = read_ticks(self.bootstrap, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
+        ticks = read_ticks(self.kafka, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
         problems = compare_with_replay(outputs, expected, rejected, ticks, self.topics, PARTITIONS)
         assert not problems, "\n".join(problems)
         assert counts["spreads"] > 100 and counts["signals"] > 5  # the check compared something
@@ -183,7 +204,7 @@ class Deployment:
             # replay's count plus the duplicates seen: more than was read, for a stream short
             more = {s: n + len(outputs[s]) - len(kept[s]) for s, n in counts.items()}
             try:
-                outputs = read_outputs(self.bootstrap, self.topics, more, linger_s=linger_s)
+                outputs = read_outputs(self.kafka, self.topics, more, linger_s=linger_s)
             except TimeoutError:
                 assert not problems, "\n".join(problems)  # a lost record shows here
                 raise
@@ -202,17 +223,23 @@ def deployment_factory(
     4 partitions before anything runs."""
 
     def make(config_text: str, lines: list[bytes]) -> Deployment:
-        prefix = f"w{uuid.uuid4().hex[:10]}"
-        text = re.sub(r"(?m)^topic_prefix\s*=.*$", "", config_text)
-        text = re.sub(r"(?ms)^\[kafka\].*?(?=^\[|\Z)", "", text)
-        text = f'topic_prefix = "{prefix}"\n{text}\n[kafka]\npartitions = {PARTITIONS}\n'
-        path = tmp_path / f"{prefix}.toml"
-        path.write_text(text)
-        config = load_config(path)
-        asyncio.run(ensure_topics(bootstrap, config))
+        path, config = deployment_config(tmp_path, config_text)
+        asyncio.run(ensure_topics(KafkaClients(bootstrap), config))
         return Deployment(path, config, lines, bootstrap, tmp_path, runtime)
 
     return make
+
+
+def deployment_config(tmp_path: Path, config_text: str) -> tuple[Path, Config]:
+    """``config_text`` with a topic prefix of its own and 4 partitions, written to a
+    file under ``tmp_path``, and loaded."""
+    prefix = f"w{uuid.uuid4().hex[:10]}"
+    text = re.sub(r"(?m)^topic_prefix\s*=.*$", "", config_text)
+    text = re.sub(r"(?ms)^\[kafka\].*?(?=^\[|\Z)", "", text)
+    text = f'topic_prefix = "{prefix}"\n{text}\n[kafka]\npartitions = {PARTITIONS}\n'
+    path = tmp_path / f"{prefix}.toml"
+    path.write_text(text)
+    return path, load_config(path)
 
 
 def scenario(name: str) -> tuple[str, list[bytes]]:

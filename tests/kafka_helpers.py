@@ -16,9 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from agents.kafka.clients import KafkaClients
+
+#: Where a helper connects: a plain broker's ``host:port``, or the clients of a user of
+#: a secured one.
+Where = str | KafkaClients
+
+
+def clients(where: Where) -> KafkaClients:
+    """``where`` as the clients of a user (a plain address: no security)."""
+    return where if isinstance(where, KafkaClients) else KafkaClients(where)
 
 
 def timeout_factor() -> float:
@@ -79,7 +90,7 @@ ProduceRecord = tuple[bytes | None, bytes, int | None]
 
 
 async def produce(
-    bootstrap: str,
+    bootstrap: Where,
     topic: str,
     records: Sequence[ProduceRecord],
     *,
@@ -89,8 +100,7 @@ async def produce(
 
     With ``transactional_id`` all records go into one committed transaction.
     """
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    producer = clients(bootstrap).producer(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -113,7 +123,7 @@ async def produce(
 
 
 async def consume(
-    bootstrap: str,
+    bootstrap: Where,
     topic: str,
     expected_count: int,
     timeout_s: float = 30.0,
@@ -127,8 +137,7 @@ async def consume(
     more seconds to catch unexpected extra records). Raises ``TimeoutError`` when fewer
     than ``expected_count`` arrive within ``timeout_s`` (scaled).
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = clients(bootstrap).consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level=isolation_level,
@@ -166,7 +175,7 @@ async def _poll(consumer: AIOKafkaConsumer, timeout_s: float) -> list[Record]:
     ]
 
 
-async def topic_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[int]:
+async def topic_partitions(bootstrap: Where, topic: str, timeout_s: float = 30.0) -> list[int]:
     """Partition ids of ``topic``, waiting (``timeout_s`` scaled) until it is in metadata."""
     admin = _admin(bootstrap)
     await asyncio.wait_for(admin.start(), scaled(30))
@@ -185,16 +194,14 @@ async def topic_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) 
         await admin.close()
 
 
-def _admin(bootstrap: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(scaled(30) * 1000)
-    )
+def _admin(bootstrap: Where) -> AIOKafkaAdminClient:
+    return clients(bootstrap).admin(request_timeout_ms=int(scaled(30) * 1000))
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def end_offsets(bootstrap: Where, topic: str) -> dict[int, int]:
     """Partition -> high watermark (log end offset)."""
     partitions = await topic_partitions(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = clients(bootstrap).consumer(enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), scaled(30))
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -205,7 +212,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 async def create_topic(
-    bootstrap: str,
+    bootstrap: Where,
     name: str,
     partitions: int = 1,
     config: Mapping[str, str] | None = None,
@@ -239,7 +246,7 @@ def _topic_ready(described: list[Any], name: str, partitions: int) -> bool:
     return False
 
 
-async def describe_topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+async def describe_topic_config(bootstrap: Where, topic: str) -> dict[str, str]:
     """The effective configuration of ``topic`` (name -> value)."""
     admin = _admin(bootstrap)
     await asyncio.wait_for(admin.start(), scaled(30))
@@ -257,7 +264,7 @@ async def describe_topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     return config
 
 
-async def alter_topic_config(bootstrap: str, topic: str, config: Mapping[str, str]) -> None:
+async def alter_topic_config(bootstrap: Where, topic: str, config: Mapping[str, str]) -> None:
     """Set ``config`` on ``topic`` (the topic's other overrides are reset to defaults)."""
     admin = _admin(bootstrap)
     await asyncio.wait_for(admin.start(), scaled(30))
@@ -275,10 +282,10 @@ async def alter_topic_config(bootstrap: str, topic: str, config: Mapping[str, st
 KAFKA_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafka.sh"
 
 
-def kafka_sh(command: str, env: dict[str, str], timeout_s: float) -> None:
-    """Run ``deploy/kafka/kafka.sh COMMAND``; raise with its output if it fails."""
+def kafka_sh(command: str, env: dict[str, str], timeout_s: float, *args: object) -> None:
+    """Run ``deploy/kafka/kafka.sh COMMAND ARGS``; raise with its output if it fails."""
     proc = subprocess.run(
-        ["bash", str(KAFKA_SH), command],
+        ["bash", str(KAFKA_SH), command, *map(str, args)],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -20,13 +20,13 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from kafka_helpers import Record, consume, free_port, scaled
+from kafka_helpers import Record, Where, consume, free_port, scaled
 from record_compare import diff_streams
 from record_schemas import check_output, check_outputs
 from scenario_paths import REPO
 
+from agents.kafka.topics import Topics
 from agents.routing import route
-from agents.topics import Topics
 from agents.worker import READY_MESSAGE
 from arbstream.config import Config
 from arbstream.supervisor import ChildProcess, arbstream_command
@@ -49,14 +49,21 @@ class Worker(ChildProcess):
     """An ``arbstream worker`` subprocess with its own web port and log file."""
 
     def __init__(
-        self, config_path: Path, bootstrap: str, log_path: Path, runtime: str = "default"
+        self,
+        config_path: Path,
+        bootstrap: str,
+        log_path: Path,
+        runtime: str = "default",
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: more variables (a secured broker's user's, say)."""
         self.runtime = runtime
         self.web_port = free_port()
         env = {
             **os.environ,
             "ARBSTREAM_BROKER": f"kafka://{bootstrap}",
             "ARBSTREAM_WEB_PORT": str(self.web_port),
+            **(env or {}),
         }
         args = arbstream_command("worker", "--config", str(config_path), "--runtime", runtime)
         super().__init__(args, log_path, env=env, name=f"worker ({runtime})")
@@ -135,7 +142,7 @@ def expected_dlq(rejected: list[Any], partitions: int) -> Counter[tuple[str, str
 
 
 def read_outputs(
-    bootstrap: str, topics: Topics, counts: dict[str, int], linger_s: float = 2.0
+    bootstrap: Where, topics: Topics, counts: dict[str, int], linger_s: float = 2.0
 ) -> dict[str, list[Record]]:
     """Every record of the spreads, basis, signals and dlq topics (read_committed), waiting
     for at least ``counts[stream]`` of each (0 where absent) and lingering to catch extras
@@ -251,7 +258,7 @@ def drop_duplicates(
     return kept, dropped, problems[:30]
 
 
-def read_ticks(bootstrap: str, topics: Topics, count: int) -> dict[tuple[int, int], bytes]:
+def read_ticks(bootstrap: Where, topics: Topics, count: int) -> dict[tuple[int, int], bytes]:
     """The ticks topic as {(partition, offset): value}."""
     records = asyncio.run(consume(bootstrap, topics.ticks, count, timeout_s=60))
     return {(r.partition, r.offset): r.value for r in records}

@@ -30,7 +30,7 @@ from pipeline import Worker, arbstream_process, group_by_key, replay_by_key
 from record_compare import diff_streams
 from venue_server import VenueServer
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from arbstream.config import load_config
 
 OUTAGE_S = 20.0

@@ -37,7 +37,7 @@ from referencing.jsonschema import DRAFT7 as _DRAFT7
 from ruamel.yaml import YAML
 from scenario_paths import REPO, SCENARIO_NAMES, SCENARIOS
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from arbstream.config import load_config
 from streams.engine import Engine
 from streams.validation import CROSSED, check, decode

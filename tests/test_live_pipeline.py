@@ -20,7 +20,7 @@ from pipeline import Worker, arbstream_process, demo_config, replay_by_key
 from record_schemas import check_outputs
 from scenario_paths import SCENARIOS
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from arbstream.config import load_config
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"

@@ -35,7 +35,7 @@ from scenario_paths import REPO, SCENARIOS
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from arbstream.config import load_config
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"

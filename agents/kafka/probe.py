@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from agents.errors import AgentError
-from streams.errors import SetupError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,8 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 5.0
 #: How long one address may take to accept a connection.
 PROBE_TIMEOUT_S = 1.0
-#: The same, when a command starts (a slow network is not yet a missing broker).
+#: The same, when a command starts (a slow network is not yet a missing broker;
+#: agents.kafka.access.require_broker).
 STARTUP_PROBE_TIMEOUT_S = 5.0
 
 
@@ -35,6 +35,13 @@ class BrokerUnreachableError(AgentError):
 
 async def broker_reachable(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """True when any of ``bootstrap``'s ``host:port`` addresses accepts a connection."""
+    return await reachable_address(bootstrap, timeout_s) is not None
+
+
+async def reachable_address(
+    bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S
+) -> tuple[str, int] | None:
+    """The first of ``bootstrap``'s ``host:port`` addresses that accepts a connection."""
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
@@ -46,8 +53,8 @@ async def broker_reachable(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        return True
-    return False
+        return host.strip("[]"), int(port)
+    return None
 
 
 class BrokerWatch:
@@ -74,13 +81,6 @@ class BrokerWatch:
             else:
                 lost_at = time.monotonic()
                 log.warning("broker at %s does not answer: not ready until it does", self.bootstrap)
-
-
-async def require_broker(bootstrap: str) -> None:
-    """Raise SetupError, naming the address, unless the broker answers: a command checks
-    this before it creates or reads anything (and before aiokafka logs its own errors)."""
-    if not await broker_reachable(bootstrap, STARTUP_PROBE_TIMEOUT_S):
-        raise SetupError(f"ARBSTREAM_BROKER: no Kafka broker answers at {bootstrap}")
 
 
 async def close_quietly(client: Any, timeout_s: float = CLOSE_TIMEOUT_S) -> None:

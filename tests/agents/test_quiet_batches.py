@@ -15,6 +15,7 @@ from deployment import DeploymentFactory, deployment_factory, scenario
 from kafka_helpers import Record, consume, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.kafka.clients import KafkaClients
 from agents.produce import produce_lines
 from agents.state_store import OFFSET_KEY
 
@@ -82,7 +83,7 @@ def test_quiet_batches_commit_about_once_a_second_and_outputs_at_once(
     try:
         began = time.monotonic()
         for line in quiet:
-            asyncio.run(produce_lines([line], dep.topics, kafka_bootstrap))
+            asyncio.run(produce_lines([line], dep.topics, KafkaClients(kafka_bootstrap)))
             time.sleep(PAUSE_S)
         produced_s = time.monotonic() - began
         # Every quiet tick is committed within a second or so of the last one.
@@ -93,7 +94,9 @@ def test_quiet_batches_commit_about_once_a_second_and_outputs_at_once(
         # state, in a transaction of its own batch (held, it would commit a second after
         # the last commit, in a transaction of held batches only, which has no phases).
         batches = scrape(worker.web_port)["batches"]
-        asyncio.run(produce_lines([quote("LBMA", QUIET, 76.0)], dep.topics, kafka_bootstrap))
+        asyncio.run(
+            produce_lines([quote("LBMA", QUIET, 76.0)], dep.topics, KafkaClients(kafka_bootstrap))
+        )
         wait_for(lambda: scrape(worker.web_port)["count"] == QUIET + 1, 15.0, "the output's commit")
         assert scrape(worker.web_port)["batches"] == batches + 1
         spreads = asyncio.run(
@@ -125,9 +128,9 @@ def test_a_stop_commits_the_held_batches(
     worker = dep.worker()
     worker.wait_ready()
     try:
-        asyncio.run(produce_lines(quiet[:1], dep.topics, kafka_bootstrap))
+        asyncio.run(produce_lines(quiet[:1], dep.topics, KafkaClients(kafka_bootstrap)))
         wait_for(lambda: scrape(worker.web_port)["count"] == 1, 15.0, "first commit")
-        asyncio.run(produce_lines(quiet[1:], dep.topics, kafka_bootstrap))
+        asyncio.run(produce_lines(quiet[1:], dep.topics, KafkaClients(kafka_bootstrap)))
         # fetched and evaluated at once (lag 0 also before the fetch: a pause on top),
         # and held: the last commit is younger than a second
         time.sleep(0.3)

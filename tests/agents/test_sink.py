@@ -14,6 +14,7 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from kafka_helpers import consume, free_port, kafka_sh, scaled, until
 
+from agents.kafka.clients import KafkaClients
 from agents.sink import KafkaSink
 from arbstream.config import Config, parse_config
 
@@ -48,7 +49,7 @@ def test_quotes_go_to_their_instrument_partition_and_fx_to_every_partition(
     kafka_bootstrap: str,
 ) -> None:
     config = _config()
-    sink = KafkaSink(config, kafka_bootstrap)
+    sink = KafkaSink(config, KafkaClients(kafka_bootstrap))
     sent: list[dict[str, Any]] = []
     for seq in range(300):
         sent.append(_quote(("XAG", "XAU", "XPT")[seq % 3], seq))
@@ -97,7 +98,7 @@ def test_unreachable_kafka_keeps_the_newest_records_up_to_the_bound(tmp_path: Pa
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     config = _config(buffer_max_records=100, delivery_timeout_s=2.0)
-    sink = KafkaSink(config, bootstrap, retry_max_s=0.5)
+    sink = KafkaSink(config, KafkaClients(bootstrap), retry_max_s=0.5)
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA_DIR": str(tmp_path / "kafka")}
     env.pop("KAFKA_KEEP_DATA", None)
     env.pop("KAFKA_CONTROLLER_PORT", None)
@@ -135,7 +136,9 @@ def test_stop_returns_within_the_drain_timeout_when_the_broker_never_answers() -
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        sink = KafkaSink(_config(delivery_timeout_s=30.0), f"127.0.0.1:{port}", drain_timeout_s=1)
+        sink = KafkaSink(
+            _config(delivery_timeout_s=30.0), KafkaClients(f"127.0.0.1:{port}"), drain_timeout_s=1
+        )
         for seq in range(10):
             sink.put(_quote("XAG", seq))
         stop = asyncio.Event()

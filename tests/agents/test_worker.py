@@ -27,6 +27,7 @@ from kafka_helpers import Record, consume
 from pipeline import replay_by_key
 from streamgen import config_toml, random_stream, random_venues
 
+from agents.kafka.clients import KafkaClients
 from agents.produce import produce_lines
 from agents.worker import READY_MESSAGE
 
@@ -135,7 +136,7 @@ def test_garbage_goes_to_the_dlq_and_the_scenario_outputs_do_not_change(
         mixed += junk[i * len(junk) // len(lines) : (i + 1) * len(junk) // len(lines)]
     assert len(mixed) == len(lines) + 10_000
     dep = deployment(text, mixed)
-    asyncio.run(produce_lines(mixed, dep.topics, dep.bootstrap))
+    asyncio.run(produce_lines(mixed, dep.topics, KafkaClients(dep.bootstrap)))
     run_to_end(dep)
     # and the scenario's own outputs are exactly those of the clean scenario
     clean, _ = replay_by_key(lines, dep.config)

@@ -26,7 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 
 ARTIFACTS = REPO / "out" / "test-artifacts"
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"

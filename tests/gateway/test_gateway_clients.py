@@ -28,7 +28,7 @@ from kafka_helpers import consume, produce, scaled, wait_for
 from pipeline import Worker, replay_by_key
 from streamgen import config_toml, random_stream, random_venues
 
-from agents.topics import Topics
+from agents.kafka.topics import Topics
 from arbstream.config import load_config
 from gateway.subscription import Subscription
 

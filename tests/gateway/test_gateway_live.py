@@ -23,7 +23,8 @@ from kafka_helpers import consume, wait_for
 from pipeline import Worker, replay_by_key
 from scenario_paths import SCENARIOS
 
-from agents.topics import Topics, partition_counts
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics, partition_counts
 from arbstream.config import load_config
 from gateway.subscription import Subscription
 
@@ -262,7 +263,7 @@ def test_a_gateway_started_before_its_topics_waits_then_serves_and_resubscribes(
         gateway.wait_ready()
         wait_for(lambda: early.snapshots_done == 1, 30, "the snapshot once caught up")
         # the worker created the topics, with the config's partitions: not the gateway
-        partitions = asyncio.run(partition_counts(kafka_bootstrap, [topics.ticks]))
+        partitions = asyncio.run(partition_counts(KafkaClients(kafka_bootstrap), [topics.ticks]))
         assert partitions[topics.ticks] == 3
         produce_lines(tmp_path, config_path, kafka_bootstrap, lines[:900], "first.jsonl")
         counts = _expected_counts(lines[:900], config_path, topics)

@@ -19,7 +19,8 @@ import pytest
 from aiokafka.consumer.fetcher import Fetcher
 from kafka_helpers import create_topic, produce, scaled, until
 
-from agents.topics import Topics
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics
 from gateway.source import TopicReader
 from gateway.view import Entry
 
@@ -44,7 +45,9 @@ async def _read_signals(bootstrap: str, topics: Topics, partitions: int) -> list
     ]
     await produce(bootstrap, topics.signals, records, transactional_id=f"tx-{uuid.uuid4()}")
     got: list[Entry] = []
-    reader = TopicReader(bootstrap, topics, frozenset({"COMEX"}), got.append, lookback_s=60)
+    reader = TopicReader(
+        KafkaClients(bootstrap), topics, frozenset({"COMEX"}), got.append, lookback_s=60
+    )
     await reader.start()
     task = asyncio.create_task(reader.run())
     try:

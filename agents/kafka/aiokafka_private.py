@@ -1,0 +1,184 @@
+"""What arbstream uses of aiokafka beyond its public API, in one place, checked at import.
+
+* ``open_connection``: one connection to one broker, made the way aiokafka's clients
+  make theirs (TLS, the API-versions request, the SASL handshake). Its errors say what
+  failed; a client's own ``start`` only says that it could not bootstrap.
+* ``transaction_error``: why a producer's transaction failed. When the broker refuses
+  to add a partition to a transaction (a right removed), aiokafka keeps the refusal in
+  the transaction's waiter and raises IllegalOperation ("not in transaction") on the
+  next send instead.
+* Two requests aiokafka does not send: Metadata v8 and DescribeGroups v3 with the
+  operations the broker authorises this client for on each topic and group (KIP-430).
+  aiokafka's own DescribeGroups v3 decodes its answer with the v2 schema, which has no
+  such field. The admin client's private ``_send_request`` sends them.
+
+constraints.txt pins the aiokafka release these were written against; a release without
+one of the names used here fails at import with an error that says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiokafka
+from aiokafka import conn as _conn
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.producer import transaction_manager as _transactions
+from aiokafka.protocol import api as _api
+from aiokafka.protocol import types as _types
+
+from agents.errors import AgentError
+
+_NEEDED = (
+    (_conn, "create_conn"),
+    (_api, "Request"),
+    (_api, "RequestStruct"),
+    (_api, "Response"),
+    (AIOKafkaAdminClient, "_send_request"),
+    (_transactions.TransactionManager, "wait_for_transaction_end"),
+    *((_types, name) for name in ("Array", "Boolean", "Bytes", "Int16", "Int32", "Schema")),
+)
+for _module, _name in _NEEDED:
+    if not hasattr(_module, _name):
+        raise AgentError(
+            f"aiokafka {aiokafka.__version__} has no {getattr(_module, '__name__', _module)}."
+            f"{_name}: install the version in constraints.txt"
+        )
+
+Array, Boolean, Bytes = _types.Array, _types.Boolean, _types.Bytes
+Int16, Int32, Schema, String = _types.Int16, _types.Int32, _types.Schema, _types.String
+
+#: The broker's value for "authorised operations not computed".
+OPERATIONS_UNKNOWN = -(2**31)
+
+
+async def open_connection(host: str, port: int, timeout_s: float, options: dict[str, Any]) -> Any:
+    """A connection to ``host:port`` with aiokafka's client ``options`` (security ones),
+    after the API-versions request and the SASL handshake; raises what failed."""
+    return await _conn.create_conn(
+        host, port, request_timeout_ms=int(timeout_s * 1000), client_id="arbstream", **options
+    )
+
+
+def transaction_error(producer: Any) -> BaseException | None:
+    """The error that ended ``producer``'s open transaction, if one did (retrieved, so
+    that asyncio does not also log it as never retrieved)."""
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None:
+        return None
+    waiter = manager.wait_for_transaction_end()
+    if waiter.done() and not waiter.cancelled():
+        error: BaseException | None = waiter.exception()
+        return error
+    return None
+
+
+class _MetadataResponseV8(_api.Response):  # type: ignore[misc]
+    API_KEY = 3
+    API_VERSION = 8
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("brokers", Array(("node_id", Int32), ("host", String("utf-8")), ("port", Int32),
+                          ("rack", String("utf-8")))),
+        ("cluster_id", String("utf-8")),
+        ("controller_id", Int32),
+        ("topics", Array(
+            ("error_code", Int16),
+            ("topic", String("utf-8")),
+            ("is_internal", Boolean),
+            ("partitions", Array(
+                ("error_code", Int16),
+                ("partition", Int32),
+                ("leader", Int32),
+                ("leader_epoch", Int32),
+                ("replicas", Array(Int32)),
+                ("isr", Array(Int32)),
+                ("offline_replicas", Array(Int32)),
+            )),
+            ("authorized_operations", Int32),
+        )),
+        ("cluster_authorized_operations", Int32),
+    )  # fmt: skip
+
+
+class _MetadataRequestV8(_api.RequestStruct):  # type: ignore[misc]
+    API_KEY = 3
+    API_VERSION = 8
+    RESPONSE_TYPE = _MetadataResponseV8
+    SCHEMA = Schema(
+        ("topics", Array(String("utf-8"))),
+        ("allow_auto_topic_creation", Boolean),
+        ("include_cluster_authorized_operations", Boolean),
+        ("include_topic_authorized_operations", Boolean),
+    )
+
+
+class _MetadataWithOperations(_api.Request[_MetadataRequestV8]):  # type: ignore[misc]
+    API_KEY = 3
+
+    def __init__(self, topics: list[str]) -> None:
+        self._topics = topics
+
+    def build(self, request_struct_class: type[_MetadataRequestV8]) -> _MetadataRequestV8:
+        # never create a topic by asking about it
+        return request_struct_class(self._topics, False, False, True)
+
+
+class _DescribeGroupsResponseV3(_api.Response):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 3
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("groups", Array(
+            ("error_code", Int16),
+            ("group", String("utf-8")),
+            ("state", String("utf-8")),
+            ("protocol_type", String("utf-8")),
+            ("protocol", String("utf-8")),
+            ("members", Array(
+                ("member_id", String("utf-8")),
+                ("client_id", String("utf-8")),
+                ("client_host", String("utf-8")),
+                ("member_metadata", Bytes),
+                ("member_assignment", Bytes),
+            )),
+            ("authorized_operations", Int32),
+        )),
+    )  # fmt: skip
+
+
+class _DescribeGroupsRequestV3(_api.RequestStruct):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 3
+    RESPONSE_TYPE = _DescribeGroupsResponseV3
+    SCHEMA = Schema(("groups", Array(String("utf-8"))), ("include_authorized_operations", Boolean))
+
+
+class _GroupsWithOperations(_api.Request[_DescribeGroupsRequestV3]):  # type: ignore[misc]
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(
+        self, request_struct_class: type[_DescribeGroupsRequestV3]
+    ) -> _DescribeGroupsRequestV3:
+        return request_struct_class(self._groups, True)
+
+
+async def topic_operations(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Per topic: (error code, bit set of the operations this client may do on it)."""
+    response = await admin._send_request(_MetadataWithOperations(topics))
+    return {t[1]: (t[0], t[4]) for t in response.topics}
+
+
+async def group_operations(admin: AIOKafkaAdminClient, group: str) -> tuple[int, int]:
+    """For a group: (error code, bit set of the operations this client may do on it).
+    The coordinator lookup is the first thing a group's Describe right is needed for:
+    refused, it raises aiokafka's GroupAuthorizationFailedError."""
+    node = await admin.find_coordinator(group)
+    response = await admin._send_request(_GroupsWithOperations([group]), node)
+    error, _, _, _, _, _, operations = response.groups[0]
+    return int(error), int(operations)
