@@ -68,10 +68,10 @@ quix: ## install pinned quix-streams into .venv-quix, a venv of its own (for the
 kafka-fetch: ## download the pinned Kafka release's jars from Maven Central (cached)
 	deploy/kafka/kafka.sh fetch
 
-kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092); returns when it serves
+kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092), KAFKA_NODES=3 a cluster, KAFKA_SECURITY=sasl_ssl a secured one; returns when it serves
 	deploy/kafka/kafka.sh up
 
-kafka-down: ## stop the local broker on $$KAFKA_PORT; leaves nothing running
+kafka-down: ## stop the local broker (or cluster) on $$KAFKA_PORT; leaves nothing running
 	deploy/kafka/kafka.sh down
 
 bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out and the latency floor on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent and a quix-streams peer)

@@ -216,12 +216,13 @@ async def create_topic(
     name: str,
     partitions: int = 1,
     config: Mapping[str, str] | None = None,
+    replication: int = 1,
 ) -> None:
     """Create ``name`` and wait until metadata shows all partitions with a leader."""
     admin = _admin(bootstrap)
     await asyncio.wait_for(admin.start(), scaled(30))
     try:
-        topic = NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
+        topic = NewTopic(name, partitions, replication, topic_configs=dict(config or {}))
         response = await admin.create_topics([topic], timeout_ms=int(scaled(30) * 1000))
         for error in response.to_object()["topic_errors"]:
             if error["error_code"] != 0:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from kafka_helpers import Record, consume, describe_topic_config, end_offsets, produce, scaled
+from kafka_helpers import (
+    KAFKA_SH,
+    Record,
+    consume,
+    describe_topic_config,
+    end_offsets,
+    produce,
+    scaled,
+)
 
 
 def test_round_trip_10k_records_three_partitions_in_order(
@@ -136,3 +146,22 @@ def test_consumer_group_commit_and_resume(
     assert sorted(asyncio.run(read_group(4))) == [b"a0", b"a1", b"a2", b"a3"]
     asyncio.run(produce(kafka_bootstrap, topic, [(None, b"b%d" % i, i % 2) for i in range(3)]))
     assert sorted(asyncio.run(read_group(3))) == [b"b0", b"b1", b"b2"]
+
+
+def test_the_launcher_refuses_a_node_it_does_not_have(kafka_bootstrap: str) -> None:
+    """``kafka.sh stop|kill|start N`` act on one node of a cluster (the failover tests use
+    them); on a single broker only node 1 exists, and anything else is refused, naming
+    what there is, without touching the broker."""
+    env = {**os.environ, "KAFKA_PORT": kafka_bootstrap.rsplit(":", 1)[1]}
+    env.pop("KAFKA_DATA_DIR", None)
+    for args in (["stop", "2"], ["kill", "x"], ["start", ""]):
+        proc = subprocess.run(
+            ["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True,
+            timeout=scaled(30), check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "a node number from 1 to 1" in proc.stderr, proc.stderr
+    status = subprocess.run(
+        ["bash", str(KAFKA_SH), "status"], env=env, capture_output=True, text=True, check=False
+    )
+    assert status.returncode == 0 and "running" in status.stdout, status.stdout + status.stderr
