@@ -47,6 +47,7 @@ from mode import CrashingSupervisor
 
 from agents.faust_state import PartitionState, SlottedState
 from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from agents.kafka.health import PartitionHealth
 from agents.kafka.security import KafkaSecurity
 from agents.kafka.topics import Topics
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
@@ -380,6 +381,13 @@ def make_app(
     runtime = FaustRuntime(config, counts, app)
     # Faust's own Prometheus sensors (faust_*) beside the worker's arbstream_* metrics.
     setup_prometheus_sensors(app, registry=runtime.metrics.registry, name_prefix="faust")
+    health = PartitionHealth(kafka, [*topics.all(), *topics.state_topics("faust")])
+    runtime.metrics.registry.register(health)
+
+    async def watch_partitions() -> None:
+        await health.run()
+
+    app.task(watch_partitions)  # (an untyped decorator, applied by hand)
 
     # Any error in a batch ends the worker (Faust's default supervisor would restart the
     # agent on the same stream, and the batch's ticks would count as done without their

@@ -149,6 +149,9 @@ class BatchMetrics:
         self._fx_pairs = config.engine.fx_pairs
         self.window = BatchStats()  # since the worker last logged them
         self.records = 0  # committed since the start
+        #: When the last transaction committed (epoch seconds; the start before the
+        #: first): how long commits have stalled, for an operator's alert.
+        self.last_commit_s = time.time()
         self._records = Histogram(
             "arbstream_batch_records",
             "Records (quotes, fx and rejected) per transaction.",
@@ -192,6 +195,7 @@ class BatchMetrics:
         evaluation, not to this commit, which they only waited for.
         """
         self.records += records
+        self.last_commit_s = time.time()
         if times is None:
             self.window.records += records
         else:
@@ -258,6 +262,11 @@ class WorkerMetrics(Collector):
         yield stale
         view = self.view
         yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(view.ready()))
+        yield _gauge(
+            "arbstream_last_commit_timestamp_seconds",
+            "When the worker's last transaction committed (its start, before the first).",
+            self.batches.last_commit_s,
+        )
         lag = view.lag()
         engines = list(view.engines())
         yield _gauge("arbstream_assigned_partitions", "Ticks partitions owned.", len(engines))

@@ -18,10 +18,31 @@ from streams.validation import NAME_LIMIT
 
 
 class KafkaSettings(Section):
-    """``[kafka]``: how the topics arbstream creates are made."""
+    """``[kafka]``: how the topics arbstream creates are made, and what the exactly-once
+    worker requires of the topics it runs on (agents/kafka/guarantees.py)."""
 
     partitions: Annotated[int, Field(ge=1)] = 8
     replication: Annotated[int, Field(ge=1)] = 1
+    #: The replicas that must have a record before Kafka acknowledges it (acks=all).
+    #: Default: a majority of 3 or more replicas, else 1.
+    min_insync_replicas: Annotated[int | None, Field(ge=1)] = None
+
+    @property
+    def min_isr(self) -> int:
+        """``min_insync_replicas``, or its default for ``replication``."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return self.replication // 2 + 1 if self.replication >= 3 else 1
+
+
+def kafka_problems(kafka: KafkaSettings) -> list[str]:
+    """The rules of ``[kafka]`` beyond each value's type, one ``  key: message`` each."""
+    if kafka.min_isr > kafka.replication:
+        return [
+            f"  kafka.min_insync_replicas: {kafka.min_isr} is more than kafka.replication "
+            f"({kafka.replication}): no write could ever be acknowledged"
+        ]
+    return []
 
 
 class ProducerSettings(Section):

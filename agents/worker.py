@@ -52,6 +52,7 @@ from aiokafka.errors import KafkaError
 from agents.errors import AgentError, KafkaRefusedError
 from agents.kafka.access import AUTHORIZATION_ERRORS, denial
 from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from agents.kafka.health import PartitionHealth
 from agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
 from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from agents.metrics import BatchStats, WorkerMetrics, WorkerView
@@ -128,6 +129,9 @@ class Worker:
                 partitions=counts[self.topics.ticks],
             ),
         )
+        t = self.topics
+        self.health = PartitionHealth(settings.kafka, [*t.all(), t.state])
+        self.metrics.registry.register(self.health)
         if not config.metric_instruments:
             log.warning(
                 "metrics: no instrument is listed ([metrics] instruments, feed symbols, "
@@ -184,6 +188,7 @@ class Worker:
         shorten_first_partition_retry()
         await self._reader.start()
         watch = asyncio.create_task(self._broker.run(), name="broker watch")
+        health = asyncio.create_task(self.health.run(), name="partition health")
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
             try:
@@ -201,6 +206,7 @@ class Worker:
                 await close_quietly(self._consumer, self._close_timeout())
         finally:
             watch.cancel()
+            health.cancel()
             await close_quietly(self._reader, self._close_timeout())
         if isinstance(self._error, KafkaRefusedError):
             raise self._error

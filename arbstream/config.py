@@ -18,7 +18,13 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from agents.settings import KafkaSettings, MetricsSettings, ProducerSettings, metrics_problems
+from agents.settings import (
+    KafkaSettings,
+    MetricsSettings,
+    ProducerSettings,
+    kafka_problems,
+    metrics_problems,
+)
 from feeds.settings import QUOTE_PROTOCOLS, FeedSettings, feed_problems
 from streams.config import (
     EngineConfig,
@@ -72,6 +78,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
     raise_problems(
         engine_problems(model)
         + feed_problems(model.feeds, model.venues)
+        + kafka_problems(model.kafka)
         + metrics_problems(model.metrics),
         source,
     )

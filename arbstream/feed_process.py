@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agents.kafka.clients import KafkaClients
+from agents.kafka.health import PartitionHealth
 from agents.kafka.roles import feed_rights
 from agents.kafka.topics import Topics, prepare
 from agents.sink import KafkaSink
@@ -82,6 +83,9 @@ class FeedProcess:
             for f in feeds
         ]
         self.metrics = FeedMetrics(self.connections, self.sink, lambda: self.ready)
+        topics = Topics(config.topic_prefix)
+        self.health = PartitionHealth(kafka, [topics.ticks, topics.fx])
+        self.metrics.registry.register(self.health)
         self._stop = asyncio.Event()
         self._was_ready = False
 
@@ -117,6 +121,7 @@ class FeedProcess:
             asyncio.create_task(c.run(feeds_stop), name=f"feed {c.name}") for c in self.connections
         ]
         reporter = asyncio.create_task(self._report())
+        health = asyncio.create_task(self.health.run(), name="partition health")
         failure: BaseException | None = None
         try:
             # A feed returns early only on a refused key; the sink only on a bug.
@@ -134,6 +139,7 @@ class FeedProcess:
             sink_stop.set()
             await asyncio.gather(sink, return_exceptions=True)
             reporter.cancel()
+            health.cancel()
         self._log_counters()
         if failure is not None:
             raise failure

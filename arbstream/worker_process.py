@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 
+from agents.kafka.guarantees import check_guarantees
 from agents.kafka.roles import worker_rights
 from agents.kafka.topics import Topics, prepare
 from agents.settings import Deployment
@@ -38,6 +39,7 @@ async def serve(config: Deployment, settings: WorkerSettings) -> None:
     require_free_port(settings.web_host, settings.web_port, "ARBSTREAM_WEB_PORT")
     rights = worker_rights(Topics(config.topic_prefix))
     counts = await prepare(settings.kafka, config, rights)
+    await check_guarantees(settings.kafka, config)
     worker = Worker(config, settings, counts)
     loop = asyncio.get_running_loop()
 

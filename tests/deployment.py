@@ -230,13 +230,16 @@ def deployment_factory(
     return make
 
 
-def deployment_config(tmp_path: Path, config_text: str) -> tuple[Path, Config]:
-    """``config_text`` with a topic prefix of its own and 4 partitions, written to a
-    file under ``tmp_path``, and loaded."""
+def deployment_config(
+    tmp_path: Path, config_text: str, replication: int = 1
+) -> tuple[Path, Config]:
+    """``config_text`` with a topic prefix of its own, 4 partitions and ``replication``,
+    written to a file under ``tmp_path``, and loaded."""
     prefix = f"w{uuid.uuid4().hex[:10]}"
     text = re.sub(r"(?m)^topic_prefix\s*=.*$", "", config_text)
     text = re.sub(r"(?ms)^\[kafka\].*?(?=^\[|\Z)", "", text)
-    text = f'topic_prefix = "{prefix}"\n{text}\n[kafka]\npartitions = {PARTITIONS}\n'
+    kafka = f"[kafka]\npartitions = {PARTITIONS}\nreplication = {replication}\n"
+    text = f'topic_prefix = "{prefix}"\n{text}\n{kafka}'
     path = tmp_path / f"{prefix}.toml"
     path.write_text(text)
     return path, load_config(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from kafka_helpers import free_port, scaled
+from kafka_helpers import create_topic, free_port, scaled
 
 CONFIG = """topic_prefix = "{prefix}"
 [venues.X]
@@ -142,3 +142,18 @@ def test_config_that_cannot_be_read(name: str, config: tuple[Path, str]) -> None
     assert_one_line(run(command(name, path), dict(os.environ)), str(path))
     path.unlink()
     assert_one_line(run(command(name, path), dict(os.environ)), str(path))
+
+
+def test_a_state_topic_that_is_not_compacted(
+    config: tuple[Path, str], kafka_bootstrap: str
+) -> None:
+    """The workers' state topic made by hand with the default cleanup (delete): the worker
+    would lose its state to retention, and says so instead of starting."""
+    path, prefix = config
+    asyncio.run(create_topic(kafka_bootstrap, f"{prefix}.worker-state", 2))
+    env = {
+        **os.environ,
+        "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
+        "ARBSTREAM_WEB_PORT": str(free_port()),
+    }
+    assert_one_line(run(command("worker", path), env), f"'{prefix}.worker-state'", "compact")

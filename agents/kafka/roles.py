@@ -18,16 +18,19 @@ def feed_rights(topics: Topics) -> Rights:
 
 def worker_rights(topics: Topics) -> Rights:
     """The exactly-once worker: reads the ticks, writes the outputs, reads and writes
-    its state, in its group (its transactional ids are checked when its producers
-    start: Kafka has no request that says whether one may be used)."""
+    its state, in its group, and reads its topics' settings to check them (its
+    transactional ids are checked when its producers start: Kafka has no request that
+    says whether one may be used)."""
     outputs = (topics.spreads, topics.basis, topics.signals, topics.dlq)
+    rights = {
+        topics.ticks: _READ,
+        topics.fx: ("Describe",),
+        **{name: _WRITE for name in outputs},
+        topics.state: ("Read", "Write", "Describe"),
+    }
     return Rights(
         "worker",
-        {
-            topics.ticks: _READ,
-            **{name: _WRITE for name in outputs},
-            topics.state: ("Read", "Write", "Describe"),
-        },
+        {name: (*ops, "DescribeConfigs") for name, ops in rights.items()},
         {topics.group: _READ},
     )
 

@@ -25,7 +25,8 @@ TICKS_TOPIC_CONFIG = {"max.message.bytes": str(TICKS_MAX_MESSAGE_BYTES)}
 #: How long a just-created topic may stay unknown to metadata requests.
 METADATA_WAIT_S = 10.0
 UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION
-#: The worker's state changelog keeps the latest value of each key only.
+#: The worker's state changelog keeps the latest value of each key only, for ever (a
+#: deleted entry's tombstone for a day, Kafka's default delete.retention.ms).
 STATE_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 #: The Faust runtime's tables (agents/faust_app.py), each with a changelog topic.
 FAUST_TABLES = ("state", "open-signals")
@@ -102,6 +103,16 @@ class Topics:
         return (self.state,)
 
 
+def topic_config(config: Deployment) -> dict[str, str]:
+    """What every topic arbstream creates is made with: acknowledged by
+    ``min_insync_replicas`` replicas (producers send with acks=all), and never led by an
+    out-of-sync replica (which would drop acknowledged records)."""
+    return {
+        "min.insync.replicas": str(config.kafka.min_isr),
+        "unclean.leader.election.enable": "false",
+    }
+
+
 async def ensure_topics(kafka: KafkaClients, config: Deployment) -> Topics:
     """Create the deployment's missing topics with the config's partitions and replication.
 
@@ -115,7 +126,10 @@ async def ensure_topics(kafka: KafkaClients, config: Deployment) -> Topics:
                 name,
                 config.kafka.partitions,
                 config.kafka.replication,
-                topic_configs=TICKS_TOPIC_CONFIG if name == topics.ticks else {},
+                topic_configs={
+                    **topic_config(config),
+                    **(TICKS_TOPIC_CONFIG if name == topics.ticks else {}),
+                },
             )
             for name in topics.all()
             if name not in existing
@@ -137,7 +151,12 @@ async def ensure_state_topics(
     async with _admin(kafka) as admin:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name, n_ticks, config.kafka.replication, topic_configs=STATE_TOPIC_CONFIG)
+            NewTopic(
+                name,
+                n_ticks,
+                config.kafka.replication,
+                topic_configs={**topic_config(config), **STATE_TOPIC_CONFIG},
+            )
             for name in names
             if name not in existing
         ]

@@ -24,35 +24,49 @@ MARKET_METRICS: frozenset[str] = frozenset(
     }
 )
 
-#: Worker: /metrics on ARBSTREAM_WEB_PORT (default 6066), Prometheus job "arbstream-worker".
-WORKER_METRICS: frozenset[str] = MARKET_METRICS | frozenset(
+#: Worker and feeds: their topics' partitions as the cluster's metadata says
+#: (agents/kafka/health.py), once it has answered.
+KAFKA_METRICS: frozenset[str] = frozenset(
     {
-        "arbstream_ticks_total",
-        "arbstream_fx_total",
-        "arbstream_rejected_total",
-        "arbstream_quote_age_seconds",
-        "arbstream_venue_stale_seconds",
-        "arbstream_venue_open",
-        "arbstream_spread_usd",
-        "arbstream_spread_bps",
-        "arbstream_spread_zscore",
-        "arbstream_arb_open",
-        "arbstream_arb_net_usd",
-        "arbstream_arb_open_seconds",
-        "arbstream_signals_total",
-        "arbstream_processing_latency_seconds",
-        "arbstream_consumer_lag",
-        "arbstream_batch_records",
-        "arbstream_batch_commit_seconds",
-        "arbstream_transaction_phase_seconds",
-        "arbstream_worker_ready",
-        "arbstream_assigned_partitions",
-        "arbstream_ticks_partitions",
+        "arbstream_kafka_offline_partitions",
+        "arbstream_kafka_under_replicated_partitions",
     }
 )
 
+#: Worker: /metrics on ARBSTREAM_WEB_PORT (default 6066), Prometheus job "arbstream-worker".
+WORKER_METRICS: frozenset[str] = (
+    MARKET_METRICS
+    | KAFKA_METRICS
+    | frozenset(
+        {
+            "arbstream_last_commit_timestamp_seconds",
+            "arbstream_ticks_total",
+            "arbstream_fx_total",
+            "arbstream_rejected_total",
+            "arbstream_quote_age_seconds",
+            "arbstream_venue_stale_seconds",
+            "arbstream_venue_open",
+            "arbstream_spread_usd",
+            "arbstream_spread_bps",
+            "arbstream_spread_zscore",
+            "arbstream_arb_open",
+            "arbstream_arb_net_usd",
+            "arbstream_arb_open_seconds",
+            "arbstream_signals_total",
+            "arbstream_processing_latency_seconds",
+            "arbstream_consumer_lag",
+            "arbstream_batch_records",
+            "arbstream_batch_commit_seconds",
+            "arbstream_transaction_phase_seconds",
+            "arbstream_worker_ready",
+            "arbstream_assigned_partitions",
+            "arbstream_ticks_partitions",
+        }
+    )
+)
+
 #: Feeds: /metrics on ARBSTREAM_FEED_METRICS_PORT (default 9464), job "arbstream-feeds".
-FEED_METRICS: frozenset[str] = frozenset(
+FEED_METRICS: frozenset[str] = KAFKA_METRICS | frozenset(
     {
         "arbstream_feed_connected",
         "arbstream_feed_frames_total",
