@@ -218,14 +218,21 @@ def worker(config_path: str, runtime: str, loglevel: str) -> None:
         _exit(exc)
 
 
-@main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@main.group(invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @_LOGLEVEL
-def gateway(config_path: str, loglevel: str) -> None:
+@click.pass_context
+def gateway(ctx: click.Context, config_path: str | None, loglevel: str) -> None:
     """Serve the committed outputs to subscribers outside Kafka: WebSocket /ws and
     Server-Sent Events /events with per-client filters, a live web page at /, and
     /healthz, /readyz, /metrics. Broker from ARBSTREAM_BROKER; port from
-    ARBSTREAM_GATEWAY_PORT (default 8080). docs/gateway.md has the protocol."""
+    ARBSTREAM_GATEWAY_PORT (default 8080), on 127.0.0.1 unless ARBSTREAM_GATEWAY_HOST
+    says otherwise (another address needs ARBSTREAM_GATEWAY_TOKENS_FILE).
+    docs/gateway.md has the protocol and its security."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config_path is None:
+        raise click.UsageError("Missing option '--config'.")
     from agents.kafka.clients import kafka_clients
     from arbstream.gateway_process import run_gateway
     from gateway.settings import gateway_settings
@@ -239,6 +246,22 @@ def gateway(config_path: str, loglevel: str) -> None:
         run_gateway(config, settings, loglevel)
     except ArbstreamError as exc:
         _exit(exc)
+
+
+@gateway.command("token")
+@click.argument("name")
+def gateway_token(name: str) -> None:
+    """Make a token for client NAME: prints the token (give it to the client: it is not
+    kept anywhere) and the line to add to ARBSTREAM_GATEWAY_TOKENS_FILE (the token's
+    SHA-256, no secret); then send the gateway SIGHUP."""
+    from gateway.access import new_token
+
+    try:
+        token, line = new_token(name)
+    except ArbstreamError as exc:
+        _exit(exc, EXIT_CONFIG)
+    click.echo(f"token: {token}")
+    click.echo(f"line:  {line}")
 
 
 @main.command()

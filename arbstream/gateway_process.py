@@ -15,12 +15,16 @@ from agents.kafka.roles import gateway_rights
 from agents.kafka.topics import Topics
 from arbstream.config import Config
 from arbstream.process import configure_logging, require_free_port
+from gateway.access import TokenBook
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
 
 
 async def serve(config: Config, settings: GatewaySettings) -> None:
-    """Run a gateway until SIGINT/SIGTERM."""
+    """Run a gateway until SIGINT/SIGTERM; SIGHUP reads its tokens file again."""
+    # before anything: tokens and TLS files that cannot be used stop it here
+    tokens = None if settings.tokens_file is None else TokenBook.load(settings.tokens_file)
+    settings.ssl_context()
     require_free_port(settings.host, settings.port, "ARBSTREAM_GATEWAY_PORT")
     await require_broker(settings.kafka)
     # (the topics that exist now; the reader checks again once they all do)
@@ -29,7 +33,9 @@ async def serve(config: Config, settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await Gateway(config, Topics(config.topic_prefix), settings).run(stop)
+    gateway = Gateway(config, Topics(config.topic_prefix), settings, tokens)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tokens)
+    await gateway.run(stop)
 
 
 def run_gateway(config: Config, settings: GatewaySettings, loglevel: str = "info") -> None:

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from agents.kafka.probe import BrokerWatch
 from agents.kafka.topics import Topics
+from gateway.access import TokenBook
+from gateway.auth import RequestAuth
 from gateway.clients import Hub
 from gateway.metrics import gateway_registry
 from gateway.server import GatewayServer
@@ -19,6 +21,7 @@ from gateway.settings import GatewaySettings
 from gateway.source import TopicReader
 from gateway.view import Entry, MarketView
 from streams.config import EngineConfig
+from streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,16 @@ SHUTDOWN_S = 5.0
 class Gateway:
     """Everything one ``arbstream gateway`` process runs."""
 
-    def __init__(self, config: EngineConfig, topics: Topics, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        topics: Topics,
+        settings: GatewaySettings,
+        tokens: TokenBook | None = None,
+    ) -> None:
+        """``tokens``: the clients of the tokens file (None: no token is asked for)."""
         self.settings = settings
+        self.auth = RequestAuth(tokens, settings.origins, tls=settings.tls_cert is not None)
         self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
         self.hub = Hub(settings.max_clients, settings.queue_size)
         self.broker = BrokerWatch(settings.kafka.bootstrap, BROKER_PROBE_EVERY_S)
@@ -53,8 +64,10 @@ class Gateway:
             self.hub,
             self.view,
             self.readiness,
-            gateway_registry(self.hub, self.reader),
+            gateway_registry(self.hub, self.reader, self.auth),
             settings.max_frame_bytes,
+            self.auth,
+            settings.max_per_client,
         )
 
     def _on_entry(self, entry: Entry) -> None:
@@ -65,7 +78,8 @@ class Gateway:
 
     def _caught_up(self) -> None:
         self.server.go_live()
-        log.warning("%s on http://%s:%d/", READY_MESSAGE, self.settings.host, self.settings.port)
+        s = self.settings
+        log.warning("%s on %s://%s:%d/", READY_MESSAGE, s.scheme, s.host, s.port)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         ready = self.reader.assigned and self.reader.caught_up and self.broker.answers
@@ -80,10 +94,20 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set."""
+        s = self.settings
+        context = s.ssl_context()
         runner = web.AppRunner(self.server.app, access_log=None, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
-        await web.TCPSite(runner, self.settings.host, self.settings.port).start()
-        log.info("gateway: serving on http://%s:%d/", self.settings.host, self.settings.port)
+        await web.TCPSite(runner, s.host, s.port, ssl_context=context).start()
+        log.info("gateway: serving on %s://%s:%d/", s.scheme, s.host, s.port)
+        if s.open_access:
+            log.warning(
+                "gateway: ARBSTREAM_GATEWAY_AUTH=none: serving every signal on %s to anyone "
+                "who reaches it, without a token",
+                s.host,
+            )
+        elif self.auth.book is not None:
+            log.info("gateway: tokens of %d clients required", len(self.auth.book.entries))
         tasks: list[asyncio.Task[Any]] = []
         try:
             tasks = [
@@ -113,6 +137,26 @@ class Gateway:
                 self.hub.sent,
                 self.hub.evictions,
             )
+
+    def reload_tokens(self) -> None:
+        """Read the tokens file again (SIGHUP); a file that cannot be read leaves the
+        tokens as they were, and says so."""
+        path = self.settings.tokens_file
+        if path is None:
+            log.warning("gateway: SIGHUP, but no ARBSTREAM_GATEWAY_TOKENS_FILE to read")
+            return
+        try:
+            book = TokenBook.load(path)
+        except ArbstreamError as exc:
+            log.error("gateway: tokens not reloaded (the previous ones stay): %s", exc)
+            return
+        closed = self.server.reload_tokens(book)
+        log.warning(
+            "gateway: tokens reloaded from %s: %d clients; %d connections of removed tokens closed",
+            path,
+            len(book.entries),
+            closed,
+        )
 
     async def _read(self) -> None:
         await self.reader.start()

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway.access import OPEN, Principal
 from gateway.subscription import Matcher, Subscription
 from gateway.view import Entry
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Close code for a client evicted for being slow (RFC 6455 §7.4.1: "try again later").
 SLOW_CLIENT_CLOSE = 1013
+#: Close code for a client whose token was removed (RFC 6455 §7.4.1: "policy violation").
+REVOKED_CLOSE = 1008
 
 
 def envelope(entry: Entry) -> bytes:
@@ -49,9 +52,13 @@ def control(kind: str, **fields: Any) -> bytes:
 class Client:
     """One subscriber: its filter, its queue and whether it has been evicted."""
 
-    def __init__(self, name: str, transport: str, queue_size: int) -> None:
+    def __init__(
+        self, name: str, transport: str, queue_size: int, principal: Principal = OPEN
+    ) -> None:
         self.name = name
         self.transport = transport
+        self.principal = principal  # who it authenticated as
+        self.close_code = SLOW_CLIENT_CLOSE  # the WebSocket close code once it is gone
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
         self.matcher: Matcher = Subscription().matcher()
         self.subscribed = False
@@ -87,6 +94,22 @@ class Hub:
     def full(self) -> bool:
         return len(self.clients) >= self.max_clients
 
+    def connections_of(self, principal: Principal) -> int:
+        """How many clients are connected as ``principal`` (by name)."""
+        return sum(1 for c in self.clients if c.principal.name == principal.name)
+
+    def revoke(self, keep: Callable[[Principal], bool]) -> list[Client]:
+        """Disconnect every client whose principal is no longer to be kept (its token
+        was removed): WebSocket close 1008; returns them."""
+        gone = [c for c in list(self.clients) if not keep(c.principal)]
+        for client in gone:
+            client.close_code = REVOKED_CLOSE
+            self._disconnect(client, "token revoked")
+            log.warning(
+                "gateway: client %s (%s) disconnected: token revoked", client.name, client.transport
+            )
+        return gone
+
     def add(self, client: Client) -> None:
         self.clients.add(client)
 
@@ -117,17 +140,20 @@ class Hub:
     def evict(self, client: Client, reason: str) -> None:
         if client.evicted:
             return
-        client.evicted = reason
         self.dropped += client.queue.qsize() + 1
         self.evictions += 1
-        # Gone from the hub at once, its queue freed: whatever its socket does next (a
-        # client that reads nothing holds its close handshake), it costs no more memory
-        # and no longer counts against the client limit.
+        self._disconnect(client, reason)
+        log.warning("gateway: client %s (%s) evicted: %s", client.name, client.transport, reason)
+
+    def _disconnect(self, client: Client, reason: str) -> None:
+        """Gone from the hub at once, its queue freed: whatever its socket does next (a
+        client that reads nothing holds its close handshake), it costs no more memory
+        and no longer counts against the client limit."""
+        client.evicted = reason
         self.clients.discard(client)
         while not client.queue.empty():
             client.queue.get_nowait()
         client.gone.set()
-        log.warning("gateway: client %s (%s) evicted: %s", client.name, client.transport, reason)
 
     def queue_depth(self) -> int:
         """The deepest client queue now."""

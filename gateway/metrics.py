@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.auth import RequestAuth
 from gateway.clients import Hub
 from gateway.source import TopicReader
 
@@ -15,9 +16,10 @@ from gateway.source import TopicReader
 class GatewayCollector(Collector):
     """``arbstream_gateway_*``: clients, messages, evictions, queues, records read."""
 
-    def __init__(self, hub: Hub, reader: TopicReader) -> None:
+    def __init__(self, hub: Hub, reader: TopicReader, auth: RequestAuth) -> None:
         self._hub = hub
         self._reader = reader
+        self._auth = auth
 
     def collect(self) -> Iterator[Metric]:
         hub = self._hub
@@ -54,6 +56,15 @@ class GatewayCollector(Collector):
             "Committed records read from Kafka and applied.",
             value=self._reader.records,
         )
+        refused = CounterMetricFamily(
+            "arbstream_gateway_refused",
+            "Requests to /ws, /events and /session refused, by reason: origin, "
+            "no_credentials, bad_token, bad_session, rate_limited, full, client_full.",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self._auth.refused.items()):
+            refused.add_metric([reason], n)
+        yield refused
         yield GaugeMetricFamily(
             "arbstream_gateway_caught_up",
             "1 once the topics were read to their ends at start.",
@@ -61,7 +72,7 @@ class GatewayCollector(Collector):
         )
 
 
-def gateway_registry(hub: Hub, reader: TopicReader) -> CollectorRegistry:
+def gateway_registry(hub: Hub, reader: TopicReader, auth: RequestAuth) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(GatewayCollector(hub, reader))
+    registry.register(GatewayCollector(hub, reader, auth))
     return registry

@@ -13,6 +13,11 @@ Protocol (docs/gateway.md has it in full):
   with 1013.
 * SSE ``/events?types=...&kinds=...&instruments=...``: the same messages, subscribed
   from the query, as ``event: record|venues|snapshot`` lines.
+
+Both first pass gateway/auth.py's checks (Origin; a token or the page's session when
+the gateway has a tokens file), answered 403, 429 or 401 before any upgrade or stream,
+then the limits on connections: in all (503) and per client (WebSocket close 1013, SSE
+503). ``/healthz``, ``/readyz`` and ``/metrics`` stay open for probes and Prometheus.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from gateway.access import Principal, TokenBook
+from gateway.auth import RequestAuth
 from gateway.clients import SLOW_CLIENT_CLOSE, Client, Hub, control, drain, envelope
 from gateway.errors import SubscriptionError
 from gateway.subscription import Subscription, parse_message, parse_query
@@ -65,12 +72,16 @@ class GatewayServer:
         readiness: Readiness,
         registry: CollectorRegistry,
         max_frame_bytes: int,
+        auth: RequestAuth,
+        max_per_client: int,
     ) -> None:
         self.hub = hub
         self.view = view
+        self.auth = auth
         self._readiness = readiness
         self._registry = registry
         self._max_frame = max_frame_bytes
+        self._max_per_client = max_per_client
         self._names = itertools.count(1)
         #: Until the reader has caught up, a subscription's snapshot would be partial:
         #: subscribers wait here for it (they are told "subscribed" at once).
@@ -85,6 +96,9 @@ class GatewayServer:
             r.add_get(f"/static/{name}", self._static(name))
         r.add_get("/ws", self.websocket)
         r.add_get("/events", self.events)
+        r.add_get("/session", auth.session)
+        r.add_post("/session", auth.sign_in)
+        r.add_delete("/session", auth.sign_out)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
         r.add_get("/metrics", self.metrics)
@@ -141,18 +155,37 @@ class GatewayServer:
     def venues_message(self) -> bytes:
         return control("venues", venues=self.view.venue_status())
 
-    def _client(self, request: web.Request, transport: str) -> Client:
+    def _client(self, request: web.Request, transport: str, principal: Principal) -> Client:
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
-        name = f"{request.remote or '?'}#{next(self._names)}"
-        return Client(name, transport, self.hub.queue_size)
+        name = f"{principal.name}@{request.remote or '?'}#{next(self._names)}"
+        return Client(name, transport, self.hub.queue_size, principal)
+
+    def _admit(self, request: web.Request) -> Principal:
+        """Who may come in, and whether the gateway has room for one more (503)."""
+        principal = self.auth.admit(request)
+        if self.hub.full():
+            self.auth.refuse("full", 503, "too many clients")
+        return principal
+
+    def _client_full(self, principal: Principal) -> bool:
+        """Whether ``principal`` holds its share of connections already (counted)."""
+        if self.hub.connections_of(principal) < self._max_per_client:
+            return False
+        self.auth.refused["client_full"] += 1
+        return True
+
+    def reload_tokens(self, book: TokenBook) -> int:
+        """A new tokens file (SIGHUP): sessions and connections of removed or changed
+        tokens end (WebSocket close 1008); returns how many connections."""
+        self.auth.reload(book)
+        return len(self.hub.revoke(book.holds))
 
     # -- WebSocket ----------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        if self.hub.full():
-            raise web.HTTPServiceUnavailable(text="too many clients\n")
+        principal = self._admit(request)
         ws = web.WebSocketResponse(
             max_msg_size=self._max_frame, heartbeat=30.0, timeout=CLOSE_TIMEOUT_S
         )
@@ -160,7 +193,11 @@ class GatewayServer:
         if self._closing:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
             return ws
-        client = self._client(request, "websocket")
+        if self._client_full(principal):
+            reason = f"{principal.name} has {self._max_per_client} connections already"
+            await ws.close(code=SLOW_CLIENT_CLOSE, message=reason.encode()[:120])
+            return ws
+        client = self._client(request, "websocket", principal)
         self.hub.add(client)
         self._sockets.add(ws)
 
@@ -224,7 +261,7 @@ class GatewayServer:
             await writer
         reason = (client.evicted or "evicted").encode()[:120]
         try:
-            closing = ws.close(code=SLOW_CLIENT_CLOSE, message=reason)
+            closing = ws.close(code=client.close_code, message=reason)
             await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
         except (TimeoutError, ConnectionError, RuntimeError):
             if request.transport is not None:
@@ -248,17 +285,20 @@ class GatewayServer:
     # -- Server-Sent Events -------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        principal = self._admit(request)
         try:
             subscription = parse_query(dict(request.query))
         except SubscriptionError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
-        if self.hub.full():
-            raise web.HTTPServiceUnavailable(text="too many clients\n")
+        if self._client_full(principal):
+            raise web.HTTPServiceUnavailable(
+                text=f"{principal.name} has {self._max_per_client} connections already\n"
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        client = self._client(request, "sse")
+        client = self._client(request, "sse", principal)
         self.hub.add(client)
         self._subscribe(client, subscription)
 

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,11 +23,16 @@ import aiohttp
 import orjson
 import websockets
 from jsonschema import Draft202012Validator
-from kafka_helpers import Record, free_port, scaled
+from kafka_helpers import Record, free_port, produce, scaled
 from pipeline import arbstream_process
 from record_schemas import check_input, check_output, load, registry
+from scenario_paths import SCENARIOS
 
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import ensure_topics
+from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess
+from gateway.access import new_token
 from gateway.subscription import Subscription
 from streams import validation
 
@@ -325,3 +331,35 @@ class Clients:
                 future.result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A deployment's config whose ticks topic holds the scenario's first quotes (so a
+    snapshot has each venue's), and its clients' tokens."""
+
+    config: Path
+    bootstrap: str
+    tokens_file: Path
+    tokens: dict[str, str]  # client -> token
+
+
+def quotes_site(kafka_bootstrap: str, tmp: Path) -> Site:
+    """A deployment whose ticks topic holds the dislocation scenario's first 300 quotes,
+    with a tokens file of two clients, ``desk`` and ``ops``."""
+    prefix = f"gs{uuid.uuid4().hex[:8]}"
+    config = tmp / "c.toml"
+    text = (SCENARIOS / "dislocation-2026-01-30" / "config.toml").read_text()
+    text = text.replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
+    config.write_text(text + "\n[kafka]\npartitions = 2\n")
+    topics = asyncio.run(ensure_topics(KafkaClients(kafka_bootstrap), load_config(config)))
+    lines = (SCENARIOS / "dislocation-2026-01-30" / "ticks.jsonl").read_bytes().splitlines()
+    quotes = [(b"XAG", q, None) for q in lines if b'"quote"' in q][:300]
+    asyncio.run(produce(kafka_bootstrap, topics.ticks, quotes))
+    tokens, entries = {}, ["# the gateway's clients", ""]
+    for name in ("desk", "ops"):
+        tokens[name], line = new_token(name)
+        entries.append(line)
+    tokens_file = tmp / "tokens"
+    tokens_file.write_text("\n".join(entries) + "\n")
+    return Site(config, kafka_bootstrap, tokens_file, tokens)

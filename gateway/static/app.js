@@ -463,7 +463,7 @@
   }
 
   // ---- connection --------------------------------------------------------------------------
-  const LABEL = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…' };
+  const LABEL = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…', 'signed-out': 'signed out' };
   let ws = null, attempt = 0, retryTimer = 0;
   function setConn(state) {
     const el = $('conn');
@@ -488,6 +488,7 @@
       if (ws !== sock) return;
       ws = null;
       inSnapshot = false; // show whatever arrived, dimmed
+      if (ev.code === 1008) { location.reload(); return; } // token revoked: sign in again
       if (ev.code === 1013) flash(`evicted by the gateway (${ev.reason || 'too slow'}); reconnecting`, 15000);
       else if (ev.code !== 1006 && ev.code !== 1000) flash(`connection closed: ${ev.code}${ev.reason ? ' ' + ev.reason : ''}`);
       retry();
@@ -501,8 +502,69 @@
     if (retryTimer) return;
     const base = Math.min(5000, 500 * 2 ** attempt++);
     const delay = Math.min(5000, Math.max(500, base * (0.75 + Math.random() * 0.5)));
-    retryTimer = setTimeout(connect, delay);
+    retryTimer = setTimeout(reconnect, delay);
   }
+
+  // ---- sign-in (a gateway with tokens: docs/gateway.md) ------------------------------------
+  // GET /session: 200 {"auth": "none"} (an open gateway) or {"auth": "token", "client"}
+  // (signed in), 401 otherwise. The session is an HttpOnly cookie: the page never holds
+  // the token beyond the sign-in request.
+  let tokens = false, started = false;
+  async function session() {
+    const r = await fetch('/session', { credentials: 'same-origin', cache: 'no-store' });
+    return { status: r.status, body: await r.json().catch(() => ({})) };
+  }
+
+  async function reconnect() {
+    retryTimer = 0;
+    if (!started) { start(); return; }
+    if (tokens) {
+      try {
+        if ((await session()).status === 401) { location.reload(); return; } // signed out
+      } catch { retry(); return; } // the gateway is away: try again later
+    }
+    connect();
+  }
+
+  async function start() {
+    let s;
+    try { s = await session(); } catch { retry(); return; }
+    started = true;
+    tokens = s.body.auth === 'token';
+    if (s.status === 401) {
+      $('signin').hidden = false;
+      $('token').focus();
+      setConn('signed-out');
+      return;
+    }
+    if (tokens) {
+      $('who').textContent = s.body.client;
+      $('who').hidden = $('signout').hidden = false;
+    }
+    document.querySelector('main.grid').hidden = false;
+    connect();
+  }
+
+  $('signin').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const token = $('token').value;
+    $('token').value = '';
+    let r;
+    try {
+      r = await fetch('/session', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }),
+      });
+    } catch (e) { $('signin-error').textContent = 'the gateway does not answer'; return; }
+    if (r.ok) { location.reload(); return; }
+    $('signin-error').textContent = r.status === 429
+      ? 'too many failed attempts from here; wait a minute'
+      : 'this token is not known to the gateway';
+  });
+  $('signout').addEventListener('click', async () => {
+    try { await fetch('/session', { method: 'DELETE', credentials: 'same-origin' }); } catch { /* reload anyway */ }
+    location.reload();
+  });
 
   // ---- wiring ---------------------------------------------------------------------------------
   tables.spreads.body.addEventListener('click', (ev) => {
@@ -514,11 +576,11 @@
   });
   new ResizeObserver(() => { chartDirty = true; schedule(); }).observe($('chart'));
   window.addEventListener('online', () => {
-    if (retryTimer) { clearTimeout(retryTimer); connect(); }
+    if (retryTimer) { clearTimeout(retryTimer); reconnect(); }
   });
   setInterval(() => { S.rate = S.msgs - S.rateBase; S.rateBase = S.msgs; schedule(); }, 1000);
 
   setConn('connecting');
   schedule();
-  connect();
+  start();
 })();

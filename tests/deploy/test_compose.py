@@ -523,3 +523,24 @@ def test_the_builder_copies_every_package_the_wheel_includes() -> None:
     packages = {pattern.rstrip("*") for pattern in include}
     copied = {s for sources, _ in _copies(_stages()[0]) for s in sources}
     assert packages <= copied, packages - copied
+
+
+def test_the_gateway_serves_other_hosts_with_tokens_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """It listens on the container's address (the published port), so it must ask for
+    tokens; its tokens file is mounted from the repository and holds no secret, and the
+    settings are ones the gateway accepts."""
+    from agents.kafka.clients import KafkaClients  # noqa: PLC0415
+    from gateway.access import TokenBook  # noqa: PLC0415
+    from gateway.settings import gateway_settings  # noqa: PLC0415
+
+    gateway = services["gateway"]
+    env = {k: str(v) for k, v in gateway["environment"].items()}
+    settings = gateway_settings(KafkaClients("kafka:29092"), env)
+    assert settings.host == "0.0.0.0" and not settings.open_access
+    assert settings.tokens_file is not None
+    source = _host_path(gateway, str(settings.tokens_file))
+    assert source == REPO / "deploy" / "compose" / "gateway-tokens"
+    book = TokenBook.load(source)
+    assert book.entries == {}, "the repository's tokens file lets nobody in"

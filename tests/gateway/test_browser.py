@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from gateway_helpers import GatewayProcess
+from gateway_helpers import GatewayProcess, quotes_site
 from kafka_helpers import consume, free_port, scaled
 from pipeline import demo_config
 from scenario_paths import REPO, SCENARIOS
@@ -253,3 +253,59 @@ def test_the_page_shows_the_live_market_and_reconnects(
             demo.wait(60)
         if second is not None:
             second.stop()
+
+
+def test_a_gateway_with_tokens_shows_nothing_until_signed_in(
+    kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
+) -> None:
+    """The page asks for the token once, exchanges it for a session cookie (HttpOnly,
+    SameSite=Strict) and shows the market; signed out, it shows nothing again."""
+    site = quotes_site(kafka_bootstrap, tmp_path)
+    gateway = GatewayProcess(
+        site.config,
+        site.bootstrap,
+        tmp_path / "gateway.log",
+        ARBSTREAM_GATEWAY_TOKENS_FILE=str(site.tokens_file),
+    )
+    url = f"http://127.0.0.1:{gateway.port}/"
+    try:
+        gateway.wait_ready()
+        browser.get(url)
+        form = browser.find_element(By.ID, "signin")
+        _until(form.is_displayed, 30, "the sign-in form", browser)
+        assert not browser.find_element(By.CSS_SELECTOR, "main.grid").is_displayed()
+        time.sleep(1.0)  # a page that had connected would have rows by now
+        assert _rows(browser, "venues") == [], "data shown before signing in"
+        _shot(browser, "signed-out")
+
+        # a wrong token: refused, said so, still nothing
+        browser.find_element(By.ID, "token").send_keys("not-the-token")
+        browser.find_element(By.ID, "signin-button").click()
+        _until(lambda: browser.find_element(By.ID, "signin-error").text, 10, "the error", browser)
+        assert _rows(browser, "venues") == []
+
+        browser.find_element(By.ID, "token").send_keys(site.tokens["desk"])
+        browser.find_element(By.ID, "signin-button").click()
+        _until(
+            lambda: browser.find_element(By.ID, "conn").get_attribute("data-state") == "live",
+            30,
+            "the page to go live after signing in",
+            browser,
+        )
+        assert browser.find_element(By.ID, "who").text == "desk"
+        _until(lambda: len(_rows(browser, "venues")) >= 3, 30, "venue rows", browser)
+        cookie = browser.get_cookie("arbstream_session")
+        assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        # the page keeps no token: only the session cookie, which scripts cannot read
+        assert site.tokens["desk"] not in str(browser.execute_script("return document.cookie"))
+        assert not browser.find_element(By.ID, "signin").is_displayed()
+        _shot(browser, "signed-in")
+
+        browser.find_element(By.ID, "signout").click()
+        _until(
+            lambda: browser.find_element(By.ID, "signin").is_displayed(), 30, "signed out", browser
+        )
+        assert _rows(browser, "venues") == []
+        assert browser.get_cookie("arbstream_session") is None
+    finally:
+        assert gateway.stop() == 0
