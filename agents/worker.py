@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -186,13 +187,17 @@ class Worker:
     async def run(self) -> None:
         """Consume until ``stop``; then let each partition finish its batch, and leave."""
         shorten_first_partition_retry()
-        await self._reader.start()
         watch = asyncio.create_task(self._broker.run(), name="broker watch")
         health = asyncio.create_task(self.health.run(), name="partition health")
         try:
             self._consumer.subscribe([self.topics.ticks], listener=_Listener(self))
             try:
-                await self._consumer.start()
+                # (a stop while the clients start, the broker gone, ends the wait)
+                started = await self._unless_stopped(self._reader.start())
+                started = started and await self._unless_stopped(self._consumer.start())
+                if not started:
+                    await close_quietly(self._consumer, self._close_timeout())
+                    return
             except KafkaError as exc:
                 await close_quietly(self._consumer, self._close_timeout())
                 reason = (
@@ -216,6 +221,21 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _unless_stopped(self, step: Awaitable[object]) -> bool:
+        """Await ``step`` unless the worker is told to stop first (then it is cancelled:
+        False)."""
+        task = asyncio.ensure_future(step)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task.done():
+            task.result()  # its error, if it failed
+            return True
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        return False
 
     def fail(self, error: BaseException) -> None:
         """Stop, and make ``run`` raise ``error`` once everything is closed (a right

@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from agents.errors import AgentError
 from agents.kafka.access import require_rights
 from agents.kafka.clients import KafkaClients
+from agents.kafka.probe import close_quietly
 from agents.kafka.roles import gateway_rights
 from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
 from gateway.errors import GatewayError
@@ -210,6 +211,7 @@ class TopicReader:
         return Entry(topic, name, record, value)
 
     async def stop(self) -> None:
+        """Close the consumer, whatever the broker does (agents.kafka.probe)."""
         if self._consumer is not None:
-            await self._consumer.stop()
+            await close_quietly(self._consumer)
             self._consumer = None

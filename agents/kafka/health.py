@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How often the partitions' state is asked for.
 EVERY_S = 10.0
+#: How long its client may take to close when the process stops.
+STOP_CLOSE_S = 1.0
 
 
 class PartitionHealth(Collector):
@@ -79,9 +81,9 @@ class PartitionHealth(Collector):
                     admin = None
                 await asyncio.sleep(self._every_s)
         finally:
-            if admin is not None:
+            if admin is not None:  # (cancelled: the process is stopping, do not hold it)
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(admin.close(), CLOSE_TIMEOUT_S)
+                    await asyncio.wait_for(admin.close(), STOP_CLOSE_S)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         if not self.known:
