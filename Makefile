@@ -11,7 +11,7 @@ export KAFKA_PORT
 # The demo script gets SIGTERM if make dies without passing a signal on (SIGKILL).
 ORPHAN_GUARD := $(shell command -v setpriv >/dev/null 2>&1 && echo "setpriv --pdeathsig TERM --")
 
-.PHONY: help install lint typecheck test demo replay kafka-up kafka-down kafka-fetch prometheus-tools browser quix bench lock clean
+.PHONY: help install lint typecheck test test-quick demo replay kafka-up kafka-down kafka-fetch prometheus-tools browser quix bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -46,6 +46,9 @@ typecheck: install ## mypy (strict on streams/)
 test: lint typecheck prometheus-tools browser ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus and headless Chromium); the engine's own tests once more on its Python sources
 	scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 	ARBSTREAM_ENGINE=python $(BIN)/python -m pytest -q tests/streams
+
+test-quick: install ## the quick tier, in about a minute: the engine, parsers and policies (no Kafka, browser, Prometheus or slow test); `make test` runs every tier
+	$(BIN)/python -m pytest -q -m "not kafka and not browser and not prometheus and not slow"
 
 demo: install ## the main job: the live system (simulator -> feeds -> Kafka -> worker) with a terminal view; DEMO_SECONDS=N to stop after N s
 	$(ORPHAN_GUARD) scripts/demo.sh

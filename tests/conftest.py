@@ -19,36 +19,85 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 # pyproject's pytest config puts tests/ on sys.path; keep working without it too
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))
 
-from kafka_helpers import create_topic, free_port, kafka_sh, scaled
-from record_schemas import check_output
-
+from helpers.kafka import create_topic, free_port, kafka_sh, scaled
+from helpers.schemas import CHECKED, check_output
+from streams import batch
+from streams.batch import Encoded
 from streams.engine import Engine, Output
 
 TopicFactory = Callable[..., str]
 
 
+#: The fixtures that give a test a real Kafka broker, a browser, a Prometheus.
+KAFKA_FIXTURES = {"kafka_bootstrap", "secured", "cluster"}
+BROWSER_FIXTURES = {"browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the tiers its fixtures need (pyproject.toml's markers), so that
+    ``-m "not kafka"`` cannot run a test that would start a broker. Tests that start
+    their own broker, Prometheus or promtool carry the marker in their module."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & KAFKA_FIXTURES:
+            item.add_marker(pytest.mark.kafka)
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def engine_outputs_match_their_schemas() -> Iterator[None]:
-    """Every record any engine returns during the run is checked against docs/schemas
-    (tests/record_schemas.py): a field or record type the schemas do not describe fails
-    the test that produced it. Worker outputs are checked where tests/pipeline.py reads
-    them back."""
+    """Every record an engine gives any caller during the run is checked against
+    docs/schemas (tests/helpers/schemas.py): a field or record type the schemas do not
+    describe fails the test that produced it. Checked where each caller gets them:
+    ``Engine.process`` (a record at a time), and the compiled loops of streams/batch.py
+    (a replay's encoded lines, a worker's encoded batch), which call the compiled
+    ``process`` directly and never the patched one. The loops are wrapped in their
+    module and in every module that imported them by name. Worker outputs in other
+    processes are checked where tests/helpers/pipeline.py reads them back."""
     process = Engine.process
+    originals = {"replay_lines": batch.replay_lines, "encode_values": batch.encode_values}
 
     def checked(self: Engine, raw: bytes | str, position: int) -> list[Output]:
         outputs = process(self, raw, position)
         for _, _, record in outputs:
             check_output(record)
+        CHECKED["process"] += len(outputs)
         return outputs
 
+    def replay_lines(
+        engine: Engine, lines: list[bytes], lineno: int, out: list[bytes]
+    ) -> tuple[int, int, int]:
+        start = len(out)
+        counts = originals["replay_lines"](engine, lines, lineno, out)
+        for line in out[start:]:
+            check_output(orjson.loads(line))
+        CHECKED["replay_lines"] += len(out) - start
+        return counts
+
+    def encode_values(
+        engine: Engine, values: list[bytes | None], positions: list[int]
+    ) -> list[Encoded]:
+        encoded = originals["encode_values"](engine, values, positions)
+        for _, _, value in encoded:
+            check_output(orjson.loads(value))
+        CHECKED["encode_values"] += len(encoded)
+        return encoded
+
+    wrappers = {"replay_lines": replay_lines, "encode_values": encode_values}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Engine, "process", checked)
+        for module in list(sys.modules.values()):
+            for name, original in originals.items():
+                if getattr(module, name, None) is original:
+                    patch.setattr(module, name, wrappers[name])
         yield
 
 

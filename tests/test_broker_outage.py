@@ -16,22 +16,25 @@ import os
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka_helpers import Record, consume, free_port, kafka_sh, scaled
-from kafka_helpers import wait_for as _wait_for
-from pipeline import Worker, arbstream_process, group_by_key, replay_by_key
-from record_compare import diff_streams
-from venue_server import VenueServer
+import pytest
 
 from agents.kafka.topics import Topics
 from arbstream.config import load_config
+from helpers.compare import diff_streams
+from helpers.http import get
+from helpers.kafka import Record, consume, free_port, kafka_sh, scaled
+from helpers.kafka import wait_for as _wait_for
+from helpers.pipeline import Worker, arbstream_process, group_by_key, replay_by_key
+from helpers.venue_server import VenueServer
+
+# (it starts and stops a broker of its own)
+pytestmark = pytest.mark.kafka
 
 OUTAGE_S = 20.0
 #: Bounds over the outage, per process. The feed still takes 2 x 25 quotes/s from its
@@ -51,11 +54,9 @@ def lines_of(path: Path) -> int:
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """(status, body), or (0, b"") while nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return get(f"http://127.0.0.1:{port}{path}", 5)
     except OSError:
         return 0, b""
 

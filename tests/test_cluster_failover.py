@@ -21,17 +21,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cluster import Cluster, CommitWatch, three_node_cluster
-from deployment import Deployment, deployment_config, generated
-from gateway_helpers import Clients, GatewayProcess, final_view, topic_messages
-from kafka_helpers import consume, free_port, scaled, wait_for
-from pipeline import arbstream_process
-from scenario_paths import SCENARIOS
 
 from agents.kafka.clients import KafkaClients
 from agents.kafka.topics import Topics, ensure_topics
+from helpers.cluster import Cluster, CommitWatch, three_node_cluster
+from helpers.deployment import Deployment, deployment_config, generated
+from helpers.gateway import Clients, GatewayProcess, final_view, topic_messages
+from helpers.kafka import consume, free_port, scaled, wait_for
+from helpers.paths import SCENARIOS
+from helpers.pipeline import arbstream_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 #: The input is produced in this many slices, this far apart: about 30 s of flow, so a
 #: node fails while it arrives, and commits must resume before it ends.
@@ -308,7 +308,7 @@ def test_the_worker_refuses_topics_that_would_break_its_guarantees(
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from kafka_helpers import create_topic  # noqa: PLC0415
+    from helpers.kafka import create_topic  # noqa: PLC0415
 
     text, _ = generated(5, 10)
     path, config = deployment_config(tmp_path, text, replication=3)

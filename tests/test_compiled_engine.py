@@ -4,6 +4,7 @@ Python sources (tests/streams/test_native.py checks what the engine tests run)."
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -11,7 +12,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from scenario_paths import REPO
+import pytest
+
+from helpers.paths import REPO
 
 
 def _import_from(root: Path, env: dict[str, str] | None = None) -> str:
@@ -49,6 +52,7 @@ def test_a_stale_compiled_module_never_shadows_its_edited_source(tmp_path: Path)
     assert "streams.windows changed since the build" in stale
 
 
+@pytest.mark.slow  # a whole pip install
 def test_a_build_without_a_c_compiler_installs_the_python_sources(tmp_path: Path) -> None:
     """``pip wheel .`` with a C compiler that always fails: a wheel all the same, with
     the sources, no native module, and the reason recorded for the start-up line."""
@@ -99,3 +103,28 @@ def test_a_command_says_once_that_the_engine_runs_from_source(tmp_path: Path) ->
     compiled = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     assert "Python sources" not in compiled.stderr  # make install compiled it
     assert output.read_bytes()  # and both replayed
+
+
+def test_the_schema_check_sees_what_the_compiled_loops_give() -> None:
+    """The session's check of every output against its schema (tests/conftest.py) sees
+    the records a replay writes and a worker's batch encodes, made by the compiled loops
+    of streams/batch.py, which never call the ``Engine.process`` the check also wraps."""
+    import agents.partition  # noqa: PLC0415
+    import streams  # noqa: PLC0415
+    from arbstream.config import load_config  # noqa: PLC0415
+    from arbstream.replay import replay  # noqa: PLC0415
+    from helpers.schemas import CHECKED  # noqa: PLC0415
+    from streams.engine import Engine  # noqa: PLC0415
+
+    scenario = REPO / "scenarios" / "dislocation-2026-01-30"
+    config = load_config(scenario / "config.toml")
+    lines = (scenario / "ticks.jsonl").read_bytes().splitlines(keepends=True)
+    before = CHECKED.copy()
+    out = io.BytesIO()
+    replay(io.BytesIO(b"".join(lines)), Engine(config), out, None)
+    written = out.getvalue().count(b"\n")
+    encoded = agents.partition.encode_values(Engine(config), lines, list(range(len(lines))))
+    assert CHECKED["replay_lines"] - before["replay_lines"] == written > 1000
+    assert CHECKED["encode_values"] - before["encode_values"] == len(encoded) == written
+    if streams.IMPLEMENTATION.compiled:  # the blind spot the wrappers close
+        assert CHECKED["process"] == before["process"]

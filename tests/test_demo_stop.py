@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kafka_helpers import free_port, kafka_sh, scaled
-from pipeline import demo_config
-from scenario_paths import REPO
+
+from helpers.kafka import free_port, kafka_sh, scaled
+from helpers.paths import REPO
+from helpers.pipeline import demo_config
+
+# (make demo starts its own broker)
+pytestmark = pytest.mark.kafka
 
 MARK = "ARBSTREAM_TEST_PROCESS_MARK"
 #: However it is stopped, the demo and everything it started are gone within this.

@@ -6,7 +6,7 @@ of docs/schemas (draft 2020-12), checked offline.
   its Kafka binding, and every record type;
 - every schema is a valid draft 2020-12 schema and its examples (and the document's
   message examples) are valid under it;
-- the compiled validators of tests/record_schemas.py, which check every record the
+- the compiled validators of tests/helpers/schemas.py, which check every record the
   suite produces (conftest.py), agree with jsonschema's reference validator.
 """
 
@@ -22,7 +22,14 @@ import fastjsonschema
 import orjson
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
-from record_schemas import (
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7 as _DRAFT7
+from ruamel.yaml import YAML
+
+from agents.kafka.topics import Topics
+from arbstream.config import load_config
+from helpers.paths import REPO, SCENARIO_NAMES, SCENARIOS
+from helpers.schemas import (
     GATEWAY_SCHEMAS,
     INPUT_SCHEMAS,
     OUTPUT_SCHEMAS,
@@ -32,13 +39,6 @@ from record_schemas import (
     output_schema,
     registry,
 )
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7 as _DRAFT7
-from ruamel.yaml import YAML
-from scenario_paths import REPO, SCENARIO_NAMES, SCENARIOS
-
-from agents.kafka.topics import Topics
-from arbstream.config import load_config
 from streams.engine import Engine
 from streams.validation import CROSSED, check, decode
 
@@ -152,6 +152,7 @@ def test_each_schema_is_valid_draft_2020_12_and_its_examples_validate(path: Path
         assert not errors, errors[0].message
 
 
+@pytest.mark.slow  # a reference validator over 50,000 records: 2.5 minutes
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_the_scenarios_expected_outputs_and_inputs_match_the_schemas(name: str) -> None:
     # What replay gives is valid under the reference validator, record by record...
@@ -214,7 +215,7 @@ def _breakages(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_the_compiled_validators_agree_with_the_reference() -> None:
-    """tests/record_schemas.py compiles the schemas as draft 7 for speed; on the scenarios'
+    """tests/helpers/schemas.py compiles the schemas as draft 7 for speed; on the scenarios'
     records and on broken copies of them, it must give jsonschema's draft 2020-12 verdict,
     and refuse every broken copy."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from kafka_helpers import (
+
+from helpers.kafka import (
     KAFKA_SH,
     Record,
     consume,

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from scenario_paths import REPO, SCENARIOS
 
 from arbstream.config import load_config
+from helpers.paths import REPO, SCENARIOS
 
 
 def _pom_kafka_version() -> str:

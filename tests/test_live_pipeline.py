@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka_helpers import consume, free_port, scaled
-from pipeline import Worker, arbstream_process, demo_config, replay_by_key
-from record_schemas import check_outputs
-from scenario_paths import SCENARIOS
 
 from agents.kafka.topics import Topics
 from arbstream.config import load_config
+from helpers.kafka import consume, free_port, scaled
+from helpers.paths import SCENARIOS
+from helpers.pipeline import Worker, arbstream_process, demo_config, replay_by_key
+from helpers.schemas import check_outputs
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 #: The first 345 s of the scenario: arbitrage opens at 10.7, 28.1, 322.3, 329.7 and 336 s.

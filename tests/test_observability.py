@@ -17,7 +17,6 @@ import re
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,17 +25,21 @@ from typing import Any
 
 import orjson
 import pytest
-from deploy.grafana_queries import dashboard_queries, row_panel_titles, template_queries
-from deploy.metric_names import FEED_METRICS, HISTOGRAMS, MARKET_METRICS, WORKER_METRICS
-from deploy.prom_server import PrometheusServer, alert_exprs
-from kafka_helpers import free_port, produce, scaled
-from pipeline import Worker, arbstream_process
-from scenario_paths import REPO, SCENARIOS
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from agents.kafka.topics import Topics
 from arbstream.config import load_config
+from helpers.grafana_queries import dashboard_queries, row_panel_titles, template_queries
+from helpers.http import get
+from helpers.kafka import free_port, produce, scaled
+from helpers.metric_names import FEED_METRICS, HISTOGRAMS, MARKET_METRICS, WORKER_METRICS
+from helpers.paths import REPO, SCENARIOS
+from helpers.pipeline import Worker, arbstream_process
+from helpers.prometheus import PrometheusServer, alert_exprs
+
+# (a real Prometheus scraping real processes on a real broker)
+pytestmark = [pytest.mark.prometheus, pytest.mark.kafka]
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
@@ -145,11 +148,7 @@ def _configs(tmp: Path, demo_config: Path, prefix: str, junk_port: int | None) -
 
 
 def _http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return get(url, 5)[0]
 
 
 @contextlib.contextmanager

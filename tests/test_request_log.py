@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka_helpers import create_topic, free_port, kafka_sh, scaled
 
 from benchmarks import request_log
 from benchmarks.request_log import Request, RequestLogError
+from helpers.kafka import create_topic, free_port, kafka_sh, scaled
+
+# (it starts brokers of its own, with the request log on)
+pytestmark = pytest.mark.kafka
 
 TRANSACTIONS = 5
 

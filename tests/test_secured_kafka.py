@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,21 +19,20 @@ from pathlib import Path
 
 import orjson
 import pytest
-from deployment import Deployment, deployment_config, generated
-from gateway_helpers import Clients, GatewayProcess, final_view, topic_messages
-from kafka_helpers import consume, end_offsets, free_port, scaled, wait_for
-from pipeline import (
-    Worker,
+
+from agents.kafka.topics import Topics
+from helpers.deployment import Deployment, deployment_config, generated
+from helpers.gateway import Clients, GatewayProcess, final_view, topic_messages
+from helpers.kafka import consume, end_offsets, free_port, scaled, wait_for
+from helpers.paths import REPO, SCENARIOS
+from helpers.pipeline import (
     arbstream_process,
     demo_config,
     expected_dlq,
     read_outputs,
     replay_by_key,
 )
-from scenario_paths import REPO, SCENARIOS
-from secured import USERS, SecuredBroker, documented_acls, secured_broker
-
-from agents.kafka.topics import Topics
+from helpers.secured import USERS, SecuredBroker, documented_acls, secured_broker
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +81,6 @@ def secured_deployment(
         admin=secured.clients("admin"),
         role_env=secured.env,
     )
-
-
-def metrics_of(worker: Worker) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics") as response:
-        return str(response.read().decode())
 
 
 def assert_no_password(secured: SecuredBroker, *texts: str) -> None:
@@ -153,7 +146,7 @@ def test_every_role_runs_with_exactly_its_acls_and_the_worker_output_equals_repl
             frozenset(dep.config.venues),
         )
         want = final_view(committed)
-        metrics = gateway.get("/metrics")[1].decode() + metrics_of(worker)
+        metrics = gateway.get("/metrics")[1].decode() + worker.metrics()
         wait_for(
             lambda: final_view(everything.snapshot + everything.live) == want,
             60,
@@ -180,7 +173,7 @@ def test_the_faust_runtime_runs_with_exactly_its_acls(
         dep.produce_cli()
         dep.check_equals_replay()
         assert worker.get("/readyz")[0] == 200
-        metrics = metrics_of(worker)
+        metrics = worker.metrics()
     finally:
         assert worker.stop() == 0, worker.log_tail()
     assert_no_password(secured, worker.log_path.read_text(), metrics)
@@ -289,7 +282,10 @@ REFUSALS = {
         ("denies user 'gateway' Write on topic", "(allowed: Read, Describe)"),
     ),
     "the Faust runtime's user runs the default worker": Refusal(
-        "faust", (), ("worker",), ("denies user 'faust' Describe on group 'arbstream-",)
+        "faust",
+        (),
+        ("worker",),
+        ("denies user 'faust' DescribeConfigs on topic", "(allowed: Read, Write, Describe)"),
     ),
     "the worker's user runs the Faust runtime": Refusal(
         "worker",

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from kafka_helpers import create_topic, free_port, scaled
+
+from helpers.kafka import create_topic, free_port, scaled
+
+# (each case starts a command in a process of its own: ten seconds in all)
+pytestmark = pytest.mark.slow
 
 CONFIG = """topic_prefix = "{prefix}"
 [venues.X]

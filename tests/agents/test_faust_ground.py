@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka_helpers import Record, consume, free_port, produce, scaled
 
 from arbstream.supervisor import ChildProcess
+from helpers.kafka import Record, consume, free_port, produce, scaled
 
 APP_MODULE = Path(__file__).resolve().parent / "faust_ground_app.py"
 

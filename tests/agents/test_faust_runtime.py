@@ -1,7 +1,7 @@
 """The Faust runtime (``arbstream worker --runtime faust``, agents/faust_app.py) on the
 real broker, with real Faust worker processes: at least once, never lose, duplicates
 identifiable. After a subscriber drops every record whose ``seq`` it has already seen
-for its key (tests/pipeline.py ``drop_duplicates``, which also fails on a duplicate that
+for its key (tests/helpers/pipeline.py ``drop_duplicates``, which also fails on a duplicate that
 is not the same record, or a ``seq`` that skips), the outputs equal replay's per key."""
 
 from __future__ import annotations
@@ -11,10 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from deployment import PARTITIONS, Deployment, DeploymentFactory, deployment_factory, generated
-from deployment import scenario as scenario_input
-from kafka_helpers import scaled
-from pipeline import Worker, replay_by_key
+
+from helpers.deployment import (
+    PARTITIONS,
+    Deployment,
+    DeploymentFactory,
+    deployment_factory,
+    generated,
+)
+from helpers.deployment import scenario as scenario_input
+from helpers.http import get_text
+from helpers.kafka import scaled
+from helpers.pipeline import Worker, replay_by_key
 
 #: Metrics the default worker serves, which the Faust runtime serves under the same names.
 SHARED_METRICS = (
@@ -145,7 +153,4 @@ def _signal_key(record: dict[str, object]) -> str:
 
 
 def _metrics(port: int) -> str:
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return "\n" + response.read().decode()
+    return "\n" + get_text(f"http://127.0.0.1:{port}/metrics")

@@ -11,7 +11,6 @@ import orjson
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from scenario_paths import SCENARIOS
 
 from agents.metrics import (
     LATENCY_BUCKETS,
@@ -21,6 +20,7 @@ from agents.metrics import (
     WorkerView,
 )
 from arbstream.config import Config, parse_config
+from helpers.paths import SCENARIOS
 from streams.engine import Engine
 from streams.validation import REASONS
 

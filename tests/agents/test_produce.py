@@ -10,10 +10,9 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from kafka_helpers import Record, consume, topic_partitions
-from scenario_paths import SCENARIOS
-
 from agents.routing import route
+from helpers.kafka import Record, consume, topic_partitions
+from helpers.paths import SCENARIOS
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 GARBAGE = [b"{not json", b"[1,2,3]", b'{"type": "trade"}', b"\xff\xfe", b'{"type": "fx"}']

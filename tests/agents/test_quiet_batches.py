@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
-from deployment import DeploymentFactory, deployment_factory, scenario
-from kafka_helpers import Record, consume, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.kafka.clients import KafkaClients
 from agents.produce import produce_lines
 from agents.state_store import OFFSET_KEY
+from helpers.deployment import DeploymentFactory, deployment_factory, scenario
+from helpers.http import get_text
+from helpers.kafka import Record, consume, wait_for
 
 QUIET = 40  # quotes of one venue: no pair, so no output
 PAUSE_S = 0.05  # between them: one batch each
@@ -57,8 +57,7 @@ def scrape(port: int) -> dict[str, float]:
     """The worker's processing latency count and sum, its lag summed, and how many
     transactions ran a batch of their own (``batches``: a commit of held batches only
     observes no phase)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = get_text(f"http://127.0.0.1:{port}/metrics")
     out = {"lag": 0.0}
     for family in text_string_to_metric_families(text):
         for s in family.samples:

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from kafka_helpers import consume, free_port, kafka_sh, scaled, until
 
 from agents.kafka.clients import KafkaClients
 from agents.sink import KafkaSink
 from arbstream.config import Config, parse_config
+from helpers.kafka import consume, free_port, kafka_sh, scaled, until
 
 PARTITIONS = 4
 
@@ -94,6 +95,7 @@ def test_quotes_go_to_their_instrument_partition_and_fx_to_every_partition(
     assert [orjson.loads(r.value) for r in fx_topic] == [r for r in sent if r["type"] == "fx"]
 
 
+@pytest.mark.kafka  # it starts a broker of its own, late
 def test_unreachable_kafka_keeps_the_newest_records_up_to_the_bound(tmp_path: Path) -> None:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"

@@ -16,20 +16,20 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from deployment import (
+
+from agents.kafka.clients import KafkaClients
+from agents.produce import produce_lines
+from agents.worker import READY_MESSAGE
+from helpers.deployment import (
     Deployment,
     DeploymentFactory,
     deployment_factory,
     generated,
     scenario,
 )
-from kafka_helpers import Record, consume
-from pipeline import replay_by_key
-from streamgen import config_toml, random_stream, random_venues
-
-from agents.kafka.clients import KafkaClients
-from agents.produce import produce_lines
-from agents.worker import READY_MESSAGE
+from helpers.kafka import Record, consume
+from helpers.pipeline import replay_by_key
+from helpers.streamgen import config_toml, random_stream, random_venues
 
 #: The worker's log line for an engine rebuilt from a non-empty state.
 RESTORED = re.compile(rb"partition \d+: [1-9]\d* state entries, resuming at offset [1-9]")

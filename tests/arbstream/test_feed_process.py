@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from kafka_helpers import free_port, scaled
-from venue_server import VenueServer
+
+from helpers.http import get_json
+from helpers.kafka import free_port, scaled
+from helpers.venue_server import VenueServer
 
 VENUES = '[venues.X]\ncurrency = "USD"\nunit = "oz"\n'
 
@@ -67,11 +66,9 @@ def test_config_errors_name_the_key_and_exit_2(
 
 
 def _get(port: int, path: str) -> tuple[int, Any]:
+    """(status, JSON body), or (0, None) while nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
+        return get_json(f"http://127.0.0.1:{port}{path}", 5)
     except OSError:
         return 0, None
 

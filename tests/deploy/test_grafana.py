@@ -3,7 +3,7 @@
 Provisioning (datasource + dashboard provider) and deploy/grafana/dashboards/arbstream.json:
 identity, layout, datasources, units, the contract's metric names, variable usage, and the
 panels the operator needs. Evaluating the queries against a real Prometheus is the
-integration test's job (it uses ``deploy.grafana_queries``).
+integration test's job (it uses ``helpers.grafana_queries``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy.grafana_queries import (
+from ruamel.yaml import YAML
+
+from helpers.grafana_queries import (
     all_panels,
     dashboard_queries,
     label_values_selector,
@@ -24,8 +26,7 @@ from deploy.grafana_queries import (
     substitute,
     template_queries,
 )
-from deploy.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
-from ruamel.yaml import YAML
+from helpers.metric_names import FEED_METRICS, HISTOGRAMS, WORKER_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"

@@ -11,15 +11,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy.metric_names import FEED_METRICS, HISTOGRAMS, KAFKA_METRICS, WORKER_METRICS
-from deploy.prom_server import (
+
+from helpers.kafka import scaled
+from helpers.metric_names import FEED_METRICS, HISTOGRAMS, KAFKA_METRICS, WORKER_METRICS
+from helpers.prometheus import (
     REPO,
     PrometheusError,
     PrometheusServer,
     alert_exprs,
     prometheus_bin_dir,
 )
-from kafka_helpers import scaled
+
+# (promtool, and a real Prometheus for its helper)
+pytestmark = pytest.mark.prometheus
 
 PROM_DIR = REPO / "deploy" / "prometheus"
 CONFIG = PROM_DIR / "prometheus.yml"
@@ -147,7 +151,7 @@ def test_the_real_config_loads_its_rules_and_jobs() -> None:
 def test_bin_dir_missing_names_the_install_script(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("deploy.prom_server.TOOLS_BIN", tmp_path / "nothing")
+    monkeypatch.setattr("helpers.prometheus.TOOLS_BIN", tmp_path / "nothing")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AssertionError, match=r"scripts/install-prometheus\.sh"):
         prometheus_bin_dir()

@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_helpers import free_port, scaled, until
-from venue_server import VenueServer
 from websockets.asyncio.server import ServerConnection, serve
 
 from feeds.connection import FeedConnection
 from feeds.errors import FeedAuthError
 from feeds.protocols import Parsed, Protocol, make_protocol
 from feeds.settings import FeedSettings
+from helpers.kafka import free_port, scaled, until
+from helpers.venue_server import VenueServer
 
 RECONNECT_WITHIN_S = scaled(3.0)
 
@@ -71,6 +71,7 @@ async def _reconnected_within(server: VenueServer, since: float, connections: in
     return server.connected_at[connections] - since
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_reconnects_after_the_server_drops_the_connection() -> None:
     server = VenueServer(free_port())
 
@@ -91,6 +92,7 @@ def test_reconnects_after_the_server_drops_the_connection() -> None:
     assert feed.stats.seq_gaps >= 1
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_reconnects_after_the_server_restarts() -> None:
     server = VenueServer(free_port())
 
@@ -109,6 +111,7 @@ def test_reconnects_after_the_server_restarts() -> None:
     assert feed.stats.reconnects >= 2  # failed attempts while it was down count too
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_idle_watchdog_replaces_a_stalled_connection() -> None:
     server = VenueServer(free_port())
 
@@ -127,6 +130,7 @@ def test_idle_watchdog_replaces_a_stalled_connection() -> None:
     assert feed.stats.reconnects == 1
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_bad_frames_are_counted_and_never_fatal() -> None:
     server = VenueServer(free_port())
     server.garbage_every = 5
@@ -142,6 +146,7 @@ def test_bad_frames_are_counted_and_never_fatal() -> None:
     assert feed.stats.frames == len(records) + feed.stats.bad_frames + feed.stats.duplicates
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_hyperliquid_keepalive_pings_are_sent_and_pongs_are_quiet() -> None:
     server = VenueServer(free_port(), period_s=5.0)  # no quotes: only keepalives flow
     server.reply['{"method":"ping"}'] = '{"channel":"pong"}'
@@ -230,6 +235,7 @@ def test_a_parser_exception_is_a_bad_frame_not_the_end_of_the_feed() -> None:
     assert records[1]["recv_ts"] == 3000
 
 
+@pytest.mark.slow  # (seconds of real reconnect backoff)
 def test_a_venue_that_greets_and_hangs_up_does_not_reset_the_backoff() -> None:
     connections: list[float] = []
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import orjson
 import pytest
-from gateway_helpers import GatewayProcess, quotes_site
-from kafka_helpers import consume, free_port, scaled
-from pipeline import demo_config
-from scenario_paths import REPO, SCENARIOS
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from agents.kafka.topics import Topics
+from helpers.gateway import GatewayProcess, quotes_site
+from helpers.kafka import consume, free_port, scaled
+from helpers.paths import REPO, SCENARIOS
+from helpers.pipeline import demo_config
 
 ARTIFACTS = REPO / "out" / "test-artifacts"
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"

@@ -17,20 +17,20 @@ from typing import Any
 
 import orjson
 import websockets
-from gateway_helpers import (
+
+from agents.kafka.topics import Topics
+from arbstream.config import load_config
+from gateway.subscription import Subscription
+from helpers.gateway import (
     Clients,
     GatewayProcess,
     by_key,
     start_produce,
     topic_messages,
 )
-from kafka_helpers import consume, produce, scaled, wait_for
-from pipeline import Worker, replay_by_key
-from streamgen import config_toml, random_stream, random_venues
-
-from agents.kafka.topics import Topics
-from arbstream.config import load_config
-from gateway.subscription import Subscription
+from helpers.kafka import consume, produce, scaled, wait_for
+from helpers.pipeline import Worker, replay_by_key
+from helpers.streamgen import config_toml, random_stream, random_venues
 
 #: Ticks in the heavy stream: with a spread record on every tick, about 5 outputs each.
 HEAVY_TICKS = 12_000

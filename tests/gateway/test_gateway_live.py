@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from gateway_helpers import (
+
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics, partition_counts
+from arbstream.config import load_config
+from gateway.subscription import Subscription
+from helpers.gateway import (
     Clients,
     GatewayProcess,
     by_key,
@@ -19,14 +24,9 @@ from gateway_helpers import (
     snapshot_view,
     topic_messages,
 )
-from kafka_helpers import consume, wait_for
-from pipeline import Worker, replay_by_key
-from scenario_paths import SCENARIOS
-
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics, partition_counts
-from arbstream.config import load_config
-from gateway.subscription import Subscription
+from helpers.kafka import consume, wait_for
+from helpers.paths import SCENARIOS
+from helpers.pipeline import Worker, replay_by_key
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 ARBS = {"types": ["signal"], "kinds": ["arb"]}

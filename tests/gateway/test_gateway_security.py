@@ -22,10 +22,12 @@ import aiohttp
 import orjson
 import pytest
 import websockets
-from gateway_helpers import GatewayProcess, Site, quotes_site
 from jsonschema import Draft202012Validator
-from kafka_helpers import free_port, scaled, wait_for
-from record_schemas import load, registry
+
+from helpers.gateway import GatewayProcess, Site, quotes_site
+from helpers.http import get
+from helpers.kafka import free_port, scaled, wait_for
+from helpers.schemas import load, registry
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +258,7 @@ def test_under_tls_it_serves_https_and_wss_only(
         wait_for(lambda: _status(f"{https}/readyz", context) == 200, 60, "the gateway over https")
         # plain http gets no answer from a TLS listener
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-            urllib.request.urlopen(f"http://127.0.0.1:{g.port}/healthz", timeout=scaled(5))
+            get(f"http://127.0.0.1:{g.port}/healthz", 5)
         wss = f"wss://127.0.0.1:{g.port}/ws"
         status, records = asyncio.run(ws_status(wss, bearer(site.tokens["desk"]), ssl=context))
         assert status == 101 and records >= 5
@@ -267,10 +269,7 @@ def test_under_tls_it_serves_https_and_wss_only(
 
 def _status(url: str, context: ssl.SSLContext) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=scaled(5), context=context) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
+        return get(url, 5, context=context)[0]
     except OSError:
         return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
-from scenario_paths import REPO, SCENARIOS
 
 from gateway.errors import SubscriptionError
 from gateway.subscription import (
@@ -16,6 +15,7 @@ from gateway.subscription import (
     parse_query,
     subscribe_schema,
 )
+from helpers.paths import REPO, SCENARIOS
 
 SPREAD = {"type": "spread", "instrument": "XAG", "a": "COMEX", "b": "SHFE", "ts": 1}
 ARB = {"type": "signal", "kind": "arb", "instrument": "XAG", "buy": "COMEX", "sell": "SHFE"}

@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
-from kafka_helpers import create_topic, produce, scaled, until
 
 from agents.kafka.clients import KafkaClients
 from agents.kafka.topics import Topics
 from gateway.source import TopicReader
 from gateway.view import Entry
+from helpers.kafka import create_topic, produce, scaled, until
 
 #: ``OffsetResetStrategy.LATEST`` in a ListOffsets request.
 LATEST = -1

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from scenario_paths import SCENARIOS
 
 from arbstream.config import load_config
 from gateway.view import MAX_KEYS, Entry, MarketView
+from helpers.paths import SCENARIOS
 from streams.validation import check
 
 CNY = SCENARIOS / "cny-holiday-2026-02"

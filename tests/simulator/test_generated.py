@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 import pytest
-from scenario_paths import SCENARIOS
 
 from arbstream.config import Config, load_config, parse_config
+from helpers.paths import SCENARIOS
 from simulator.generated import GeneratorSettings, generate_ticks
 from streams.engine import Engine
 

@@ -16,7 +16,6 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka_helpers import free_port, scaled
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
@@ -25,6 +24,7 @@ from feeds.connection import FeedConnection
 from feeds.errors import BadFrameError, FeedAuthError, FeedError
 from feeds.protocols import make_protocol
 from feeds.settings import FeedSettings
+from helpers.kafka import free_port, scaled
 from simulator.frames import Router, garble, make_venue
 from simulator.server import (
     SimulatorSettings,

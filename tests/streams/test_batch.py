@@ -9,9 +9,9 @@ import random
 
 import orjson
 import pytest
-from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import load_config
+from helpers.paths import SCENARIO_NAMES, SCENARIOS
 from streams.batch import encode_values, replay_lines
 from streams.engine import Engine, Output
 

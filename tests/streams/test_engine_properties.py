@@ -15,13 +15,16 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scenario_paths import SCENARIO_NAMES, SCENARIOS
-from streamgen import VenueSpec, config_toml, random_stream, random_venues
 
 from arbstream.config import Config, load_config, parse_config
+from helpers.paths import SCENARIO_NAMES, SCENARIOS
+from helpers.streamgen import VenueSpec, config_toml, random_stream, random_venues
 from streams.changelog import CHUNK
 from streams.engine import Engine, Output
 from streams.errors import StateError
+
+# (tens of generated streams: half a minute; the quick tier leaves them to `make test`)
+pytestmark = pytest.mark.slow
 
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=25, deadline=None)
@@ -311,6 +314,7 @@ def test_no_open_or_spread_without_fresh_legs(seed: int) -> None:
                 )
 
 
+@pytest.mark.slow  # a minute: every window recomputed from its samples, every tick
 @PROPERTY
 @given(seeds)
 def test_spread_window_stats_equal_recomputation_from_samples(seed: int) -> None:

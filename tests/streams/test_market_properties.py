@@ -8,15 +8,19 @@ import math
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marketgen import MarketVenue, market_case, rescaled
-from sessions_reference import DAY_NAMES, reference_open
-from streamgen import OZ_PER
-from v1_digests import DIGESTS, SEEDS, digests
 
 from arbstream.config import parse_config
+from helpers.marketgen import MarketVenue, market_case, rescaled
+from helpers.sessions_reference import DAY_NAMES, reference_open
+from helpers.streamgen import OZ_PER
+from helpers.v1_digests import DIGESTS, SEEDS, digests
 from streams.engine import Engine, Output
+
+# (generated multi-day markets: twenty seconds; the quick tier leaves them to `make test`)
+pytestmark = pytest.mark.slow
 
 seeds = st.integers(0, 2**32 - 1)
 PROPERTY = settings(max_examples=20, deadline=None)
@@ -32,7 +36,7 @@ def run(config: dict[str, Any], lines: list[bytes]) -> list[Output]:
 
 
 def is_open(venue: MarketVenue, t: int) -> bool:
-    """The session rule read directly (tests/sessions_reference.py), not the engine's."""
+    """The session rule read directly (tests/helpers/sessions_reference.py), not the engine's."""
     if venue.session is None:
         return True
     tz, sessions, days = venue.session

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
-from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import Config, load_config, parse_config
+from helpers.paths import SCENARIO_NAMES, SCENARIOS
 from streams.engine import Engine
 from streams.observe import observe
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from record_compare import diff_streams
-from record_schemas import check_outputs
-from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import load_config
 from arbstream.replay import replay
+from helpers.compare import diff_streams
+from helpers.paths import SCENARIO_NAMES, SCENARIOS
+from helpers.schemas import check_outputs
 from streams.engine import Engine
 
 NAMES = list(SCENARIO_NAMES)

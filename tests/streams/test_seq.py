@@ -9,9 +9,9 @@ from collections import defaultdict
 
 import orjson
 import pytest
-from scenario_paths import SCENARIO_NAMES, SCENARIOS
 
 from arbstream.config import load_config
+from helpers.paths import SCENARIO_NAMES, SCENARIOS
 from streams import changelog
 from streams.engine import Engine
 

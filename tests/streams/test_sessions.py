@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sessions_reference import reference_open
 
 from arbstream.config import parse_config
+from helpers.sessions_reference import reference_open
 from streams.errors import ConfigError
 from streams.sessions import DAY_NAMES, Calendar
 

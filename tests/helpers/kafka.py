@@ -280,7 +280,7 @@ async def alter_topic_config(bootstrap: Where, topic: str, config: Mapping[str, 
                 raise RuntimeError(f"alter_configs({topic!r}) failed: {resource_result}")
 
 
-KAFKA_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafka.sh"
+KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
 
 
 def kafka_sh(command: str, env: dict[str, str], timeout_s: float, *args: object) -> None:

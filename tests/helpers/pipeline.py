@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import os
 import time
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,16 +18,17 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from kafka_helpers import Record, Where, consume, free_port, scaled
-from record_compare import diff_streams
-from record_schemas import check_output, check_outputs
-from scenario_paths import REPO
 
 from agents.kafka.topics import Topics
 from agents.routing import route
 from agents.worker import READY_MESSAGE
 from arbstream.config import Config
 from arbstream.supervisor import ChildProcess, arbstream_command
+from helpers.compare import diff_streams
+from helpers.http import get_json, get_text
+from helpers.kafka import Record, Where, consume, free_port, scaled
+from helpers.paths import REPO
+from helpers.schemas import check_output, check_outputs
 from streams.engine import Engine
 from streams.validation import raw_text
 
@@ -70,12 +69,11 @@ class Worker(ChildProcess):
 
     def get(self, path: str) -> tuple[int, Any]:
         """GET ``path`` on the worker's web port: (status, JSON body)."""
-        url = f"http://127.0.0.1:{self.web_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, orjson.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, orjson.loads(error.read())
+        return get_json(f"http://127.0.0.1:{self.web_port}{path}")
+
+    def metrics(self) -> str:
+        """The worker's ``/metrics``."""
+        return get_text(f"http://127.0.0.1:{self.web_port}/metrics")
 
     def stop(self, timeout_s: float | None = None) -> int:
         """SIGTERM and wait for a graceful stop (killed after 60 s); the exit status."""

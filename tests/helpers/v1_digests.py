@@ -4,14 +4,14 @@ the last bits of the windows' mean, std and z: ``ROUNDED_STATS``).
 
 Version 2 (market structure) must leave version 1 configs and inputs alone, apart from
 the two size fields it adds to arbitrage signals. The engine before version 2 is commit
-084e2314 of this repository; its outputs on ``SEEDS`` generated cases (tests/streamgen.py,
+084e2314 of this repository; its outputs on ``SEEDS`` generated cases (helpers/streamgen.py,
 the same generators the property tests use) are recorded here as a count and a SHA-256
 per seed, and tests/streams/test_market_properties.py recomputes them with today's engine.
 
 To record them again (only ever from the version 1 engine)::
 
     git worktree add /tmp/v1 084e2314
-    python tests/v1_digests.py /tmp/v1 > tests/v1_digests.json
+    python tests/helpers/v1_digests.py /tmp/v1 > tests/helpers/v1_digests.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from streamgen import config_toml, random_stream, random_venues
+
+from helpers.streamgen import config_toml, random_stream, random_venues
 
 SEEDS = range(1, 41)
 #: Where the recorded digests are.
@@ -92,9 +93,9 @@ def digests(engine_of: Callable[[dict[str, Any]], Any]) -> dict[str, list[Any]]:
     return out
 
 
-if __name__ == "__main__":  # python tests/v1_digests.py ROOT_OF_THE_V1_ENGINE
+if __name__ == "__main__":  # python tests/helpers/v1_digests.py ROOT_OF_THE_V1_ENGINE
     root = Path(sys.argv[1]).resolve()
-    sys.path[:0] = [str(root), str(Path(__file__).resolve().parent)]
+    sys.path[:0] = [str(root), str(Path(__file__).resolve().parents[1])]  # (tests/)
     from arbstream.config import parse_config  # the version 1 engine's, from root
     from streams.engine import Engine
 

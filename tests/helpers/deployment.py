@@ -18,8 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_helpers import Record, Where, alter_topic_config, clients, scaled
-from pipeline import (
+from agents.kafka.clients import KafkaClients
+from agents.kafka.topics import Topics, ensure_topics
+from agents.produce import produce_lines
+from agents.routing import route
+from arbstream.config import Config, load_config
+from helpers.kafka import Record, Where, alter_topic_config, clients, scaled
+from helpers.paths import SCENARIOS
+from helpers.pipeline import (
     Worker,
     compare_with_replay,
     drop_duplicates,
@@ -28,14 +34,7 @@ from pipeline import (
     read_ticks,
     replay_by_key,
 )
-from scenario_paths import SCENARIOS
-from streamgen import config_toml, random_stream, random_venues
-
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics, ensure_topics
-from agents.produce import produce_lines
-from agents.routing import route
-from arbstream.config import Config, load_config
+from helpers.streamgen import config_toml, random_stream, random_venues
 
 PARTITIONS = 4
 

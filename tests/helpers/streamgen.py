@@ -1,4 +1,6 @@
-"""Seeded generators of configs and input streams for property and equivalence tests.
+"""Seeded generators of configs and input streams for property and equivalence tests:
+version 1 streams here, version 2 (market structure) in helpers/marketgen.py, from the same
+prices, FX records and garbage.
 
 A stream mixes venues in USD, CNY and INR with oz, kg, g and ETF-share units, FX drift,
 late and out-of-order ticks, malformed lines of every rejection reason, premium jumps
@@ -91,12 +93,21 @@ def config_toml(
     return "\n".join(lines) + "\n"
 
 
+def local_price(
+    usd_per_oz: float, currency: str, unit: str | float, vat: float, fx: dict[str, float]
+) -> float:
+    """A USD/oz price as a venue quotes it: with its VAT, in its currency and unit (a
+    number: troy ounces per unit)."""
+    oz = OZ_PER[unit] if isinstance(unit, str) else unit
+    return usd_per_oz * (1 + vat) * fx[currency] * oz
+
+
 def _px(usd_per_oz: float, v: VenueSpec, fx: dict[str, float]) -> float:
-    oz = OZ_PER[v.unit] if isinstance(v.unit, str) else v.unit
-    return usd_per_oz * (1 + v.vat) * fx[v.currency] * oz
+    return local_price(usd_per_oz, v.currency, v.unit, v.vat, fx)
 
 
-def _fx_line(currency: str, rate: float, ts: int) -> bytes:
+def fx_line(currency: str, rate: float, ts: int) -> bytes:
+    """An fx record of USD<currency> around ``rate``."""
     record = {"type": "fx", "pair": "USD" + currency, "bid": rate * 0.9999, "ask": rate * 1.0001}
     return orjson.dumps({**record, "ts": ts})
 
@@ -136,7 +147,7 @@ def random_stream(
     out: list[bytes] = []
     dumps = orjson.dumps
     for cur in ("CNY", "INR"):
-        out.append(_fx_line(cur, fx[cur], t))
+        out.append(fx_line(cur, fx[cur], t))
     while len(out) < n:
         t += rng.choice([1, 5, 50, 200, 700, 2500])
         r = rng.random()
@@ -147,7 +158,7 @@ def random_stream(
             cur = rng.choice(["CNY", "INR"])
             fx[cur] *= 1 + rng.gauss(0, 0.001)
             ts = t - rng.choice([0, 0, 0, 3000])  # sometimes late: out_of_order
-            out.append(_fx_line(cur, fx[cur], ts))
+            out.append(fx_line(cur, fx[cur], ts))
             continue
         inst = rng.choice(instruments)
         v = rng.choice(venues)

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka_helpers import free_port, kafka_sh, scaled, wait_for
-
 from agents.kafka.clients import KafkaClients
+from helpers.kafka import free_port, kafka_sh, scaled, wait_for
 
 NODES = 3
 

@@ -10,8 +10,6 @@ import contextlib
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,10 +21,6 @@ import aiohttp
 import orjson
 import websockets
 from jsonschema import Draft202012Validator
-from kafka_helpers import Record, free_port, produce, scaled
-from pipeline import arbstream_process
-from record_schemas import check_input, check_output, load, registry
-from scenario_paths import SCENARIOS
 
 from agents.kafka.clients import KafkaClients
 from agents.kafka.topics import ensure_topics
@@ -34,6 +28,11 @@ from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess
 from gateway.access import new_token
 from gateway.subscription import Subscription
+from helpers.http import get
+from helpers.kafka import Record, free_port, produce, scaled
+from helpers.paths import SCENARIOS
+from helpers.pipeline import arbstream_process
+from helpers.schemas import check_input, check_output, load, registry
 from streams import validation
 
 #: (topic, key) -> records in order
@@ -61,11 +60,7 @@ class GatewayProcess:
         self.http = f"http://127.0.0.1:{self.port}"
 
     def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.http + path, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return get(self.http + path)
 
     def status(self, path: str) -> int:
         """The HTTP status of ``path``, 0 while nothing listens."""

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_helpers import KAFKA_SH, free_port, kafka_sh, scaled
-from scenario_paths import REPO
-
 from agents.kafka.clients import KafkaClients, kafka_clients
+from helpers.kafka import KAFKA_SH, free_port, kafka_sh, scaled
+from helpers.paths import REPO
 
 #: The launcher's users (deploy/kafka/security.sh); admin is the super user.
 USERS = ("admin", "feed", "worker", "gateway", "faust", "nobody")

@@ -2,7 +2,7 @@
 
 ``check_output`` validates one output record (spread, signal, rejected) against the
 schema of its type, and fails on a record type the schemas do not describe. conftest.py
-calls it on every record any engine returns during the test run, and tests/pipeline.py
+calls it on every record any engine returns during the test run, and tests/helpers/pipeline.py
 on every record read back from a worker's output topics: a field or record type added
 to the engine but not to its schema fails the suite.
 
@@ -16,6 +16,7 @@ validator as the reference, on valid and broken records.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import fastjsonschema
 from referencing import Registry, Resource
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 #: (type, kind) of an output record -> its schema file.
 OUTPUT_SCHEMAS = {
     ("spread", None): "spread.schema.json",
@@ -72,6 +73,11 @@ def output_schema(record: Any) -> str:
     name = OUTPUT_SCHEMAS.get(kind) if kind is not None else None
     assert name is not None, f"no schema describes this output record: {record!r:.300}"
     return name
+
+
+#: How many outputs the session's schema check has seen, by the path they came by
+#: (tests/conftest.py): ``process``, ``replay_lines``, ``encode_values``.
+CHECKED: Counter[str] = Counter()
 
 
 def check_output(record: Any) -> None:

@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
-from streamgen import FX0, GARBAGE, OZ_PER
+
+from helpers.streamgen import FX0, GARBAGE, fx_line, local_price
 
 #: (timezone, sessions, days or None for Mon-Fri); None: no sessions, always open.
 SESSIONS: list[tuple[str, list[str], list[str] | None] | None] = [
@@ -119,11 +120,11 @@ def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list
     ref = rng.uniform(60, 110)
     premium = {v.name: v.basis_premium for v in venues}
     t = int(START.timestamp() * 1000)
-    out: list[bytes] = [_fx("CNY", fx["CNY"], t)]
+    out: list[bytes] = [fx_line("CNY", fx["CNY"], t)]
     while len(out) < n:
         if rng.random() < 0.006:
             t += rng.randrange(600_000, 12 * 3_600_000)  # a quiet stretch: sessions turn
-            out.append(_fx("CNY", fx["CNY"], t))
+            out.append(fx_line("CNY", fx["CNY"], t))
             continue
         t += rng.choice([50, 200, 700, 2500])
         r = rng.random()
@@ -132,7 +133,7 @@ def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list
             continue
         if r < 0.04:
             fx["CNY"] *= 1 + rng.gauss(0, 0.001)
-            out.append(_fx("CNY", fx["CNY"], t))
+            out.append(fx_line("CNY", fx["CNY"], t))
             continue
         v = rng.choice(venues)
         if r < 0.05 and v.expiry is not None:
@@ -146,7 +147,7 @@ def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list
         if rng.random() < 0.03:
             premium[v.name] = rng.choice([0.0, 2.5, -2.5, 6.0, -1.5])
         mid = ref + premium[v.name]
-        k = (1 + v.vat) * fx[v.currency] * OZ_PER[v.unit]
+        k = local_price(1.0, v.currency, v.unit, v.vat, fx)
         quote: dict[str, Any] = {
             "type": "quote",
             "venue": v.name,
@@ -160,11 +161,6 @@ def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list
             quote["ask_size"] = rng.choice([1, 3, 5, 20, 0.25])
         out.append(orjson.dumps(quote))
     return out
-
-
-def _fx(currency: str, rate: float, ts: int) -> bytes:
-    record = {"type": "fx", "pair": "USD" + currency, "bid": rate * 0.9999, "ask": rate * 1.0001}
-    return orjson.dumps({**record, "ts": ts})
 
 
 def market_case(seed: int, n: int = 3000) -> tuple[dict[str, Any], list[MarketVenue], list[bytes]]:

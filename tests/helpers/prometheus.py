@@ -28,8 +28,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kafka_helpers import free_port, scaled
 from ruamel.yaml import YAML
+
+from helpers.kafka import free_port, scaled
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".tools" / "prometheus" / "usr" / "bin"
