@@ -41,25 +41,27 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 from mode import CrashingSupervisor
 
+from agents.commit_policy import FAUST_RULES, CommitPolicy, CommitPolicyError, Do, Failure
 from agents.faust_state import PartitionState, SlottedState
 from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
 from agents.kafka.health import PartitionHealth
 from agents.kafka.security import KafkaSecurity
 from agents.kafka.topics import Topics
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
-from agents.outputs import KeyPlacement
 from agents.recovery import kafka_source
+from agents.routing import OutputPlacement
 from agents.settings import Deployment
 from streams.engine import Engine
 
 log = logging.getLogger(__name__)
 
-#: One output record: (topic, key, value, partition).
-Output = tuple[str, bytes | None, bytes, int]
+#: One output record, placed: (topic, key, value, partition).
+PlacedOutput = tuple[str, bytes | None, bytes, int]
 
 #: Ticks per batch at most, and how long the agent waits to fill one: at low rates a
 #: batch is what arrived within this time.
@@ -73,12 +75,14 @@ SEEK_AGAIN_AFTER_S = 2.0
 
 
 class PartitionWork:
-    """The engine of one ticks partition and where it stands."""
+    """The engine of one ticks partition, where it stands, and its commit policy
+    (agents/commit_policy.py: every batch commits; any failure stops the worker)."""
 
     def __init__(self, engine: Engine, state: PartitionState, next_offset: int) -> None:
         self.engine = engine
         self.state = state
         self.next_offset = next_offset
+        self.policy = CommitPolicy(FAUST_RULES, time.monotonic())
         # going back to next_offset (see FaustRuntime._gap): since when, and whether the
         # seek was made (after a pause) or not yet
         self.seeking_since: float | None = None
@@ -102,13 +106,7 @@ class FaustRuntime:
         self.state = SlottedState(self.table)
         self.work: dict[int, PartitionWork] = {}  # the ticks partitions assigned here
         self.ready = False
-        #: The output topic of each engine stream.
-        self._names = {
-            "spreads": self.topics.spreads,
-            "signals": self.topics.signals,
-            "basis": self.topics.basis,
-        }
-        self._placement = KeyPlacement(counts)
+        self._placement = OutputPlacement(self.topics, counts)
         view = WorkerView(
             ready=lambda: self.ready,
             engines=lambda: [w.engine for w in self.work.values()],
@@ -171,12 +169,27 @@ class FaustRuntime:
 
     async def process(self, events: Sequence[Any]) -> None:
         """One batch of ticks: outputs sent and acknowledged, then the state written and
-        acknowledged; only then does Faust take the ticks as done (the next batch)."""
+        acknowledged; only then does Faust take the ticks as done (the next batch). On
+        any error the policy of every partition in the batch says stop: the error ends
+        the worker, and the partitions' next owner resumes from the committed state."""
         t0 = time.perf_counter()
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for event in events:
             by_partition[event.message.partition].append(event)
-        outputs: list[Output] = []
+        evaluated: list[PartitionWork] = []
+        try:
+            await self._process(by_partition, t0, evaluated)
+        except Exception as exc:
+            # (the Faust rules answer every failure with Do.STOP: the error ends the worker)
+            failure = Failure.TRANSIENT if isinstance(exc, KafkaError) else Failure.DEFECT
+            for work in evaluated:
+                work.policy.failed(failure)
+            raise
+
+    async def _process(
+        self, by_partition: dict[int, list[Any]], t0: float, evaluated: list[PartitionWork]
+    ) -> None:
+        outputs: list[PlacedOutput] = []
         done: list[tuple[PartitionWork, int, list[float], list[tuple[bytes, bytes | None]]]] = []
         for partition, batch in by_partition.items():
             work = self.work.get(partition)
@@ -198,6 +211,9 @@ class FaustRuntime:
                 self._outputs_of(work.engine, message.value, offset, partition, outputs, signals)
                 work.next_offset = offset + 1
             if work.next_offset > start:
+                evaluated.append(work)
+                if work.policy.evaluated(True, time.monotonic()) is not Do.COMMIT:
+                    raise CommitPolicyError("the Faust runtime's policy did not commit a batch")
                 done.append((work, start, timestamps, signals))
         t1 = time.perf_counter()
         # Straight to the producer, not through Faust's topic buffer: a third of the cost
@@ -221,7 +237,9 @@ class FaustRuntime:
         # Faust commits is not beyond the committed state.
         await asyncio.gather(*(self.state.commit(w.state, w.next_offset) for w, _, _, _ in done))
         t3 = time.perf_counter()
+        now = time.monotonic()
         for work, start, timestamps, _ in done:
+            work.policy.committed(now)
             wait_s = max(0.0, time.time() - min(timestamps) / 1000.0) if timestamps else 0.0
             times = TransactionTimes(wait_s, t1 - t0, t2 - t1, 0.0, t3 - t2)
             self.metrics.batches.committed(work.next_offset - start, times, timestamps, work.engine)
@@ -232,22 +250,18 @@ class FaustRuntime:
         value: bytes | None,
         offset: int,
         partition: int,
-        outputs: list[Output],
+        outputs: list[PlacedOutput],
         signals: list[tuple[bytes, bytes | None]],
     ) -> None:
         """Run one tick; add its outputs (topic, key, value, partition) to ``outputs``."""
         dumps = orjson.dumps
-        names = self._names
+        place = self._placement
         for stream, key, record in engine.process(b"" if value is None else value, offset):
             data = dumps(record)
-            if key is None:  # a rejected input: to the dlq partition of its source
-                dlq = self.topics.dlq
-                outputs.append((dlq, None, data, partition % self.counts[dlq]))
-                continue
-            raw_key = key.encode()
-            name = names[stream]
-            outputs.append((name, raw_key, data, self._placement(name, raw_key)))
-            if stream == "signals":
+            raw_key = None if key is None else key.encode()
+            topic, target = place(stream, raw_key, partition)
+            outputs.append((topic, raw_key, data, target))
+            if stream == "signals" and raw_key is not None:
                 signals.append((raw_key, None if record["event"] == "close" else data))
 
     async def _gap(self, partition: int, work: PartitionWork, offset: int) -> None:

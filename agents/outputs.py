@@ -27,7 +27,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from agents.errors import AgentError
 
-Destination = tuple[str, int]
+#: The (topic, partition) of one record batch.
+BatchTarget = tuple[str, int]
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -58,9 +59,9 @@ class OutputBatches:
         """``placement``: where keyed records go (kept across batches)."""
         self._producer = producer
         self._placement = placement
-        self._open: dict[Destination, Any] = {}
-        self._full: list[tuple[Destination, Any]] = []
-        self._sent: list[tuple[Destination, asyncio.Future[Any]]] = []
+        self._open: dict[BatchTarget, Any] = {}
+        self._full: list[tuple[BatchTarget, Any]] = []
+        self._sent: list[tuple[BatchTarget, asyncio.Future[Any]]] = []
 
     def keyed(self, topic: str, key: bytes, value: bytes) -> None:
         """A record placed by its key."""

@@ -27,35 +27,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError, ProducerFenced
 
+from agents import commit_policy
+from agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
 from agents.errors import AgentError
 from agents.kafka.aiokafka_private import transaction_error
 from agents.kafka.topics import Topics
 from agents.metrics import BatchMetrics, TransactionTimes
-from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
+from agents.outputs import DeliveryError, OutputBatches
+from agents.routing import OutputPlacement
 from agents.state_store import OFFSET_KEY
 from streams.batch import Encoded, encode_values
 from streams.engine import Engine
 
 log = logging.getLogger(__name__)
 
-#: The group's offset (for lag monitoring only: the state holds the offset the worker
-#: resumes from) rides along with a batch at most this often, and after this much idle
-#: time on its own. Each costs two more round trips in the transaction.
-OFFSETS_EVERY_S = 1.0
-OFFSETS_IDLE_S = 0.05
 #: How long a failed batch's abort may wait for the broker.
 ABORT_TIMEOUT_S = 5.0
-#: A batch starts at least this long after the previous one began. 0: at once, with what
-#: arrived meanwhile (the batch grows with the load by itself). Measured at 5,000
-#: ticks/s against 10 ms (README, "commit cadence"); kept as the switch for that A/B.
-MIN_TRANSACTION_INTERVAL_S = 0.0
-#: A quiet batch is held while the partition's last commit is younger than this; the
-#: held batches commit with the next batch that has outputs, or this long after the
-#: last commit, whichever is first. Measured at 5,000 ticks/s (README, "Quiet
-#: batches"): a third fewer commits, and a lower p99 in nine pairs of ten (one equal).
-QUIET_COMMIT_EVERY_S = 1.0
 
 
 class PartitionLostError(AgentError):
@@ -74,6 +63,50 @@ class BatchDeliveryError(AgentError):
         self.permanent = error.permanent
 
 
+def failure_of(error: Exception, refused: bool) -> Failure:
+    """What kind of failure a batch's ``error`` is, for its commit policy; ``refused``:
+    it is (or was caused by) Kafka denying a right."""
+    if isinstance(error, PartitionLostError):
+        return Failure.FENCED
+    if isinstance(error, CommitPolicyError) or not isinstance(
+        error, (KafkaError, AgentError, OSError, TimeoutError)
+    ):
+        return Failure.DEFECT  # not a broker hiccup
+    if refused:
+        return Failure.REFUSED
+    if isinstance(error, BatchDeliveryError) and error.permanent:
+        return Failure.REJECTED
+    return Failure.TRANSIENT
+
+
+def stop_reason(error: Exception, refused: str | None, processor: PartitionProcessor) -> Exception:
+    """The error a worker stops with when a batch of ``processor`` failed with ``error``
+    (``refused``: the line saying which right Kafka denied): where to resume, once the
+    cause is fixed."""
+    p = processor.tp.partition
+    if refused is not None:
+        # A right lost while running: a rebuild would be refused the same way.
+        start, end = processor.uncommitted
+        if end > start:
+            return AgentError(
+                f"partition {p}: {refused}; nothing of ticks offsets {start}-{end - 1} was "
+                f"committed; once granted, a worker resumes at ticks offset {start} of "
+                f"partition {p}"
+            )
+        return AgentError(
+            f"partition {p}: {refused}; once granted, a worker resumes at ticks offset "
+            f"{start} of partition {p}"
+        )
+    if isinstance(error, BatchDeliveryError) and error.permanent:
+        # A rebuild would send the same records again, and skipping them would lose them.
+        return AgentError(
+            f"{error}. Kafka refuses it whatever the worker does, so the worker stops; once "
+            f"the cause is fixed, a worker resumes at ticks offset {error.start} of "
+            f"partition {p}"
+        )
+    return error
+
+
 @dataclass
 class Loaded:
     """A partition's committed state, ready to run: what a (re)load gives a processor."""
@@ -89,14 +122,15 @@ ErrorHandler = Callable[["PartitionProcessor", Exception], Awaitable[bool]]
 
 
 class PartitionProcessor:
-    """The engine, producer, inbox and task of one assigned ticks partition."""
+    """The engine, producer, inbox and task of one assigned ticks partition: the I/O
+    driver of its commit policy (agents/commit_policy.py)."""
 
     def __init__(
         self,
         tp: TopicPartition,
         loaded: Loaded,
+        placement: OutputPlacement,
         topics: Topics,
-        counts: dict[str, int],
         group_id: str,
         metrics: BatchMetrics,
     ) -> None:
@@ -106,22 +140,16 @@ class PartitionProcessor:
         self.producer = loaded.producer
         self.next_offset = loaded.next_offset  # the next record to evaluate
         self._committed_offset = loaded.next_offset  # where the committed state resumes
+        self.policy = CommitPolicy(commit_policy.WORKER_RULES, time.monotonic())
         self.inbox: list[Any] = []
-        self._topics = topics
+        self._state_topic = topics.state
         self._group_id = group_id
-        self._dlq_partition = tp.partition % counts[topics.dlq]
-        self._placement = KeyPlacement(counts)
+        self._placement = placement
         self._wake = asyncio.Event()
-        self._closing = False
-        self._failed = False  # its error handler gave it up
         self._taken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._offsets_due = False  # the group's offset is behind next_offset
-        self._offsets_sent_at = 0.0
-        self._began = 0.0  # when the last batch began (monotonic)
-        self._committed_at = 0.0  # when the last transaction committed (monotonic)
-        # the quiet batches evaluated since: (when, in ms since the epoch; their
-        # records' Kafka timestamps)
+        # the quiet batches evaluated since the last commit, for its metrics: (when, in
+        # ms since the epoch; their records' Kafka timestamps)
         self._held: list[tuple[float, list[float]]] = []
 
     def install(self, loaded: Loaded) -> None:
@@ -131,6 +159,7 @@ class PartitionProcessor:
         self.next_offset = self._committed_offset = loaded.next_offset
         self.inbox.clear()
         self._held.clear()  # evaluated again by the rebuilt engine
+        self.policy.rebuilt(time.monotonic())
 
     # -- the task -----------------------------------------------------------------------
 
@@ -158,46 +187,44 @@ class PartitionProcessor:
     @property
     def closing(self) -> bool:
         """Asked to stop (a rebalance, the worker stopping) or given up."""
-        return self._closing
+        return self.policy.closing
 
     async def close(self) -> None:
-        """Finish the batch in flight (it commits or aborts), then stop the task."""
-        self._closing = True
+        """Finish the batch in flight (it commits or aborts), then commit what the policy
+        says is due: the held batches and the group's offset (for lag monitoring). Should
+        that fail, the next owner evaluates the held batches again."""
+        self.policy.stop()
         self._wake.set()
         if self._task is not None:
             await self._task
-            if (self._held or self._offsets_due) and not self._failed:
-                # Commit the held batches, and leave the group's offset where the state
-                # is (for lag monitoring). Should it fail, the next owner evaluates the
-                # held batches again.
-                with contextlib.suppress(Exception):
-                    await self._settle()
+        do = self.policy.settle()
+        if do is not Do.WAIT:
+            try:
+                await self._commit([], [], 0.0, time.perf_counter(), do)
+            except Exception:
+                self.policy.failed(Failure.TRANSIENT)
         self.inbox.clear()
 
     async def _run(self, on_error: ErrorHandler) -> None:
-        while not self._closing:
-            if not self.inbox and not await self._wait(self._idle_timeout()):
-                await self._guarded(self._settle, on_error)
-                continue
+        policy = self.policy
+        while not policy.closing:
+            if not self.inbox:
+                woken = await self._wait(policy.idle_wait(time.monotonic()))
+                if policy.closing:
+                    break
+                if not woken:
+                    do = policy.time_passed(time.monotonic())
+                    if do is not Do.WAIT:
+                        commit = functools.partial(
+                            self._commit, [], [], 0.0, time.perf_counter(), do
+                        )
+                        if not await self._guarded(commit, on_error):
+                            return
+                    continue
             self._wake.clear()
-            if self._closing:
-                break
-            if MIN_TRANSACTION_INTERVAL_S:  # 0 but in an A/B run: no clock reads per batch
-                pause = self._began + MIN_TRANSACTION_INTERVAL_S - time.monotonic()
-                if pause > 0:
-                    await asyncio.sleep(pause)
-                self._began = time.monotonic()
             batch = self._take()
             if not await self._guarded(functools.partial(self.process, batch), on_error):
                 return
-
-    def _idle_timeout(self) -> float | None:
-        """How long to wait for records before committing what is due on its own: held
-        batches when the last commit turns QUIET_COMMIT_EVERY_S old, the group's offset
-        after OFFSETS_IDLE_S, nothing otherwise."""
-        if self._held:
-            return max(0.0, self._committed_at + QUIET_COMMIT_EVERY_S - time.monotonic())
-        return OFFSETS_IDLE_S if self._offsets_due else None
 
     async def _wait(self, timeout: float | None) -> bool:
         """Until records arrive or the processor closes (True), or ``timeout`` (False)."""
@@ -208,20 +235,19 @@ class PartitionProcessor:
         return True
 
     async def _guarded(self, step: Callable[[], Awaitable[object]], on_error: ErrorHandler) -> bool:
+        """Run ``step``; on an error, the worker acts on what the policy answers
+        (rebuild, drop, stop) and says whether the processor goes on."""
         try:
             await step()
-        except Exception as exc:  # the worker decides: rebuild, drop, or stop everything
-            if not await on_error(self, exc):
-                self._closing = self._failed = True
-                return False
+        except Exception as exc:
+            return await on_error(self, exc)
         return True
 
     # -- one transaction ----------------------------------------------------------------
 
     async def process(self, messages: list[Any]) -> int:
         """Evaluate one batch, then commit it in one transaction with its outputs, or
-        hold it when it is quiet (see the module's docstring); return how many records
-        it processed.
+        hold it when the policy says so; return how many records it processed.
 
         Records below the next offset (fetched before a seek) are skipped. On any error
         the engine is ahead of the committed state: the caller must rebuild it.
@@ -244,39 +270,33 @@ class PartitionProcessor:
         # it (streams/batch.py)
         outputs = encode_values(self.engine, [m.value for m in batch], offsets)
         self.next_offset = offsets[-1] + 1
-        if not outputs and time.monotonic() - self._committed_at < QUIET_COMMIT_EVERY_S:
+        do = self.policy.evaluated(bool(outputs), time.monotonic())
+        if do is Do.HOLD:
             self._held.append((time.time() * 1000.0, timestamps))
-            return len(batch)
-        await self._commit(outputs, timestamps, wait_s, t0)
+        else:
+            await self._commit(outputs, timestamps, wait_s, t0, do)
         return len(batch)
 
-    async def _settle(self) -> None:
-        """Commit what is due while no records arrive: the held batches, or else the
-        group's offset on its own."""
-        if self._held:
-            await self._commit([], [], 0.0, time.perf_counter())
-        else:
-            async with self._transaction():
-                await self._add_offsets(self.next_offset)
-
     async def _commit(
-        self, outputs: list[Encoded], timestamps: list[float], wait_s: float, t0: float
+        self, outputs: list[Encoded], timestamps: list[float], wait_s: float, t0: float, do: Do
     ) -> None:
-        """One transaction: ``outputs``, the engine's state changes (of the held batches
-        too) and the next offset; the group's offset when due."""
-        topics = self._topics
-        out = OutputBatches(self.producer, self._placement)
-        keyed = out.keyed
-        dlq, dlq_partition = topics.dlq, self._dlq_partition
-        names = {"spreads": topics.spreads, "signals": topics.signals, "basis": topics.basis}
-        start, next_offset = self._committed_offset, self.next_offset
+        """One transaction of the kind ``do`` says: ``outputs``, the engine's state
+        changes (of the held batches too) and the next offset, with or without the
+        group's offset; or the group's offset alone."""
+        next_offset = self.next_offset
+        if do is Do.COMMIT_OFFSETS:
+            async with self._transaction():
+                await self._add_offsets(next_offset)
+            self.policy.committed(time.monotonic())
+            return
+        out = OutputBatches(self.producer, self._placement.keys)
+        place, p = self._placement, self.tp.partition
+        start = self._committed_offset
         async with self._transaction():
             for stream, key, data in outputs:
-                if key is None:
-                    out.to(dlq, dlq_partition, None, data)
-                else:
-                    keyed(names[stream], key, data)
-            state, p = topics.state, self.tp.partition
+                topic, partition = place(stream, key, p)
+                out.to(topic, partition, key, data)
+            state = self._state_topic
             for entry_key, entry in self.engine.changes():
                 out.to(state, p, entry_key.encode(), entry)
             out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
@@ -286,10 +306,8 @@ class PartitionProcessor:
             except DeliveryError as exc:
                 raise BatchDeliveryError(self.tp, start, next_offset, exc) from exc
             t2 = time.perf_counter()
-            if time.monotonic() - self._offsets_sent_at >= OFFSETS_EVERY_S:
+            if do is Do.COMMIT_WITH_OFFSETS:
                 await self._add_offsets(next_offset)
-            else:
-                self._offsets_due = True
             t3 = time.perf_counter()
         # no phases for a transaction of held batches only: it ran no batch of its own
         times = (
@@ -300,13 +318,11 @@ class PartitionProcessor:
         held, self._held = self._held, []
         self._metrics.committed(next_offset - start, times, timestamps, self.engine, held)
         self._committed_offset = next_offset
-        self._committed_at = time.monotonic()
+        self.policy.committed(time.monotonic())
 
     async def _add_offsets(self, next_offset: int) -> None:
         """Put the group's offset into the open transaction."""
         await self.producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
-        self._offsets_sent_at = time.monotonic()
-        self._offsets_due = False
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:

@@ -1,5 +1,6 @@
-"""How an input record travels to Kafka (docs/records.md): the one rule that ``arbstream
-produce`` and the feed process's Kafka sink both follow.
+"""Where records go in Kafka (docs/records.md): an input record (the one rule that
+``arbstream produce`` and the feed process's Kafka sink both follow), and an engine's
+output (the one rule of both runtimes, :class:`OutputPlacement`).
 
 A quote or a stock record goes to the ticks topic keyed by its instrument, so one
 partition sees every venue of an instrument, in the order written. An fx record goes to
@@ -14,12 +15,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 from agents.kafka.topics import Topics
+from agents.outputs import KeyPlacement
 from streams.validation import decode
 
 Kind = Literal["quote", "stock", "fx", "other"]
-#: Where one record goes: (topic, partition), where partition None means "the partition
-#: Kafka's default partitioner gives the key" (or any, for a record without a key).
-Destination = tuple[str, int | None]
+#: Where one input record goes: (topic, partition), where partition None means "the
+#: partition Kafka's default partitioner gives the key" (or any, for a record without a
+#: key).
+InputDestination = tuple[str, int | None]
 
 
 def route(line: bytes) -> tuple[Kind, bytes | None]:
@@ -41,8 +44,36 @@ def route(line: bytes) -> tuple[Kind, bytes | None]:
     return "other", None
 
 
-def destinations(kind: Kind, topics: Topics, ticks_partitions: Sequence[int]) -> list[Destination]:
+def destinations(
+    kind: Kind, topics: Topics, ticks_partitions: Sequence[int]
+) -> list[InputDestination]:
     """The (topic, partition) of every copy of a record of ``kind``."""
     if kind == "fx":
         return [*((topics.ticks, p) for p in ticks_partitions), (topics.fx, None)]
     return [(topics.ticks, None)]
+
+
+class OutputPlacement:
+    """Where each output of a ticks partition's engine goes: a keyed record to its
+    stream's topic, at the partition Kafka's default partitioner gives its key (as any
+    Kafka producer would place it); a rejected input (no key) to the dlq partition
+    numbered as its ticks partition, modulo the dlq's partition count."""
+
+    def __init__(self, topics: Topics, partition_counts: dict[str, int]) -> None:
+        self.topic_of = {
+            "spreads": topics.spreads,
+            "signals": topics.signals,
+            "basis": topics.basis,
+        }
+        self._dlq = topics.dlq
+        self._dlq_partitions = partition_counts[topics.dlq]
+        #: The partition of each (topic, key), remembered.
+        self.keys = KeyPlacement(partition_counts)
+
+    def __call__(self, stream: str, key: bytes | None, ticks_partition: int) -> tuple[str, int]:
+        """(topic, partition) of an output of ``stream`` keyed ``key``, made by the engine
+        of ``ticks_partition``."""
+        if key is None:
+            return self._dlq, ticks_partition % self._dlq_partitions
+        topic = self.topic_of[stream]
+        return topic, self.keys(topic, key)

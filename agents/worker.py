@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from agents.commit_policy import Do
 from agents.errors import AgentError, KafkaRefusedError
 from agents.kafka.access import AUTHORIZATION_ERRORS, denial
 from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
@@ -58,12 +59,9 @@ from agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
 from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from agents.metrics import BatchStats, WorkerMetrics, WorkerView
 from agents.outputs import DeliveryError
-from agents.partition import (
-    BatchDeliveryError,
-    PartitionLostError,
-    PartitionProcessor,
-)
+from agents.partition import PartitionProcessor, failure_of, stop_reason
 from agents.recovery import PartitionLoader
+from agents.routing import OutputPlacement
 from agents.settings import Deployment
 from agents.state_store import StateReader
 from agents.txn_retry import shorten_first_partition_retry
@@ -110,7 +108,7 @@ class Worker:
         self.settings = settings
         self.topics = Topics(config.topic_prefix)
         self.group_id = self.topics.group
-        self._counts = counts
+        self._placement = OutputPlacement(self.topics, counts)
         self.processors: dict[int, PartitionProcessor] = {}
         self._stopping = asyncio.Event()
         self.ready = False
@@ -306,51 +304,29 @@ class Worker:
         self._next_report = time.monotonic() + STATS_INTERVAL_S
 
     async def _on_partition_error(self, processor: PartitionProcessor, error: Exception) -> bool:
-        """A batch failed: nothing of it is committed, but the engine has moved on."""
+        """A batch or commit failed: nothing of it is committed, but the engine has moved
+        on. Do what the partition's commit policy answers; return whether it goes on."""
         p = processor.tp.partition
-        if isinstance(error, PartitionLostError):
+        refused = self._refused(error)
+        do = processor.policy.failed(failure_of(error, refused is not None))
+        if do is Do.DROP:
             log.warning("%s; dropping partition %d until the next rebalance", error, p)
             self.processors.pop(p, None)
             self._consumer.pause(processor.tp)
             await close_quietly(processor.producer)
-            return False
-        if not isinstance(error, (KafkaError, AgentError, OSError, TimeoutError)):
-            self.fail(error)  # a defect, not a broker hiccup
-            return False
-        refused = self._refused(error)
-        if refused is not None:
-            # A right lost while running: a rebuild would be refused the same way. Stop
-            # as for a refused record, and say where to resume.
-            start, end = processor.uncommitted
-            self.fail(
-                AgentError(
-                    f"partition {p}: {refused}; nothing of ticks offsets {start}-{end - 1} "
-                    f"was committed; once granted, a worker resumes at ticks offset {start} "
-                    f"of partition {p}"
-                    if end > start
-                    else f"partition {p}: {refused}; once granted, a worker resumes at "
-                    f"ticks offset {start} of partition {p}"
-                )
+        elif do is Do.STOP:
+            self.fail(stop_reason(error, refused, processor))
+        elif do is Do.REBUILD:
+            # A new producer under the same id settles this one's transactions (the
+            # failed one, and a commit whose markers may still be in flight) before the
+            # state is read back. (Had this worker left the group, the partition's new
+            # owner would have fenced it: Do.DROP.)
+            log.warning(
+                "partition %d: batch failed (%r); rebuilding from committed state", p, error
             )
-            return False
-        if isinstance(error, BatchDeliveryError) and error.permanent:
-            # Kafka refuses these records for what they are: a rebuild would send the same
-            # ones again, and skipping them would lose them. Stop, and say where to resume.
-            self.fail(
-                AgentError(
-                    f"{error}. Kafka refuses it whatever the worker does, so the worker "
-                    f"stops; once the cause is fixed, a worker resumes at ticks offset "
-                    f"{error.start} of partition {p}"
-                )
-            )
-            return False
-        # A new producer under the same id settles this one's transactions (the failed
-        # one and a commit whose markers may still be in flight) before the state is
-        # read back. (Had this worker left the group, the partition's new owner would
-        # have fenced it, and the batch would have failed with PartitionLostError.)
-        log.warning("partition %d: batch failed (%r); rebuilding from committed state", p, error)
-        await close_quietly(processor.producer, self._close_timeout())
-        return await self._rebuild(processor)
+            await close_quietly(processor.producer, self._close_timeout())
+            return await self._rebuild(processor)
+        return False
 
     async def _rebuild(self, processor: PartitionProcessor) -> bool:
         """Load the partition's committed state again, with a new producer. While the
@@ -428,7 +404,7 @@ class Worker:
         for p in mine:
             tp = TopicPartition(self.topics.ticks, p)
             processor = PartitionProcessor(
-                tp, loaded[p], self.topics, self._counts, self.group_id, self.metrics.batches
+                tp, loaded[p], self._placement, self.topics, self.group_id, self.metrics.batches
             )
             self.processors[p] = processor
             processor.start(self._on_partition_error, self._taken)

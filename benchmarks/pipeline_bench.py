@@ -90,15 +90,12 @@ if os.environ.get("BENCH_TXN_RETRY_S"):
     # first partition (agents/txn_retry.py; aiokafka's own is 0.02).
     import agents.txn_retry
     agents.txn_retry.FIRST_PARTITION_RETRY_S = float(os.environ["BENCH_TXN_RETRY_S"])
-if os.environ.get("BENCH_MIN_TXN_INTERVAL_MS"):
-    # An A/B switch: batches begin at least this far apart (agents/partition.py).
-    import agents.partition
-    interval_ms = float(os.environ["BENCH_MIN_TXN_INTERVAL_MS"])
-    agents.partition.MIN_TRANSACTION_INTERVAL_S = interval_ms / 1000
 if os.environ.get("BENCH_QUIET_COMMIT_S"):
     # An A/B switch: how long quiet batches may wait for a commit (0: never held).
-    import agents.partition
-    agents.partition.QUIET_COMMIT_EVERY_S = float(os.environ["BENCH_QUIET_COMMIT_S"])
+    import dataclasses
+    import agents.commit_policy as policy
+    hold_s = float(os.environ["BENCH_QUIET_COMMIT_S"])
+    policy.WORKER_RULES = dataclasses.replace(policy.WORKER_RULES, hold_quiet_s=hold_s)
 if mode == "naive":
     from benchmarks.naive_faust import main
     sys.argv = [sys.argv[0], config_path, bootstrap, port]
