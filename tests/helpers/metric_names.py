@@ -1,4 +1,4 @@
-"""The metric names of the metrics contract (README, "Metrics"), as exposed on /metrics.
+"""The metric names of the metrics contract (docs/operations.md, "Metrics"), as exposed on /metrics.
 
 Counters carry their ``_total`` suffix as in the exposition; histograms are listed by their
 base name (the exposition adds ``_bucket``, ``_sum`` and ``_count``). The default
