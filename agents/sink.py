@@ -54,7 +54,8 @@ PROBE_EVERY_S = 1.0
 #: On shutdown the buffer gets this long to drain before what is left is given up.
 DRAIN_TIMEOUT_S = 10.0
 
-Entry = tuple[Kind, bytes, bytes]  # (kind, key, value)
+#: One input record waiting in the buffer: (kind, key, value).
+Pending = tuple[Kind, bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -69,7 +70,7 @@ class RecordBuffer:
     """A FIFO of encoded records that drops its oldest when full, counting them."""
 
     def __init__(self, max_records: int, stats: SinkStats) -> None:
-        self._entries: deque[Entry] = deque()
+        self._entries: deque[Pending] = deque()
         self._max = max_records
         self._stats = stats
         self.ready = asyncio.Event()
@@ -81,19 +82,19 @@ class RecordBuffer:
     def capacity(self) -> int:
         return self._max
 
-    def put(self, entry: Entry) -> None:
+    def put(self, entry: Pending) -> None:
         self._entries.append(entry)
         self._trim()
         self.ready.set()
 
-    def take(self, n: int) -> list[Entry]:
+    def take(self, n: int) -> list[Pending]:
         entries = self._entries
         chunk = [entries.popleft() for _ in range(min(n, len(entries)))]
         if not entries:
             self.ready.clear()
         return chunk
 
-    def put_back(self, chunk: list[Entry]) -> None:
+    def put_back(self, chunk: list[Pending]) -> None:
         """Return an undelivered chunk to the front, in its order."""
         self._entries.extendleft(reversed(chunk))
         self._trim()
@@ -253,7 +254,7 @@ class KafkaSink:
         topics: Topics,
         counts: dict[str, int],
         placement: KeyPlacement,
-        chunk: list[Entry],
+        chunk: list[Pending],
     ) -> None:
         batches = OutputBatches(producer, placement)
         routes = {

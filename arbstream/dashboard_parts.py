@@ -1,10 +1,9 @@
-"""The pieces of the demo's terminal view (arbstream.dashboard): reading fields of
-records that may be malformed, the rows the view keeps, and the formatting of cells.
+"""The pieces of the demo's terminal view (arbstream.dashboard): its basis and
+delivery tables and the formatting of cells.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,34 +14,6 @@ from rich.text import Text
 
 #: Rows per table, so the view fits a 100x40 terminal.
 MAX_ROWS = 12
-#: Longer names are treated as malformed: 100 names of 1 MB each is not "bounded".
-MAX_NAME = 64
-
-
-def num_of(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def ts_of(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
-def name_of(value: object) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= MAX_NAME else None
-
-
-def names_of(record: dict[str, Any], *keys: str) -> tuple[str, ...] | None:
-    values = [v for k in keys if (v := name_of(record.get(k))) is not None]
-    return tuple(values) if len(values) == len(keys) else None
-
-
-def nums_of(record: dict[str, Any], *keys: str) -> tuple[float, ...] | None:
-    values = [v for k in keys if (v := num_of(record.get(k))) is not None]
-    return tuple(values) if len(values) == len(keys) else None
 
 
 def age(ms: int | None) -> str:
@@ -71,41 +42,6 @@ def new_table(title: str) -> Table:
     return Table(
         title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False
     )
-
-
-@dataclass(slots=True)
-class Quote:
-    instrument: str
-    bid: float
-    ask: float
-    ts: int
-    recv_ts: int | None
-
-
-@dataclass(slots=True)
-class Spread:
-    spread: float
-    spread_bps: float
-    z: dict[int, float]
-    ts: int
-
-
-@dataclass(slots=True)
-class Arb:
-    opened_ts: int
-    net: float
-    net_bps: float | None
-    peak_net: float
-
-
-@dataclass(slots=True)
-class Priced:
-    """An FX quote, or the quote of an open wide market."""
-
-    bid: float
-    ask: float
-    ts: int
-    width_bps: float = 0.0
 
 
 @dataclass

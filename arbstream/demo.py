@@ -2,8 +2,10 @@
 
 Starts, as child processes running the same CLI commands an operator runs, the venue
 simulator (a scenario served over each venue's configured protocol), the feeds
-(WebSockets into Kafka) and one worker, then watches the ticks, spreads and signals
-topics and draws them (arbstream.dashboard) until Ctrl-C or ``--seconds``. Then it
+(WebSockets into Kafka), one worker and the gateway, then reads the committed ticks,
+spreads, basis and signals topics into a market view (streams/market_view.py: the
+picture the gateway's page shows) and draws it (arbstream.dashboard) until Ctrl-C or
+``--seconds``. Then it
 stops everything it started, prints a summary and can write it as JSON. The broker is
 not started here: ``scripts/demo.sh`` (``make demo``) starts one unless it is running.
 
@@ -20,22 +22,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.live import Live
 
 from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import broker_reachable, close_quietly
-from agents.kafka.topics import Topics, partition_counts, prepare
+from agents.kafka.probe import broker_reachable
+from agents.kafka.topics import Topics, prepare
+from agents.topic_reader import TopicReader
 from arbstream.config import Config
 from arbstream.dashboard import Dashboard
 from arbstream.process import configure_logging
 from arbstream.supervisor import ChildProcess, arbstream_command
 from streams.errors import ArbstreamError
+from streams.market_view import MarketView, TopicRecord
 
 #: Seconds every child together gets to stop after SIGTERM before what still runs is
 #: killed; then reading the topics' ends for the summary gets at most CATCH_UP_S, so a
@@ -117,73 +118,8 @@ def stop_children(
     return {c.name: c.kill() for c in children}
 
 
-class TopicWatcher:
-    """Reads the ticks, spreads and signals topics from their ends as of ``start``."""
-
-    def __init__(self, config: Config, kafka: KafkaClients) -> None:
-        self.topics = Topics(config.topic_prefix)
-        self._kafka = kafka
-        self._consumer = kafka.consumer(
-            enable_auto_commit=False,
-            isolation_level="read_committed",  # spreads and signals are transactional
-            max_poll_records=5000,
-        )
-
-    async def start(self) -> None:
-        wanted = [self.topics.ticks, self.topics.spreads, self.topics.basis, self.topics.signals]
-        counts = await partition_counts(self._kafka, wanted)
-        parts = [TopicPartition(t, p) for t in wanted for p in range(counts[t])]
-        await self._consumer.start()
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:  # fix the start now, before any child writes
-            await self._consumer.position(tp)
-
-    async def stop(self, timeout_s: float) -> None:
-        await close_quietly(self._consumer, timeout_s)
-
-    async def catch_up(self, dashboard: Dashboard, timeout_s: float) -> bool:
-        """Read up to the ends of the topics as they are now (after the children
-        stopped), so the summary counts everything they published; within
-        ``timeout_s``. Returns whether it got there."""
-
-        async def read_to_ends() -> None:
-            parts = list(self._consumer.assignment())
-            ends = await self._consumer.end_offsets(parts)
-            while True:
-                positions = {tp: await self._consumer.position(tp) for tp in parts}
-                if all(positions[tp] >= ends[tp] for tp in parts):
-                    return
-                await self.poll(dashboard, 0.25)
-
-        try:
-            await asyncio.wait_for(read_to_ends(), timeout_s)
-        except (TimeoutError, KafkaError):
-            return False
-        return True
-
-    async def poll(self, dashboard: Dashboard, timeout_s: float) -> None:
-        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
-        now_ms = int(time.time() * 1000)
-        t = self.topics
-        for tp, messages in batches.items():
-            for message in messages:
-                try:
-                    record: Any = orjson.loads(message.value)
-                except orjson.JSONDecodeError:
-                    record = None
-                if tp.topic == t.ticks:
-                    dashboard.observe_tick(record, now_ms)
-                elif tp.topic == t.spreads:
-                    dashboard.observe_spread(record)
-                elif tp.topic == t.basis:
-                    dashboard.observe_basis(record)
-                else:
-                    dashboard.observe_signal(record)
-
-
 async def _watch(
-    watcher: TopicWatcher,
+    reader: TopicReader,
     dashboard: Dashboard,
     children: Sequence[ChildProcess],
     settings: DemoSettings,
@@ -196,7 +132,7 @@ async def _watch(
     next_status = time.monotonic() + STATUS_EVERY_S
     with live if use_live else contextlib.nullcontext():
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            await watcher.poll(dashboard, 0.25)
+            await reader.poll(0.25)
             for child in children:
                 status = child.status()
                 if status is not None:
@@ -266,24 +202,28 @@ async def _demo(
         outcome.signal = outcome.signal or sig
         stop.set()
 
+    def see(item: TopicRecord) -> None:
+        dashboard.observe(item, _now_ms())
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop_on, sig)
     await prepare(settings.kafka, config)  # topics exist before anyone reads them
-    watcher = TopicWatcher(config, settings.kafka)
-    await watcher.start()
+    # from the topics' ends: the summary counts what this run publishes
+    reader = TopicReader(settings.kafka, Topics(config.topic_prefix), see, lookback_s=None)
+    await reader.start()
     children = start_children(settings)
     print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
     print(f"demo: the live page is at {settings.page_url} (the gateway; WebSocket at /ws)")
     try:
-        await _watch(watcher, dashboard, children, settings, stop)
+        await _watch(reader, dashboard, children, settings, stop)
     finally:
         outcome.statuses = await asyncio.to_thread(stop_children, children)
         # The outputs of the last ticks were committed as the worker stopped: read them,
         # if the broker is there to read them from.
         outcome.broker_answered = await broker_reachable(settings.kafka.bootstrap)
         if outcome.broker_answered:
-            outcome.caught_up = await watcher.catch_up(dashboard, CATCH_UP_S)
-        await watcher.stop(CLOSE_TIMEOUT_S if outcome.broker_answered else 0.5)
+            outcome.caught_up = await reader.read_to_ends(CATCH_UP_S)
+        await reader.stop(CLOSE_TIMEOUT_S if outcome.broker_answered else 0.5)
 
 
 def run_demo(config: Config, settings: DemoSettings) -> int:
@@ -291,7 +231,7 @@ def run_demo(config: Config, settings: DemoSettings) -> int:
     ``summary_path`` if given) and a last line saying how it ended; return the exit
     status (Outcome.exit_status)."""
     configure_logging("info", settings.log_dir / "demo.log")  # the screen is the view's
-    dashboard = Dashboard(config.venue_names, config.windows_ms, calendars=config.calendars)
+    dashboard = Dashboard(MarketView(config), config.windows_ms)
     started = time.monotonic()
     outcome = Outcome()
     asyncio.run(_demo(config, settings, dashboard, outcome))

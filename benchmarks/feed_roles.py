@@ -23,7 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 import agents.sink
 from agents.kafka.topics import Topics, ensure_topics
 from agents.outputs import KeyPlacement, OutputBatches
-from agents.sink import CHUNK_MAX, Entry, KafkaSink
+from agents.sink import CHUNK_MAX, KafkaSink, Pending
 from arbstream.config import Config
 from benchmarks.feed_workload import (
     PROCESS_TIMEOUT_S,
@@ -86,7 +86,7 @@ class TimedSink(KafkaSink):
         topics: Topics,
         counts: dict[str, int],
         placement: KeyPlacement,
-        chunk: list[Entry],
+        chunk: list[Pending],
     ) -> None:
         backlog = len(self.buffer) + len(chunk)
         start = time.time()

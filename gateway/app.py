@@ -6,22 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
 from agents.kafka.probe import BrokerWatch
 from agents.kafka.topics import Topics
+from agents.topic_reader import TopicReader
 from gateway.access import TokenBook
 from gateway.auth import RequestAuth
 from gateway.clients import Hub
 from gateway.metrics import gateway_registry
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
-from gateway.source import TopicReader
-from gateway.view import Entry, MarketView
 from streams.config import EngineConfig
 from streams.errors import ArbstreamError
+from streams.market_view import MarketView, TopicRecord
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,13 @@ class Gateway:
         """``tokens``: the clients of the tokens file (None: no token is asked for)."""
         self.settings = settings
         self.auth = RequestAuth(tokens, settings.origins, tls=settings.tls_cert is not None)
-        self.view = MarketView(config, topics.spreads, topics.signals, topics.basis)
+        self.view = MarketView(config)
         self.hub = Hub(settings.max_clients, settings.queue_size)
         self.broker = BrokerWatch(settings.kafka.bootstrap, BROKER_PROBE_EVERY_S)
         self.reader = TopicReader(
             settings.kafka,
             topics,
-            frozenset(config.venues),
-            self._on_entry,
+            self._on_record,
             settings.lookback_s,
             on_caught_up=self._caught_up,
         )
@@ -70,11 +70,11 @@ class Gateway:
             settings.max_per_client,
         )
 
-    def _on_entry(self, entry: Entry) -> None:
+    def _on_record(self, item: TopicRecord) -> None:
         # Until the reader has caught up, clients would get history as if it were live:
         # they get it in their snapshot instead.
-        if self.view.apply(entry) and self.reader.caught_up:
-            self.hub.publish(entry)
+        if self.view.apply(item, time.monotonic()) and self.reader.caught_up:
+            self.hub.publish(item)
 
     def _caught_up(self) -> None:
         self.server.go_live()

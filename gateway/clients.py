@@ -19,7 +19,7 @@ import orjson
 
 from gateway.access import OPEN, Principal
 from gateway.subscription import Matcher, Subscription
-from gateway.view import Entry
+from streams.market_view import TopicRecord
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ SLOW_CLIENT_CLOSE = 1013
 REVOKED_CLOSE = 1008
 
 
-def envelope(entry: Entry) -> bytes:
+def envelope(entry: TopicRecord) -> bytes:
     """``{"topic": ..., "key": ..., "record": {...}}`` with the record's own bytes."""
     return b"".join(
         (
@@ -116,7 +116,7 @@ class Hub:
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
 
-    def publish(self, entry: Entry) -> None:
+    def publish(self, entry: TopicRecord) -> None:
         """Offer one record to every client whose subscription takes it."""
         message: bytes | None = None
         for client in list(self.clients):

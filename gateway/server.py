@@ -41,7 +41,7 @@ from gateway.auth import RequestAuth
 from gateway.clients import SLOW_CLIENT_CLOSE, Client, Hub, control, drain, envelope
 from gateway.errors import SubscriptionError
 from gateway.subscription import Subscription, parse_message, parse_query
-from gateway.view import MarketView
+from streams.market_view import MarketView
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class GatewayServer:
             self.hub.evict(client, f"snapshot of {len(messages)} messages exceeds the queue")
 
     def venues_message(self) -> bytes:
-        return control("venues", venues=self.view.venue_status())
+        return control("venues", venues=self.view.venue_status(time.monotonic()))
 
     def _client(self, request: web.Request, transport: str, principal: Principal) -> Client:
         sock = request.transport.get_extra_info("socket") if request.transport else None

@@ -13,12 +13,40 @@ from __future__ import annotations
 
 from typing import Final, cast
 
+from streams.sessions import Calendar
 from streams.state import VenueQuote
 
 #: The FX entry of a USD venue: rate 1 (its time is never read: USD is never FX-stale).
 #: Typed ``object``: compiled code keeps it one object, which the cache compares by
 #: identity (a tuple-typed constant is boxed anew at each use).
 USD_BOOK: Final[object] = (1.0, 0)
+
+
+def young(t: int, ts: int, stale_ms: int) -> bool:
+    """Whether something of time ``ts`` is fresh at clock ``t``: at most ``stale_ms`` old."""
+    return t - ts <= stale_ms
+
+
+def venue_status(
+    clock: int | None,
+    quote_ts: int | None,
+    silent_ms: int | None,
+    stale_ms: int,
+    calendar: Calendar | None,
+) -> str:
+    """A venue's status as a reader of the topics can tell it, by the rule of
+    ``mark_fresh`` (FX aside): ``"closed"`` when its session is closed at the
+    instrument's ``clock``; ``"stale"`` when it has no quote (``quote_ts`` None), its
+    quote is not ``young`` at the clock, or no quote of the instrument at all has arrived
+    for ``silent_ms`` > ``stale_ms`` (the clock itself has stopped: every feed silent);
+    ``"live"`` otherwise."""
+    if calendar is not None and clock is not None and not calendar.is_open(clock):
+        return "closed"
+    if clock is None or quote_ts is None or not young(clock, quote_ts, stale_ms):
+        return "stale"
+    if silent_ms is not None and silent_ms > stale_ms:
+        return "stale"
+    return "live"
 
 
 def mark_fresh(
@@ -49,7 +77,7 @@ def mark_fresh(
             mid, fx_ts = cast(tuple[float, int], book)
             k = q.factor / mid
             q.nbid, q.nask, q.book, q.fx_ts = q.bid * k, q.ask * k, book, fx_ts
-        q.fresh = t - q.ts <= q.stale_ms and (pair is None or t - q.fx_ts <= fx_stale_ms)
+        q.fresh = young(t, q.ts, q.stale_ms) and (pair is None or young(t, q.fx_ts, fx_stale_ms))
     if sessions:
         for q in quotes.values():
             if q.fresh and q.calendar is not None and not q.calendar.is_open(t):

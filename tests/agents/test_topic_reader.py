@@ -1,4 +1,5 @@
-"""The gateway's topic reader on the real broker: where it starts reading each topic.
+"""The topic reader (the gateway's and the demo's) on the real broker: where it starts
+reading each topic.
 
 A consumer without a group resets a new partition to its default strategy in the
 background. When the broker answers that reset late (a loaded broker does), the answer
@@ -20,9 +21,9 @@ from aiokafka.consumer.fetcher import Fetcher
 
 from agents.kafka.clients import KafkaClients
 from agents.kafka.topics import Topics
-from gateway.source import TopicReader
-from gateway.view import Entry
+from agents.topic_reader import TopicReader
 from helpers.kafka import create_topic, produce, scaled, until
+from streams.market_view import TopicRecord
 
 #: ``OffsetResetStrategy.LATEST`` in a ListOffsets request.
 LATEST = -1
@@ -35,7 +36,7 @@ def _signal(n: int) -> bytes:
     )
 
 
-async def _read_signals(bootstrap: str, topics: Topics, partitions: int) -> list[Entry]:
+async def _read_signals(bootstrap: str, topics: Topics, partitions: int) -> list[TopicRecord]:
     for name in (topics.spreads, topics.signals, topics.basis, topics.ticks):
         await create_topic(bootstrap, name, partitions, {})
     records = [
@@ -44,10 +45,8 @@ async def _read_signals(bootstrap: str, topics: Topics, partitions: int) -> list
         for n in range(SIGNALS_PER_PARTITION)
     ]
     await produce(bootstrap, topics.signals, records, transactional_id=f"tx-{uuid.uuid4()}")
-    got: list[Entry] = []
-    reader = TopicReader(
-        KafkaClients(bootstrap), topics, frozenset({"COMEX"}), got.append, lookback_s=60
-    )
+    got: list[TopicRecord] = []
+    reader = TopicReader(KafkaClients(bootstrap), topics, got.append, lookback_s=60)
     await reader.start()
     task = asyncio.create_task(reader.run())
     try:
@@ -80,3 +79,33 @@ def test_a_late_default_reset_does_not_move_the_signals_off_their_beginning(
         assert entry.topic == topics.signals
         by_key.setdefault(entry.key, []).append(entry.record["seq"])
     assert by_key == {f"XAG|arb|K{p}": list(range(SIGNALS_PER_PARTITION)) for p in range(3)}
+
+
+def test_from_the_ends_it_reads_only_what_comes_after_its_start(kafka_bootstrap: str) -> None:
+    """The demo's reader: every partition starts at its end as of ``start``; what is
+    written after is read, up to the ends at ``read_to_ends``; what is no JSON object is
+    counted as skipped, never handed on."""
+    topics = Topics(f"tr{uuid.uuid4().hex[:8]}")
+
+    async def scenario() -> tuple[list[TopicRecord], int, bool]:
+        for name in (topics.spreads, topics.signals, topics.basis, topics.ticks):
+            await create_topic(kafka_bootstrap, name, 2, {})
+        before = [(b"XAG|arb|K0", _signal(n), 0) for n in range(3)]
+        await produce(kafka_bootstrap, topics.signals, before, transactional_id="tx-before")
+        got: list[TopicRecord] = []
+        reader = TopicReader(KafkaClients(kafka_bootstrap), topics, got.append, lookback_s=None)
+        await reader.start()
+        try:
+            assert reader.caught_up  # nothing before the ends to catch up on
+            after = [(b"XAG|arb|K1", _signal(10 + n), 1) for n in range(4)]
+            after += [(b"XAG|arb|K1", b"not json", 1), (b"XAG|arb|K1", b"[1, 2]", 1)]
+            await produce(kafka_bootstrap, topics.signals, after, transactional_id="tx-after")
+            done = await reader.read_to_ends(scaled(30))
+        finally:
+            await reader.stop()
+        return got, reader.skipped, done
+
+    got, skipped, done = asyncio.run(scenario())
+    assert done
+    assert [(r.key, r.record["seq"]) for r in got] == [("XAG|arb|K1", 10 + n) for n in range(4)]
+    assert skipped == 2

@@ -1,8 +1,11 @@
-"""The gateway's reader of the output topics and the ticks topic.
+"""The reader of the committed output topics and the ticks topic, for a market view
+(streams/market_view.py): the gateway's and the demo's.
 
-One consumer without a group (every gateway reads everything; nothing is committed),
-``isolation_level=read_committed``, so a subscriber sees exactly what a Kafka
-subscriber of the output topics sees. Where it starts, per partition:
+One consumer without a group (every reader reads everything; nothing is committed),
+``isolation_level=read_committed``, so a reader sees exactly what a Kafka subscriber of
+the output topics sees. It hands every record that is a JSON object, as a TopicRecord,
+to ``on_record`` in topic order (the view decides what it can use), and counts the rest
+as ``skipped``. Where it starts, per partition, with a ``lookback_s`` (the gateway):
 
 * ``signals`` from the beginning: a signal may have been open for days, and the topic
   carries only opens, updates and closes;
@@ -10,9 +13,12 @@ subscriber of the output topics sees. Where it starts, per partition:
   timestamps), enough for the latest spread per pair and quote per venue while a
   market is live; a venue closed for longer shows no quote until it quotes again.
 
+Without one (the demo, which counts what its own run publishes), every partition starts
+at its end as of ``start``.
+
 ``caught_up`` turns true once every partition has been read to the end it had when the
-reader started: the snapshot a new subscriber receives is then the topics' state, not
-a partial one (``/readyz``).
+reader started: the picture is then the topics' state, not a partial one (the gateway's
+``/readyz``).
 """
 
 from __future__ import annotations
@@ -28,12 +34,11 @@ from aiokafka.errors import KafkaError
 from agents.errors import AgentError
 from agents.kafka.access import require_rights
 from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import close_quietly
+from agents.kafka.probe import CLOSE_TIMEOUT_S, close_quietly
 from agents.kafka.roles import gateway_rights
 from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
-from gateway.errors import GatewayError
-from gateway.view import Entry
 from streams import validation
+from streams.market_view import TopicRecord
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +55,20 @@ TOPICS_RETRY_S = 2.0
 
 
 class TopicReader:
-    """Reads the committed records and hands each to ``on_entry`` in topic order."""
+    """Reads the committed records and hands each to ``on_record`` in topic order."""
 
     def __init__(
         self,
         kafka: KafkaClients,
         topics: Topics,
-        venues: frozenset[str],
-        on_entry: Callable[[Entry], None],
-        lookback_s: float,
+        on_record: Callable[[TopicRecord], None],
+        lookback_s: float | None,
         on_caught_up: Callable[[], None] = lambda: None,
     ) -> None:
+        """``lookback_s``: how far back to start (None: at the ends; see the module)."""
         self._kafka = kafka
         self._topics = topics
-        self._venues = venues
-        self._on_entry = on_entry
+        self._on_record = on_record
         self._on_caught_up = on_caught_up
         self._lookback_s = lookback_s
         self._consumer: AIOKafkaConsumer | None = None
@@ -94,7 +98,7 @@ class TopicReader:
             await consumer.start()
         except KafkaError as exc:
             await consumer.stop()
-            raise GatewayError(f"cannot reach Kafka at {self._kafka}: {exc}") from exc
+            raise AgentError(f"cannot reach Kafka at {self._kafka}: {exc}") from exc
         self._consumer = consumer
         partitions = await self._partitions()
         consumer.assign(partitions)
@@ -102,7 +106,7 @@ class TopicReader:
         self.assigned = True
 
     async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the four topics, once they all exist (and the gateway may
+        """Every partition of the four topics, once they all exist (and the reader may
         read them: a right it lacks stops it, KafkaRefusedError). Existence is asked
         with a list of every topic: a metadata request naming a missing topic would let
         a broker with ``auto.create.topics.enable`` create it with the wrong settings."""
@@ -118,7 +122,7 @@ class TopicReader:
                 problem = f"no topics {', '.join(missing)} yet"
             except (AgentError, KafkaError, OSError) as exc:
                 problem = str(exc)
-            log.warning("gateway: waiting for the topics (start the worker): %s", problem)
+            log.warning("reader: waiting for the topics (start the worker): %s", problem)
             await asyncio.sleep(TOPICS_RETRY_S)
 
     async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
@@ -126,8 +130,14 @@ class TopicReader:
         asks for a reset, and the consumer's own reset of the new partition, if the broker
         answers it later, is applied in its place: under load, with the default "latest",
         the signals topic was read from its end.)"""
-        since_ms = int((time.time() - self._lookback_s) * 1000)
         ends = await consumer.end_offsets(partitions)
+        if self._lookback_s is None:
+            for tp in partitions:
+                consumer.seek(tp, ends[tp])
+            self._targets = {}
+            await self._check_caught_up(consumer)
+            return
+        since_ms = int((time.time() - self._lookback_s) * 1000)
         signals = [tp for tp in partitions if tp.topic == self._topics.signals]
         starts = await consumer.beginning_offsets(signals)
         recent = [tp for tp in partitions if tp.topic != self._topics.signals]
@@ -142,7 +152,7 @@ class TopicReader:
         total = 0
         for tp, end in self._targets.items():
             total += max(0, end - await consumer.position(tp))
-        log.info("gateway: reading %d committed records to catch up", total)
+        log.info("reader: reading %d committed records to catch up", total)
         await self._check_caught_up(consumer)
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
@@ -155,41 +165,61 @@ class TopicReader:
         self._targets = left
         if not left and not self.caught_up:
             self.caught_up = True
-            log.info("gateway: caught up (%d records read)", self.records)
+            log.info("reader: caught up (%d records read)", self.records)
             self._on_caught_up()
 
     async def run(self) -> None:
         """Read until cancelled."""
-        consumer = self._consumer
-        if consumer is None:
-            raise GatewayError("TopicReader.run before start")
-        ticks = self._topics.ticks
-        on_entry = self._on_entry
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=READ_BATCH)
-            for tp, messages in batches.items():
-                for m in messages:
-                    try:
-                        entry = self._entry(tp.topic, m.key, m.value, ticks)
-                        if entry is not None:
-                            on_entry(entry)
-                    except Exception:  # one odd record must not stop the gateway
-                        log.exception("gateway: skipped %s offset %d", tp, m.offset)
-                        entry = None
-                    if entry is None:
-                        self.skipped += 1
-                    else:
-                        self.records += 1
-            if not self.caught_up:
-                await self._check_caught_up(consumer)
+            await self.poll(0.2)
             await asyncio.sleep(0)
 
-    def _entry(
-        self, topic: str, key: bytes | None, value: bytes | None, ticks: str
-    ) -> Entry | None:
-        """The record as an entry, or None for what the gateway does not forward. The
-        ticks topic is the feeds' input, anything anyone wrote: only valid quotes of
-        the config's venues pass (the engine's own stateless checks first)."""
+    async def poll(self, timeout_s: float) -> None:
+        """Read what arrives within ``timeout_s`` (at most READ_BATCH records)."""
+        consumer = self._consumer
+        if consumer is None:
+            raise AgentError("TopicReader.poll before start")
+        on_record = self._on_record
+        batches = await consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=READ_BATCH)
+        for tp, messages in batches.items():
+            for m in messages:
+                try:
+                    item = self._record(tp.topic, m.key, m.value)
+                    if item is not None:
+                        on_record(item)
+                except Exception:  # one odd record must not stop the reader
+                    log.exception("reader: skipped %s offset %d", tp, m.offset)
+                    item = None
+                if item is None:
+                    self.skipped += 1
+                else:
+                    self.records += 1
+        if not self.caught_up:
+            await self._check_caught_up(consumer)
+
+    async def read_to_ends(self, timeout_s: float) -> bool:
+        """Read up to the ends the topics have now, within ``timeout_s``; return whether
+        it got there (the demo's last read, once its processes have stopped)."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+
+        async def read() -> None:
+            parts = list(consumer.assignment())
+            ends = await consumer.end_offsets(parts)
+            while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+                await self.poll(0.25)
+
+        try:
+            await asyncio.wait_for(read(), timeout_s)
+        except (TimeoutError, KafkaError):
+            return False
+        return True
+
+    @staticmethod
+    def _record(topic: str, key: bytes | None, value: bytes | None) -> TopicRecord | None:
+        """The record as a TopicRecord, or None when it is no JSON object (or its key is
+        not UTF-8): nothing a view could use."""
         if value is None:
             return None
         try:
@@ -198,20 +228,14 @@ class TopicReader:
             return None
         if not isinstance(record, dict):
             return None
-        if topic == ticks and (
-            record.get("type") != "quote"
-            or validation.check(record)[0] is not None
-            or record["venue"] not in self._venues
-        ):
-            return None
         try:
             name = None if key is None else key.decode()
         except UnicodeDecodeError:
             return None
-        return Entry(topic, name, record, value)
+        return TopicRecord(topic, name, record, value)
 
-    async def stop(self) -> None:
-        """Close the consumer, whatever the broker does (agents.kafka.probe)."""
+    async def stop(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the consumer within ``timeout_s``, whatever the broker does."""
         if self._consumer is not None:
-            await close_quietly(self._consumer)
+            await close_quietly(self._consumer, timeout_s)
             self._consumer = None
