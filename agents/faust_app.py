@@ -51,9 +51,8 @@ from agents.faust_state import PartitionState, SlottedState
 from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
 from agents.kafka.health import PartitionHealth
 from agents.kafka.security import KafkaSecurity
-from agents.kafka.topics import Topics
+from agents.kafka.topics import Topics, kafka_source
 from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
-from agents.recovery import kafka_source
 from agents.routing import OutputPlacement
 from agents.settings import Deployment
 from streams.engine import Engine

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.kafka.clients import KafkaClients
 from agents.kafka.probe import close_quietly
-from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
+from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, kafka_source
 from agents.partition import Loaded
 from agents.settings import Deployment
 from agents.state_store import StateReader
-from streams.engine import Engine, Source
+from streams.engine import Engine
 
-log = logging.getLogger("agents.worker")
+log = logging.getLogger(__name__)
 
 #: Producer batches; the broker's default max.message.bytes is 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
@@ -104,10 +103,3 @@ class PartitionLoader:
         )
         await producer.start()
         return producer
-
-
-def kafka_source(topic: str, partition: int) -> Callable[[int], Source]:
-    def source_of(offset: int) -> Source:
-        return {"topic": topic, "partition": partition, "offset": offset}
-
-    return source_of

@@ -1,13 +1,15 @@
 """The Kafka side's settings: the ``[kafka]``, ``[producer]`` and ``[metrics]`` tables
 of the config file, what of a whole config the Kafka code needs (:class:`Deployment`),
-and the broker and ports from the environment (docs/config.md).
+what a worker process needs besides (:class:`WorkerSettings`), and the broker and ports
+from the environment (docs/config.md).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 
 from pydantic import Field
 
@@ -15,6 +17,24 @@ from agents.errors import AgentError
 from streams.config import EngineConfig, Section
 from streams.counters import OTHER
 from streams.validation import NAME_LIMIT
+
+if TYPE_CHECKING:  # (not at run time: a config is read without importing Kafka's client)
+    from agents.kafka.clients import KafkaClients
+
+#: Records per poll at most, and the inbox size at which the worker's fetch loop waits
+#: for a partition's task. A poll returns what the fetcher holds, so at low rates
+#: batches are small and a record waits for at most the commit in flight on its partition.
+BATCH_MAX = 5000
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker process needs besides the config (either runtime)."""
+
+    kafka: KafkaClients
+    web_port: int
+    web_host: str = "0.0.0.0"
+    batch_max: int = BATCH_MAX
 
 
 class KafkaSettings(Section):

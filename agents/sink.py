@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError
 
 from agents.errors import AgentError, KafkaRefusedError
 from agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from agents.kafka.aiokafka_private import abandon_producer
 from agents.kafka.clients import KafkaClients
 from agents.kafka.probe import BrokerUnreachableError, broker_reachable
 from agents.kafka.topics import Topics, ensure_topics, partition_counts
@@ -241,7 +242,10 @@ class KafkaSink:
                 self.stats.sent += len(chunk)
         except BaseException:
             self.stats.connected = False
-            await _abandon(producer)
+            # Its unacknowledged chunk is back in the buffer and goes out again on the next
+            # producer; a producer left behind would deliver its batches once the broker
+            # is back, and each of those records would arrive twice.
+            await abandon_producer(producer)
             raise
         finally:
             self.stats.connected = False
@@ -293,25 +297,6 @@ async def _first(*waits: Any) -> None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-async def _abandon(producer: AIOKafkaProducer) -> None:
-    """Close a producer without delivering what it still holds: its unacknowledged chunk
-    is back in the buffer, and goes out again on the next producer. aiokafka's ``stop``
-    would first wait for its accumulator to drain, and a producer left behind would
-    deliver its batches once the broker is back: each of those records would arrive
-    twice. Its sender task is stopped first, so ``stop`` only closes the connections."""
-    sender = getattr(producer, "_sender", None)  # aiokafka has no public "close now"
-    task = getattr(sender, "sender_task", None)
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=5)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(producer.stop(), 5)
-    # stop() marks the producer closed first: if it was cut short, close the client
-    # here, or its connections and metadata task would outlive it.
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(producer.client.close(), 1)
 
 
 def _why(exc: BaseException) -> str:

@@ -45,7 +45,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -53,7 +52,8 @@ from aiokafka.errors import KafkaError
 from agents.commit_policy import Do
 from agents.errors import AgentError, KafkaRefusedError
 from agents.kafka.access import AUTHORIZATION_ERRORS, denial
-from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from agents.kafka.aiokafka_private import shorten_first_partition_retry
+from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from agents.kafka.health import PartitionHealth
 from agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
 from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
@@ -62,18 +62,14 @@ from agents.outputs import DeliveryError
 from agents.partition import PartitionProcessor, failure_of, stop_reason
 from agents.recovery import PartitionLoader
 from agents.routing import OutputPlacement
-from agents.settings import Deployment
+from agents.settings import Deployment, WorkerSettings
 from agents.state_store import StateReader
-from agents.txn_retry import shorten_first_partition_retry
 from streams.backoff import backoff
 from streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
 
-#: Records per poll at most, and the inbox size at which the fetch loop waits for the
-#: partition's task. A poll returns what the fetcher holds, so at low rates batches are
-#: small and a record waits for at most the commit in flight on its partition.
-BATCH_MAX = 5000
+#: How long a poll waits for records.
 POLL_TIMEOUT_MS = 100
 READY_MESSAGE = "arbstream worker ready"
 #: How long, when it stops, the worker waits for a batch in flight, then for each client
@@ -86,16 +82,6 @@ REBUILD_BACKOFF_MAX_S = 5.0
 BROKER_PROBE_EVERY_S = 1.0
 #: How often the worker logs its batch statistics.
 STATS_INTERVAL_S = 10.0
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """Everything a worker needs besides the config."""
-
-    kafka: KafkaClients
-    web_port: int
-    web_host: str = "0.0.0.0"
-    batch_max: int = BATCH_MAX
 
 
 class Worker:

@@ -164,8 +164,7 @@ def worker(config_path: str, runtime: str, loglevel: str) -> None:
     and dlq topics. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
     from agents.kafka.clients import kafka_clients
-    from agents.settings import web_port
-    from agents.worker import WorkerSettings
+    from agents.settings import WorkerSettings, web_port
 
     config = load_config_or_exit(config_path)
     try:

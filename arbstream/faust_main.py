@@ -17,8 +17,7 @@ import sys
 from contextlib import ExitStack
 
 from agents.kafka.clients import kafka_clients
-from agents.settings import web_port
-from agents.worker import WorkerSettings
+from agents.settings import WorkerSettings, web_port
 from arbstream.config import load_config
 from arbstream.faust_process import faust_app
 from streams.errors import ArbstreamError

@@ -20,8 +20,7 @@ from typing import Any
 from agents.faust_app import FaustRuntime, make_app
 from agents.kafka.roles import faust_rights
 from agents.kafka.topics import Topics, prepare
-from agents.settings import Deployment
-from agents.worker import WorkerSettings
+from agents.settings import Deployment, WorkerSettings
 from arbstream.process import require_free_port
 
 

@@ -19,15 +19,15 @@ import time
 from agents.kafka.guarantees import check_guarantees
 from agents.kafka.roles import worker_rights
 from agents.kafka.topics import Topics, prepare
-from agents.settings import Deployment
-from agents.worker import Worker, WorkerSettings
+from agents.settings import Deployment, WorkerSettings
+from agents.worker import Worker
 from arbstream.process import (
     configure_logging,
     require_free_port,
     serve_health,
 )
 
-log = logging.getLogger("agents.worker")
+log = logging.getLogger(__name__)
 
 #: A worker told to stop exits within this, finished or not (status EXIT_SHUTDOWN_TIMEOUT).
 SHUTDOWN_TIMEOUT_S = 15.0

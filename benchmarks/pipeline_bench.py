@@ -87,9 +87,9 @@ if profile:
     atexit.register(lambda: (prof.disable(), prof.dump_stats(profile)))
 if os.environ.get("BENCH_TXN_RETRY_S"):
     # An A/B switch: the worker's pause before a new transaction asks again for its
-    # first partition (agents/txn_retry.py; aiokafka's own is 0.02).
-    import agents.txn_retry
-    agents.txn_retry.FIRST_PARTITION_RETRY_S = float(os.environ["BENCH_TXN_RETRY_S"])
+    # first partition (agents/kafka/aiokafka_private.py; aiokafka's own is 0.02).
+    from agents.kafka import aiokafka_private
+    aiokafka_private.FIRST_PARTITION_RETRY_S = float(os.environ["BENCH_TXN_RETRY_S"])
 if os.environ.get("BENCH_QUIET_COMMIT_S"):
     # An A/B switch: how long quiet batches may wait for a commit (0: never held).
     import dataclasses
@@ -101,7 +101,7 @@ if mode == "naive":
     sys.argv = [sys.argv[0], config_path, bootstrap, port]
     main()
 else:
-    from agents.worker import WorkerSettings
+    from agents.settings import WorkerSettings
     from arbstream.config import load_config
     from arbstream.worker_process import run_worker
     from benchmarks.kafka import bench_kafka

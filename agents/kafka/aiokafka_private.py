@@ -7,6 +7,19 @@
   to add a partition to a transaction (a right removed), aiokafka keeps the refusal in
   the transaction's waiter and raises IllegalOperation ("not in transaction") on the
   next send instead.
+* ``shorten_first_partition_retry``: a patch of aiokafka's module constant
+  ``aiokafka.producer.sender.BACKOFF_OVERRIDE``, the pause before a new transaction asks
+  again for its first partition. After a commit the broker writes the transaction's
+  markers to every partition it touched, and until then answers CONCURRENT_TRANSACTIONS
+  to the same producer; aiokafka retries after this constant (20 ms), and a worker
+  starts its next transaction at once, so the pause lies on the path of every tick that
+  arrives during a commit. aiokafka has no parameter for it (``retry_backoff_ms``
+  covers the other retries, and lowering it would also hurry metadata and produce
+  retries against a broker that is away). docs/performance.md ("2026-11-29: transaction
+  phases") has the measurement that set it to 2 ms.
+* ``abandon_producer``: close a producer without delivering what it holds. aiokafka has
+  no public "close now": its ``stop`` first waits for the accumulator to drain. The
+  sender task (``producer._sender.sender_task``) is cancelled first.
 * Two requests aiokafka does not send: Metadata v8 and DescribeGroups v3 with the
   operations the broker authorises this client for on each topic and group (KIP-430).
   aiokafka's own DescribeGroups v3 decodes its answer with the v2 schema, which has no
@@ -18,11 +31,14 @@ one of the names used here fails at import with an error that says so.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import aiokafka
 from aiokafka import conn as _conn
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.producer import sender as _sender
 from aiokafka.producer import transaction_manager as _transactions
 from aiokafka.protocol import api as _api
 from aiokafka.protocol import types as _types
@@ -36,6 +52,8 @@ _NEEDED = (
     (_api, "Response"),
     (AIOKafkaAdminClient, "_send_request"),
     (_transactions.TransactionManager, "wait_for_transaction_end"),
+    (_sender, "BACKOFF_OVERRIDE"),
+    (_sender.Sender, "sender_task"),
     *((_types, name) for name in ("Array", "Boolean", "Bytes", "Int16", "Int32", "Schema")),
 )
 for _module, _name in _NEEDED:
@@ -58,6 +76,37 @@ async def open_connection(host: str, port: int, timeout_s: float, options: dict[
     return await _conn.create_conn(
         host, port, request_timeout_ms=int(timeout_s * 1000), client_id="arbstream", **options
     )
+
+
+#: Seconds between retries while the previous transaction's markers are written.
+FIRST_PARTITION_RETRY_S = 0.002
+
+
+def shorten_first_partition_retry(seconds: float | None = None) -> None:
+    """Make a new transaction ask again for its first partition after ``seconds``
+    (default :data:`FIRST_PARTITION_RETRY_S`, read when called)."""
+    current = getattr(_sender, "BACKOFF_OVERRIDE", None)
+    if not isinstance(current, float):
+        raise AgentError(
+            "aiokafka.producer.sender.BACKOFF_OVERRIDE is gone or not a float in this "
+            "aiokafka release: install the version in constraints.txt"
+        )
+    _sender.BACKOFF_OVERRIDE = FIRST_PARTITION_RETRY_S if seconds is None else seconds
+
+
+async def abandon_producer(producer: Any, timeout_s: float = 5.0) -> None:
+    """Close ``producer`` without delivering what it still holds (its sender task is
+    stopped first, so ``stop`` only closes the connections), within ``timeout_s``."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=timeout_s)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), timeout_s)
+    # stop() marks the producer closed first: if it was cut short, close the client
+    # here, or its connections and metadata task would outlive it.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.client.close(), 1)
 
 
 def transaction_error(producer: Any) -> BaseException | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -16,6 +16,7 @@ from agents.errors import DEPLOY_DOC, AgentError, KafkaRefusedError
 from agents.kafka.access import Rights, require_broker, require_rights
 from agents.kafka.clients import KafkaClients
 from agents.settings import Deployment
+from streams.engine import Source
 from streams.errors import SetupError
 
 #: The ticks topic takes records up to 16 MiB (Kafka's default is 1 MiB): whatever a
@@ -267,3 +268,13 @@ async def _admin(kafka: KafkaClients) -> AsyncIterator[AIOKafkaAdminClient]:
         yield admin
     finally:
         await admin.close()
+
+
+def kafka_source(topic: str, partition: int) -> Callable[[int], Source]:
+    """Where a ticks record of ``partition`` came from, by its offset, as a rejected
+    record's ``source`` shows it (docs/records.md, "rejected")."""
+
+    def source_of(offset: int) -> Source:
+        return {"topic": topic, "partition": partition, "offset": offset}
+
+    return source_of

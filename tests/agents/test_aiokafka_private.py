@@ -1,8 +1,8 @@
-"""The worker's pause before a new transaction asks again for its first partition.
+"""What agents/kafka/aiokafka_private.py relies on in the pinned aiokafka: the worker's
+pause before a new transaction asks again for its first partition.
 
-aiokafka keeps that pause in a module constant; these tests hold the pinned release to
-what agents/txn_retry.py relies on: its handler of AddPartitionsToTxn answers a
-CONCURRENT_TRANSACTIONS for a transaction's first partition with the pause we set.
+aiokafka keeps that pause in a module constant; its handler of AddPartitionsToTxn must
+answer a CONCURRENT_TRANSACTIONS for a transaction's first partition with the pause set.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ConcurrentTransactions
 from aiokafka.producer import sender
 
-from agents import txn_retry
 from agents.errors import AgentError
+from agents.kafka import aiokafka_private
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +37,8 @@ def _retry_after_concurrent_transactions(partitions_already_added: set[TopicPart
 
 def test_first_partition_of_a_transaction_is_retried_after_our_pause() -> None:
     assert _retry_after_concurrent_transactions(set()) == pytest.approx(0.02)  # aiokafka's
-    txn_retry.shorten_first_partition_retry()
-    assert _retry_after_concurrent_transactions(set()) == txn_retry.FIRST_PARTITION_RETRY_S
+    aiokafka_private.shorten_first_partition_retry()
+    assert _retry_after_concurrent_transactions(set()) == aiokafka_private.FIRST_PARTITION_RETRY_S
     # Later partitions keep the producer's retry_backoff_ms: only the pause on every
     # transaction's path changes.
     added = {TopicPartition("t", 1)}
@@ -50,4 +50,4 @@ def test_an_aiokafka_without_the_constant_stops_the_worker_with_a_clear_error(
 ) -> None:
     monkeypatch.delattr(sender, "BACKOFF_OVERRIDE")
     with pytest.raises(AgentError, match=r"BACKOFF_OVERRIDE.*constraints\.txt"):
-        txn_retry.shorten_first_partition_retry()
+        aiokafka_private.shorten_first_partition_retry()
