@@ -56,7 +56,7 @@ RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && pip install -c constraints.txt /tmp/wheels/arbstream-*.whl \
     && pip check \
     && arbstream --version \
-    && python -c 'import streams, sys; i = streams.IMPLEMENTATION; sys.exit(not i.compiled and i.reason)'
+    && python -c 'import sys; from arbstream import streams; i = streams.IMPLEMENTATION; sys.exit(not i.compiled and i.reason)'
 
 # ---- runtime: the venv, the configs, a non-root user --------------------------------
 FROM python:3.11-slim AS runtime

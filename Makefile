@@ -28,9 +28,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt setup.py
 # The engine's compiled modules (setup.py) are built by the install above; after an edit
 # of their sources this rebuilds them (until then the sources run: streams/_native.py).
 $(VENV)/.native: $(VENV)/.installed $(wildcard streams/*.py)
-	@$(BIN)/python -c 'import streams, sys; sys.exit(not streams.IMPLEMENTATION.compiled)' || \
+	@$(BIN)/python -c 'import sys; from arbstream import streams; sys.exit(not streams.IMPLEMENTATION.compiled)' || \
 		$(BIN)/pip install --quiet --no-deps -c constraints.txt -e .
-	@$(BIN)/python -c 'import streams; i = streams.IMPLEMENTATION; \
+	@$(BIN)/python -c 'from arbstream import streams; i = streams.IMPLEMENTATION; \
 		print("engine:", "compiled (mypyc)" if i.compiled else "Python sources: " + i.reason)'
 	touch $@
 

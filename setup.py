@@ -45,7 +45,7 @@ def source_digests() -> dict[str, str]:
     digests = {}
     for name in COMPILED:
         source = (ROOT / "streams" / f"{name}.py").read_bytes()
-        digests[f"streams.{name}"] = hashlib.sha256(source).hexdigest()
+        digests[f"arbstream.streams.{name}"] = hashlib.sha256(source).hexdigest()
     return digests
 
 
@@ -103,9 +103,11 @@ def ext_modules() -> list[Any]:
     sources = source_digests()
     modules = mypycify(
         # the project's mypy config covers more than streams/: no notes on the rest
-        ["--no-warn-unused-configs", *(f"streams/{name}.py" for name in COMPILED)],
+        # by their paths in the arbstream namespace (arbstream/streams links to streams/):
+        # mypyc names each module after its path
+        ["--no-warn-unused-configs", *(f"arbstream/streams/{name}.py" for name in COMPILED)],
         opt_level="3",
-        group_name="streams._native",
+        group_name="arbstream.streams._native",
     )
     write_record(sources, "", ROOT)
     return list(modules)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from agents.errors import AgentError
+from arbstream.agents.errors import AgentError
 
 
 class CommitPolicyError(AgentError):
@@ -99,8 +99,7 @@ class CommitRules:
     rebuild: bool
 
 
-#: The exactly-once worker's. Held batches: measured at 5,000 ticks/s, a third fewer
-#: commits and a lower p99 (docs/performance.md, "Quiet batches").
+#: The exactly-once worker's (the hold: docs/performance.md, "Figures behind defaults").
 WORKER_RULES = CommitRules(
     hold_quiet_s=1.0, group_offsets_every_s=1.0, group_offsets_idle_s=0.05, rebuild=True
 )

@@ -1,6 +1,6 @@
 """Errors of the Kafka side, under the project's one root (streams.errors)."""
 
-from streams.errors import ArbstreamError, SetupError
+from arbstream.streams.errors import ArbstreamError, SetupError
 
 #: Where a refusal sends the reader.
 DEPLOY_DOC = "docs/deploy.md lists each role's ACLs"

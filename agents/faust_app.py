@@ -46,16 +46,16 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 from mode import CrashingSupervisor
 
-from agents.commit_policy import FAUST_RULES, CommitPolicy, CommitPolicyError, Do, Failure
-from agents.faust_state import PartitionState, SlottedState
-from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
-from agents.kafka.health import PartitionHealth
-from agents.kafka.security import KafkaSecurity
-from agents.kafka.topics import Topics, kafka_source
-from agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
-from agents.routing import OutputPlacement
-from agents.settings import Deployment
-from streams.engine import Engine
+from arbstream.agents.commit_policy import FAUST_RULES, CommitPolicy, CommitPolicyError, Do, Failure
+from arbstream.agents.faust_state import PartitionState, SlottedState
+from arbstream.agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
+from arbstream.agents.kafka.health import PartitionHealth
+from arbstream.agents.kafka.security import KafkaSecurity
+from arbstream.agents.kafka.topics import Topics, kafka_source
+from arbstream.agents.metrics import TransactionTimes, WorkerMetrics, WorkerView
+from arbstream.agents.routing import OutputPlacement
+from arbstream.agents.settings import Deployment
+from arbstream.streams.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class FaustRuntime:
 
     async def _load(self, partition: int) -> PartitionWork:
         state = self.state.load(partition)
-        engine = Engine(self.config.engine, kafka_source(self.topics.ticks, partition))
+        engine = Engine(self.config, kafka_source(self.topics.ticks, partition))
         engine.load(state.entries)
         next_offset = state.offset
         if next_offset == 0:  # nothing committed: from the partition's first record
@@ -215,8 +215,9 @@ class FaustRuntime:
                     raise CommitPolicyError("the Faust runtime's policy did not commit a batch")
                 done.append((work, start, timestamps, signals))
         t1 = time.perf_counter()
-        # Straight to the producer, not through Faust's topic buffer: a third of the cost
-        # per record. A refused output raises here and ends the worker before any state.
+        # Straight to the producer, not through Faust's topic buffer (cheaper per record:
+        # docs/performance.md, "Figures behind defaults"). A refused output raises here
+        # and ends the worker before any state.
         send = self.app.producer.send
         sent = [
             await send(topic, key, value, target, None, None)

@@ -30,7 +30,7 @@ import struct
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Protocol
 
-from streams import changelog
+from arbstream.streams import changelog
 
 #: A slot's value: the stamp (the offset the batch committed), a deletion flag, the entry.
 _HEADER = struct.Struct(">qB")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from streams.config import EngineConfig
-from streams.observe import Observation
+from arbstream.streams.config import EngineConfig
+from arbstream.streams.observe import Observation
 
 
 def venues_open(engine: EngineConfig, clock: int) -> Iterator[Metric]:

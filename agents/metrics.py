@@ -33,13 +33,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from agents.market_metrics import basis_families, delivery_families, venues_open
-from agents.settings import Deployment
-from streams.counters import EngineCounters
-from streams.engine import Engine
-from streams.observe import Observation, QuoteView, observe
-from streams.signals import SIGNAL_EVENTS
-from streams.validation import REASONS
+from arbstream.agents.market_metrics import basis_families, delivery_families, venues_open
+from arbstream.agents.settings import Deployment
+from arbstream.streams.counters import EngineCounters
+from arbstream.streams.engine import Engine
+from arbstream.streams.observe import Observation, QuoteView, observe
+from arbstream.streams.signals import SIGNAL_EVENTS
+from arbstream.streams.validation import REASONS
 
 #: Seconds from a tick's Kafka timestamp to the commit of its outputs: 0.5 ms to 10 s.
 LATENCY_BUCKETS = (
@@ -146,7 +146,7 @@ class BatchMetrics:
         #: Counts of committed work, keyed by label values (streams/counters.py).
         self.totals = EngineCounters()
         self._instruments = config.metric_instruments
-        self._fx_pairs = config.engine.fx_pairs
+        self._fx_pairs = config.fx_pairs
         self.window = BatchStats()  # since the worker last logged them
         self.records = 0  # committed since the start
         #: When the last transaction committed (epoch seconds; the start before the
@@ -257,8 +257,8 @@ class WorkerMetrics(Collector):
             "The config's staleness threshold of each venue.",
             labels=["venue"],
         )
-        for venue in self.config.engine.venue_names:
-            stale.add_metric([venue], self.config.engine.stale_ms[venue] / 1000.0)
+        for venue in self.config.venue_names:
+            stale.add_metric([venue], self.config.stale_ms[venue] / 1000.0)
         yield stale
         view = self.view
         yield _gauge("arbstream_worker_ready", "1 once partitions are loaded.", float(view.ready()))
@@ -285,18 +285,18 @@ class WorkerMetrics(Collector):
         for engine in engines:
             observed.add(observe(engine, self._instruments))
         yield from self._quote_ages(observed.quotes)
-        yield from venues_open(self.config.engine, observed.clock)
+        yield from venues_open(self.config, observed.clock)
         yield from self._spreads(observed)
         yield from self._routes(observed)
         yield from basis_families(observed)
-        yield from delivery_families(self.config.engine, observed)
+        yield from delivery_families(self.config, observed)
 
     # -- families -------------------------------------------------------------------------
 
     def _counters(self) -> Iterator[Metric]:
         totals = self.batches.totals
         ticks = dict.fromkeys(
-            ((v, i) for v in self.config.engine.venue_names for i in self._instruments), 0
+            ((v, i) for v in self.config.venue_names for i in self._instruments), 0
         )
         ticks.update(totals.quotes)  # already keyed by label values
         family = CounterMetricFamily(
@@ -306,7 +306,7 @@ class WorkerMetrics(Collector):
             family.add_metric(list(labels), n)
         yield family
 
-        fx = dict.fromkeys(sorted(self.config.engine.fx_pairs), 0)
+        fx = dict.fromkeys(sorted(self.config.fx_pairs), 0)
         fx.update(totals.fx)
         family = CounterMetricFamily(
             "arbstream_fx",

@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from agents.errors import AgentError
+from arbstream.agents.errors import AgentError
 
 #: The (topic, partition) of one record batch.
 BatchTarget = tuple[str, int]

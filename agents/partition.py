@@ -29,17 +29,17 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from agents import commit_policy
-from agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
-from agents.errors import AgentError
-from agents.kafka.aiokafka_private import transaction_error
-from agents.kafka.topics import Topics
-from agents.metrics import BatchMetrics, TransactionTimes
-from agents.outputs import DeliveryError, OutputBatches
-from agents.routing import OutputPlacement
-from agents.state_store import OFFSET_KEY
-from streams.batch import Encoded, encode_values
-from streams.engine import Engine
+from arbstream.agents import commit_policy
+from arbstream.agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
+from arbstream.agents.errors import AgentError
+from arbstream.agents.kafka.aiokafka_private import transaction_error
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.metrics import BatchMetrics, TransactionTimes
+from arbstream.agents.outputs import DeliveryError, OutputBatches
+from arbstream.agents.routing import OutputPlacement
+from arbstream.agents.state_store import OFFSET_KEY
+from arbstream.streams.batch import Encoded, encode_values
+from arbstream.streams.engine import Engine
 
 log = logging.getLogger(__name__)
 

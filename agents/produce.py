@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from agents.errors import AgentError
-from agents.kafka.access import AUTHORIZATION_ERRORS, denial
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics
-from agents.routing import destinations, route
+from arbstream.agents.errors import AgentError
+from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.routing import destinations, route
 
 #: Delivery futures are awaited (and errors raised) every this many sends.
 CHECK_EVERY = 10_000
@@ -30,8 +30,9 @@ async def send_line(
     record: bytes,
     pending: list[asyncio.Future[object]],
 ) -> str:
-    """Send one input record as §2 says (``partitions``: those of the ticks topic);
-    append its delivery futures to ``pending`` and return its kind (see ``route``)."""
+    """Send one input record as docs/records.md ("Input records") says (``partitions``:
+    those of the ticks topic); append its delivery futures to ``pending`` and return its
+    kind (see ``route``)."""
     kind, key = route(record)
     for topic, partition in destinations(kind, topics, partitions):
         pending.append(await producer.send(topic, record, key=key, partition=partition))

@@ -11,13 +11,13 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import close_quietly
-from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, kafka_source
-from agents.partition import Loaded
-from agents.settings import Deployment
-from agents.state_store import StateReader
-from streams.engine import Engine
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import close_quietly
+from arbstream.agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, kafka_source
+from arbstream.agents.partition import Loaded
+from arbstream.agents.settings import Deployment
+from arbstream.agents.state_store import StateReader
+from arbstream.streams.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class PartitionLoader:
             for p in partitions:
                 state = recovered[p]
                 tp = TopicPartition(self.topics.ticks, p)
-                engine = Engine(self.config.engine, kafka_source(self.topics.ticks, p))
+                engine = Engine(self.config, kafka_source(self.topics.ticks, p))
                 engine.load(state.entries)
                 next_offset = state.next_offset
                 if next_offset is None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from agents.kafka.topics import Topics
-from agents.outputs import KeyPlacement
-from streams.validation import decode
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.outputs import KeyPlacement
+from arbstream.streams.validation import decode
 
 Kind = Literal["quote", "stock", "fx", "other"]
 #: Where one input record goes: (topic, partition), where partition None means "the

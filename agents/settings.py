@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from agents.errors import AgentError
-from streams.config import EngineConfig, Section
-from streams.counters import OTHER
-from streams.validation import NAME_LIMIT
+from arbstream.agents.errors import AgentError
+from arbstream.streams.config import EngineConfig, Section
+from arbstream.streams.counters import OTHER
+from arbstream.streams.validation import NAME_LIMIT
 
 if TYPE_CHECKING:  # (not at run time: a config is read without importing Kafka's client)
-    from agents.kafka.clients import KafkaClients
+    from arbstream.agents.kafka.clients import KafkaClients
 
 #: Records per poll at most, and the inbox size at which the worker's fetch loop waits
 #: for a partition's task. A poll returns what the fetcher holds, so at low rates
@@ -71,7 +71,7 @@ class ProducerSettings(Section):
     #: Records held while Kafka is unreachable; beyond it the oldest are dropped (counted).
     buffer_max_records: Annotated[int, Field(ge=1)] = 100_000
     #: Small: the sink waits for each chunk's delivery anyway, which batches under load
-    #: (measured: p50 2 ms at linger 0 against 7 ms at 5, at 2,000 frames/s).
+    #: (docs/performance.md, "Figures behind defaults").
     linger_ms: Annotated[int, Field(ge=0, le=1000)] = 1
     compression: Literal["lz4", "gzip", "zstd", "snappy", "none"] = "lz4"
     #: A batch not acknowledged within this is retried from the buffer.
@@ -102,21 +102,15 @@ def metrics_problems(metrics: MetricsSettings) -> list[str]:
     return problems
 
 
-class Deployment(Protocol):
-    """What the Kafka side needs of a config (``arbstream.config.Config`` has it all)."""
+class Deployment(EngineConfig):
+    """A config as the Kafka side reads it: the engine's settings (it is one) and the
+    deployment's below. ``arbstream.config.Config``, which reads the file, is the one
+    implementation; this class only says what the Kafka side may use."""
 
-    @property
-    def topic_prefix(self) -> str: ...
-    @property
-    def kafka(self) -> KafkaSettings: ...
-    @property
-    def producer(self) -> ProducerSettings: ...
-    @property
-    def metric_instruments(self) -> frozenset[str]: ...
-    @property
-    def engine(self) -> EngineConfig: ...
-    @property
-    def source(self) -> str: ...
+    topic_prefix: str
+    kafka: KafkaSettings
+    producer: ProducerSettings
+    metric_instruments: frozenset[str]
 
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"

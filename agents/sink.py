@@ -34,17 +34,17 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from agents.errors import AgentError, KafkaRefusedError
-from agents.kafka.access import AUTHORIZATION_ERRORS, denial
-from agents.kafka.aiokafka_private import abandon_producer
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import BrokerUnreachableError, broker_reachable
-from agents.kafka.topics import Topics, ensure_topics, partition_counts
-from agents.outputs import DeliveryError, KeyPlacement, OutputBatches
-from agents.routing import Kind, destinations
-from agents.settings import Deployment
-from streams.backoff import backoff
-from streams.errors import ArbstreamError
+from arbstream.agents.errors import AgentError, KafkaRefusedError
+from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from arbstream.agents.kafka.aiokafka_private import abandon_producer
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import BrokerUnreachableError, broker_reachable
+from arbstream.agents.kafka.topics import Topics, ensure_topics, partition_counts
+from arbstream.agents.outputs import DeliveryError, KeyPlacement, OutputBatches
+from arbstream.agents.routing import Kind, destinations
+from arbstream.agents.settings import Deployment
+from arbstream.streams.backoff import backoff
+from arbstream.streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class KafkaSink:
     def put(self, record: dict[str, Any]) -> None:
         """Queue one record (a connection loop's sink); never blocks."""
         # orjson's bytes keep ~4 KiB of spare capacity each; a copy holds only the record,
-        # which matters for a buffer of 100,000 (400 MiB against 40 MiB, measured).
+        # which matters for a full buffer (docs/performance.md, "Figures behind defaults").
         value = bytes(memoryview(orjson.dumps(record)))
         if record.get("type") == "fx":
             self.buffer.put(("fx", str(record["pair"]).encode(), value))

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from aiokafka import TopicPartition
 
-from agents.errors import AgentError
-from agents.kafka.clients import KafkaClients
+from arbstream.agents.errors import AgentError
+from arbstream.agents.kafka.clients import KafkaClients
 
 log = logging.getLogger(__name__)
 

@@ -31,21 +31,25 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.errors import AgentError
-from agents.kafka.access import require_rights
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import CLOSE_TIMEOUT_S, close_quietly
-from agents.kafka.roles import gateway_rights
-from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics, existing_topics, partition_counts
-from streams import validation
-from streams.market_view import TopicRecord
+from arbstream.agents.errors import AgentError
+from arbstream.agents.kafka.access import require_rights
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import CLOSE_TIMEOUT_S, close_quietly
+from arbstream.agents.kafka.roles import gateway_rights
+from arbstream.agents.kafka.topics import (
+    TICKS_MAX_MESSAGE_BYTES,
+    Topics,
+    existing_topics,
+    partition_counts,
+)
+from arbstream.streams import validation
+from arbstream.streams.market_view import TopicRecord
 
 log = logging.getLogger(__name__)
 
 #: How long a fetch parked at the broker waits for records when there are none. Committed
-#: records end the wait at once (benchmarks/gateway_bench.py, 20 clients at 200 records/s:
-#: p50/p99 2.8/5.9 ms at 100 against 2.6/5.3 ms at 10), so a longer wait only saves the
-#: idle gateway and broker nine fetches in ten.
+#: records end the wait at once, so a longer wait only saves the idle reader and broker
+#: fetches (docs/performance.md, "Figures behind defaults").
 FETCH_WAIT_MS = 100
 #: Records taken from Kafka at a time, before the clients' writers get a turn: every
 #: client queue must hold a few such bursts (gateway/settings.py bounds the queue size).

@@ -12,7 +12,7 @@ A fetch loop hands each partition's records to that partition's task
 transaction:
 
 1. runs every record through the engine;
-2. sends the outputs to their topics (spreads and signals keyed as contracts.md §5
+2. sends the outputs to their topics (spreads and signals keyed as docs/records.md
    says, dlq records to the source partition's number), built into record batches
    (agents/outputs.py), with no await per record;
 3. writes the engine's state changes and the next ticks offset to partition p of the
@@ -31,7 +31,7 @@ stopped. At a rebalance every partition finishes its batch in flight, and every
 partition assigned afterwards, kept ones included, is rebuilt from the committed state:
 one rule, with no case in which a kept engine could be stale.
 
-Why not Faust's agents (design.md expected them): see the module docstring of
+Why not Faust's agents (the first design planned them): see the module docstring of
 benchmarks/naive_faust.py and the README. In short, Faust's stream delivers at most
 ~16,000 events/s here even to an agent that does nothing, and its exactly_once mode
 picks the transaction of an output from the output's partition and commits offsets of
@@ -49,23 +49,23 @@ from collections.abc import Awaitable
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.commit_policy import Do
-from agents.errors import AgentError, KafkaRefusedError
-from agents.kafka.access import AUTHORIZATION_ERRORS, denial
-from agents.kafka.aiokafka_private import shorten_first_partition_retry
-from agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
-from agents.kafka.health import PartitionHealth
-from agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
-from agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
-from agents.metrics import BatchStats, WorkerMetrics, WorkerView
-from agents.outputs import DeliveryError
-from agents.partition import PartitionProcessor, failure_of, stop_reason
-from agents.recovery import PartitionLoader
-from agents.routing import OutputPlacement
-from agents.settings import Deployment, WorkerSettings
-from agents.state_store import StateReader
-from streams.backoff import backoff
-from streams.errors import ArbstreamError
+from arbstream.agents.commit_policy import Do
+from arbstream.agents.errors import AgentError, KafkaRefusedError
+from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
+from arbstream.agents.kafka.aiokafka_private import shorten_first_partition_retry
+from arbstream.agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
+from arbstream.agents.kafka.health import PartitionHealth
+from arbstream.agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
+from arbstream.agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
+from arbstream.agents.metrics import BatchStats, WorkerMetrics, WorkerView
+from arbstream.agents.outputs import DeliveryError
+from arbstream.agents.partition import PartitionProcessor, failure_of, stop_reason
+from arbstream.agents.recovery import PartitionLoader
+from arbstream.agents.routing import OutputPlacement
+from arbstream.agents.settings import Deployment, WorkerSettings
+from arbstream.agents.state_store import StateReader
+from arbstream.streams.backoff import backoff
+from arbstream.streams.errors import ArbstreamError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-import streams
-from arbstream import __version__
+from arbstream import __version__, streams
 from arbstream.cli_live import demo, gateway, simulate
 from arbstream.commands import (
     EXIT_CONFIG,
@@ -20,7 +19,7 @@ from arbstream.commands import (
     exit_with,
     load_config_or_exit,
 )
-from streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -54,7 +53,7 @@ def replay(input_path: str, config_path: str, output_path: str | None) -> None:
     """Replay INPUT (JSONL, '-' for stdin) through the engine; write outputs as JSONL."""
     from arbstream.replay import ProgressBar
     from arbstream.replay import replay as run_replay
-    from streams.engine import Engine
+    from arbstream.streams.engine import Engine
 
     config = load_config_or_exit(config_path)  # before any input is read
     engine = Engine(config)
@@ -93,10 +92,10 @@ def produce(file_path: str, config_path: str) -> None:
     ticks partition and to the fx topic. The broker comes from ARBSTREAM_BROKER."""
     import asyncio
 
-    from agents.kafka.clients import kafka_clients
-    from agents.kafka.roles import feed_rights
-    from agents.kafka.topics import Topics, prepare
-    from agents.produce import produce_lines
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.agents.kafka.roles import feed_rights
+    from arbstream.agents.kafka.topics import Topics, prepare
+    from arbstream.agents.produce import produce_lines
     from arbstream.replay import ProgressBar
 
     config = load_config_or_exit(config_path)
@@ -139,8 +138,8 @@ def topics(config_path: str, runtime: str) -> None:
     ARBSTREAM_BROKER, credentials from ARBSTREAM_KAFKA_*."""
     import asyncio
 
-    from agents.kafka.clients import kafka_clients
-    from agents.kafka.topics import prepare
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.agents.kafka.topics import prepare
 
     config = load_config_or_exit(config_path)
     try:
@@ -163,8 +162,8 @@ def worker(config_path: str, runtime: str, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
     and dlq topics. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
-    from agents.kafka.clients import kafka_clients
-    from agents.settings import WorkerSettings, web_port
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.agents.settings import WorkerSettings, web_port
 
     config = load_config_or_exit(config_path)
     try:
@@ -199,8 +198,8 @@ def feed(config_path: str, only: tuple[str, ...], loglevel: str) -> None:
     also to the fx topic). Broker from ARBSTREAM_BROKER; /healthz and /readyz on
     ARBSTREAM_FEED_METRICS_PORT (default 9464). API keys come from the environment
     variables the config names."""
-    from agents.kafka.clients import kafka_clients
-    from agents.settings import feed_metrics_port
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.agents.settings import feed_metrics_port
     from arbstream.feed_process import run_feeds, select_feeds
 
     config = load_config_or_exit(config_path)

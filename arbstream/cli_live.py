@@ -17,7 +17,7 @@ from arbstream.commands import (
     exit_with,
     load_config_or_exit,
 )
-from streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError
 
 # Each command imports the layers it runs when it runs (PLC0415 is off for this file).
 
@@ -37,9 +37,9 @@ def gateway(ctx: click.Context, config_path: str | None, loglevel: str) -> None:
         return
     if config_path is None:
         raise click.UsageError("Missing option '--config'.")
-    from agents.kafka.clients import kafka_clients
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.gateway.settings import gateway_settings
     from arbstream.gateway_process import run_gateway
-    from gateway.settings import gateway_settings
 
     config = load_config_or_exit(config_path)
     try:
@@ -58,7 +58,7 @@ def gateway_token(name: str) -> None:
     """Make a token for client NAME: prints the token (give it to the client: it is not
     kept anywhere) and the line to add to ARBSTREAM_GATEWAY_TOKENS_FILE (the token's
     SHA-256, no secret); then send the gateway SIGHUP."""
-    from gateway.access import new_token
+    from arbstream.gateway.access import new_token
 
     try:
         token, line = new_token(name)
@@ -132,7 +132,7 @@ def simulate(
     """Serve a scenario's venues on local WebSockets, each in the protocol its feed is
     configured with (the url's host and port), paced by event time."""
     from arbstream.process import configure_logging
-    from simulator.server import SimulatorSettings, run_simulator
+    from arbstream.simulator.server import SimulatorSettings, run_simulator
 
     config = load_config_or_exit(config_path)
     try:
@@ -191,11 +191,11 @@ def demo(
     """The live system on one machine: simulator, feeds, a worker and the gateway on the
     broker of ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues,
     and the web page on ARBSTREAM_GATEWAY_PORT (default 8080)."""
-    from agents.kafka.clients import kafka_clients
-    from agents.settings import feed_metrics_port, web_port
+    from arbstream.agents.kafka.clients import kafka_clients
+    from arbstream.agents.settings import feed_metrics_port, web_port
     from arbstream.demo import DemoSettings, child_env, run_demo
     from arbstream.feed_process import select_feeds
-    from gateway.settings import gateway_settings
+    from arbstream.gateway.settings import gateway_settings
 
     config = load_config_or_exit(config_path)
     try:

@@ -10,7 +10,7 @@ from typing import NoReturn
 import click
 
 from arbstream.config import Config, load_config
-from streams.errors import ArbstreamError, ConfigError, SetupError
+from arbstream.streams.errors import ArbstreamError, ConfigError, SetupError
 
 #: Exit status for a config, or an environment, that cannot be used.
 EXIT_CONFIG = 2

@@ -18,22 +18,22 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from agents.settings import (
+from arbstream.agents.settings import (
+    Deployment,
     KafkaSettings,
     MetricsSettings,
     ProducerSettings,
     kafka_problems,
     metrics_problems,
 )
-from feeds.settings import QUOTE_PROTOCOLS, FeedSettings, feed_problems
-from streams.config import (
-    EngineConfig,
+from arbstream.feeds.settings import QUOTE_PROTOCOLS, FeedsConfig, FeedSettings, feed_problems
+from arbstream.streams.config import (
     EngineModel,
     engine_problems,
     raise_problems,
     validation_problems,
 )
-from streams.errors import ConfigError
+from arbstream.streams.errors import ConfigError
 
 
 class ConfigModel(EngineModel):
@@ -46,7 +46,7 @@ class ConfigModel(EngineModel):
     metrics: MetricsSettings = MetricsSettings()
 
 
-class Config(EngineConfig):
+class Config(Deployment, FeedsConfig):
     """A validated config file: the engine's settings, extended by the deployment's."""
 
     def __init__(self, model: ConfigModel, source: str = "<config>") -> None:

@@ -36,7 +36,7 @@ from arbstream.dashboard_parts import (
     window_label,
     z_style,
 )
-from streams.market_view import MarketView, TopicRecord, number
+from arbstream.streams.market_view import MarketView, TopicRecord, number
 
 #: The signals the summary lists even before any is seen.
 SIGNAL_KEYS = ("arb.open", "arb.close", "arb.update", "wide.open", "wide.close")

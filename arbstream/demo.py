@@ -27,16 +27,16 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import broker_reachable
-from agents.kafka.topics import Topics, prepare
-from agents.topic_reader import TopicReader
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import broker_reachable
+from arbstream.agents.kafka.topics import Topics, prepare
+from arbstream.agents.topic_reader import TopicReader
 from arbstream.config import Config
 from arbstream.dashboard import Dashboard
 from arbstream.process import configure_logging
+from arbstream.streams.errors import ArbstreamError
+from arbstream.streams.market_view import MarketView, TopicRecord
 from arbstream.supervisor import ChildProcess, arbstream_command
-from streams.errors import ArbstreamError
-from streams.market_view import MarketView, TopicRecord
 
 #: Seconds every child together gets to stop after SIGTERM before what still runs is
 #: killed; then reading the topics' ends for the summary gets at most CATCH_UP_S, so a

@@ -16,11 +16,11 @@ import os
 import sys
 from contextlib import ExitStack
 
-from agents.kafka.clients import kafka_clients
-from agents.settings import WorkerSettings, web_port
+from arbstream.agents.kafka.clients import kafka_clients
+from arbstream.agents.settings import WorkerSettings, web_port
 from arbstream.config import load_config
 from arbstream.faust_process import faust_app
-from streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError
 
 
 def _app() -> object:

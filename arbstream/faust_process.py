@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agents.faust_app import FaustRuntime, make_app
-from agents.kafka.roles import faust_rights
-from agents.kafka.topics import Topics, prepare
-from agents.settings import Deployment, WorkerSettings
+from arbstream.agents.faust_app import FaustRuntime, make_app
+from arbstream.agents.kafka.roles import faust_rights
+from arbstream.agents.kafka.topics import Topics, prepare
+from arbstream.agents.settings import Deployment, WorkerSettings
 from arbstream.process import require_free_port
 
 

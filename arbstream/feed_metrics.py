@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agents.metrics import process_registry
-from agents.sink import KafkaSink
-from feeds.connection import FeedConnection
+from arbstream.agents.metrics import process_registry
+from arbstream.agents.sink import KafkaSink
+from arbstream.feeds.connection import FeedConnection
 
 #: (metric, help, FeedStats attribute) of the per-feed counters.
 _FEED_COUNTERS = (

@@ -20,18 +20,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.health import PartitionHealth
-from agents.kafka.roles import feed_rights
-from agents.kafka.topics import Topics, prepare
-from agents.sink import KafkaSink
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.health import PartitionHealth
+from arbstream.agents.kafka.roles import feed_rights
+from arbstream.agents.kafka.topics import Topics, prepare
+from arbstream.agents.sink import KafkaSink
 from arbstream.config import Config
 from arbstream.feed_metrics import FeedMetrics
+from arbstream.feeds.connection import FeedConnection
+from arbstream.feeds.protocols import make_protocol
+from arbstream.feeds.settings import FeedSettings
 from arbstream.process import configure_logging, require_free_port, serve_health
-from feeds.connection import FeedConnection
-from feeds.protocols import make_protocol
-from feeds.settings import FeedSettings
-from streams.errors import ConfigError
+from arbstream.streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from agents.kafka.access import require_broker, require_rights
-from agents.kafka.roles import gateway_rights
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.access import require_broker, require_rights
+from arbstream.agents.kafka.roles import gateway_rights
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import Config
+from arbstream.gateway.access import TokenBook
+from arbstream.gateway.app import Gateway
+from arbstream.gateway.settings import GatewaySettings
 from arbstream.process import configure_logging, require_free_port
-from gateway.access import TokenBook
-from gateway.app import Gateway
-from gateway.settings import GatewaySettings
 
 
 async def serve(config: Config, settings: GatewaySettings) -> None:

@@ -23,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from streams.errors import SetupError
+from arbstream.streams.errors import SetupError
 
 #: One log format for every arbstream process, so their logs read alike side by side.
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"

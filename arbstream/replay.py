@@ -1,4 +1,4 @@
-"""``arbstream replay``: run the engine over a JSONL file (contracts.md §7).
+"""``arbstream replay``: run the engine over a JSONL file (docs/cli.md, "replay").
 
 A thin shell: read lines, hand them to :class:`streams.Engine` a chunk at a time
 (streams/batch.py), write every output record as one JSON line. Progress and the
@@ -15,8 +15,8 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from streams.batch import replay_lines
-from streams.engine import Engine
+from arbstream.streams.batch import replay_lines
+from arbstream.streams.engine import Engine
 
 #: Output records are written once this many are buffered (spread records average about
 #: 500 bytes).

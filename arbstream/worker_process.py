@@ -16,11 +16,11 @@ import signal
 import threading
 import time
 
-from agents.kafka.guarantees import check_guarantees
-from agents.kafka.roles import worker_rights
-from agents.kafka.topics import Topics, prepare
-from agents.settings import Deployment, WorkerSettings
-from agents.worker import Worker
+from arbstream.agents.kafka.guarantees import check_guarantees
+from arbstream.agents.kafka.roles import worker_rights
+from arbstream.agents.kafka.topics import Topics, prepare
+from arbstream.agents.settings import Deployment, WorkerSettings
+from arbstream.agents.worker import Worker
 from arbstream.process import (
     configure_logging,
     require_free_port,

@@ -58,8 +58,8 @@ from pathlib import Path
 
 import orjson
 
-from agents.settings import ProducerSettings
-from agents.sink import CHUNK_MAX
+from arbstream.agents.settings import ProducerSettings
+from arbstream.agents.sink import CHUNK_MAX
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics
 from benchmarks.feed_roles import topics_ready, until

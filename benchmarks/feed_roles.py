@@ -20,11 +20,15 @@ from typing import Any
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
-import agents.sink
-from agents.kafka.topics import Topics, ensure_topics
-from agents.outputs import KeyPlacement, OutputBatches
-from agents.sink import CHUNK_MAX, KafkaSink, Pending
+from arbstream.agents import sink as sink_module
+from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.outputs import KeyPlacement, OutputBatches
+from arbstream.agents.sink import CHUNK_MAX, KafkaSink, Pending
 from arbstream.config import Config
+from arbstream.feeds.connection import FeedConnection
+from arbstream.feeds.protocols import make_protocol
+from arbstream.feeds.settings import FeedSettings
+from arbstream.simulator.frames import make_venue
 from benchmarks.feed_workload import (
     PROCESS_TIMEOUT_S,
     SLICE_S,
@@ -37,10 +41,6 @@ from benchmarks.feed_workload import (
 )
 from benchmarks.kafka import bench_kafka
 from benchmarks.stats import percentiles
-from feeds.connection import FeedConnection
-from feeds.protocols import make_protocol
-from feeds.settings import FeedSettings
-from simulator.frames import make_venue
 
 # --- instrumentation (subprocesses only) ---------------------------------------------
 
@@ -67,7 +67,7 @@ class _TimedBatches(OutputBatches):
 
 def install_timing() -> None:
     """Time ``OutputBatches.send`` inside the sink (a module global it looks up per chunk)."""
-    vars(agents.sink)["OutputBatches"] = _TimedBatches
+    vars(sink_module)["OutputBatches"] = _TimedBatches
 
 
 class TimedSink(KafkaSink):

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from arbstream.config import Config, parse_config
-from feeds.settings import FeedSettings
-from simulator.frames import make_venue
+from arbstream.feeds.settings import FeedSettings
+from arbstream.simulator.frames import make_venue
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = ("native", "binance")

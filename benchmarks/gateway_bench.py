@@ -37,7 +37,7 @@ import orjson
 import websockets
 from aiokafka import AIOKafkaProducer
 
-from agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.topics import Topics, ensure_topics
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
 from benchmarks.cleanup import drop_topics_now

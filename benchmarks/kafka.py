@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.security import kafka_security
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.security import kafka_security
 
 
 def bench_kafka(bootstrap: str) -> KafkaClients:

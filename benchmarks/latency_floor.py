@@ -38,7 +38,7 @@ import confluent_kafka
 import orjson
 from aiokafka.admin import NewTopic
 
-from agents.kafka.aiokafka_private import shorten_first_partition_retry
+from arbstream.agents.kafka.aiokafka_private import shorten_first_partition_retry
 from benchmarks.cleanup import drop_topics
 from benchmarks.kafka import bench_kafka
 from benchmarks.offered import collector_off, paced, settled, time_receipts

@@ -4,7 +4,7 @@ One await per event and per output, through Faust's own ``topic.send`` and table
 at-least-once, state in a Faust table (memory store, changelog). It does the work
 ``arbstream worker`` does, minus exactly-once.
 
-Why ``arbstream worker`` is not a Faust app (design.md planned Faust agents), measured
+Why ``arbstream worker`` is not a Faust app (the first design planned Faust agents), measured
 on the development machine (2 cores, CPython 3.11, faust-streaming 0.15.3):
 
 * Faust's stream delivers about 16,000 events/s to an agent that does nothing with
@@ -31,11 +31,11 @@ from typing import Any
 import faust
 import orjson
 
-from agents.faust_app import credentials
-from agents.kafka.topics import Topics, prepare
+from arbstream.agents.faust_app import credentials
+from arbstream.agents.kafka.topics import Topics, prepare
 from arbstream.config import Config, load_config
+from arbstream.streams.engine import Engine, Source
 from benchmarks.kafka import bench_kafka
-from streams.engine import Engine, Source
 
 
 def state_key(partition: int, entry_key: str) -> bytes:

@@ -50,8 +50,8 @@ from aiokafka.errors import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.kafka.topics import Topics, ensure_topics
-from agents.produce import produce_lines, send_line
+from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.produce import produce_lines, send_line
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
@@ -88,12 +88,12 @@ if profile:
 if os.environ.get("BENCH_TXN_RETRY_S"):
     # An A/B switch: the worker's pause before a new transaction asks again for its
     # first partition (agents/kafka/aiokafka_private.py; aiokafka's own is 0.02).
-    from agents.kafka import aiokafka_private
+    from arbstream.agents.kafka import aiokafka_private
     aiokafka_private.FIRST_PARTITION_RETRY_S = float(os.environ["BENCH_TXN_RETRY_S"])
 if os.environ.get("BENCH_QUIET_COMMIT_S"):
     # An A/B switch: how long quiet batches may wait for a commit (0: never held).
     import dataclasses
-    import agents.commit_policy as policy
+    import arbstream.agents.commit_policy as policy
     hold_s = float(os.environ["BENCH_QUIET_COMMIT_S"])
     policy.WORKER_RULES = dataclasses.replace(policy.WORKER_RULES, hold_quiet_s=hold_s)
 if mode == "naive":
@@ -101,7 +101,7 @@ if mode == "naive":
     sys.argv = [sys.argv[0], config_path, bootstrap, port]
     main()
 else:
-    from agents.settings import WorkerSettings
+    from arbstream.agents.settings import WorkerSettings
     from arbstream.config import load_config
     from arbstream.worker_process import run_worker
     from benchmarks.kafka import bench_kafka

@@ -374,7 +374,7 @@ def _arb(
 
 
 def output_key(record: dict[str, Any]) -> str:
-    """An output's key, as arbstream keys it (contracts.md §5)."""
+    """An output's key, as arbstream keys it (docs/records.md)."""
     if record["type"] == "spread":
         return f"{record['instrument']}|{record['a']}|{record['b']}"
     return f"{record['instrument']}|arb|{record['buy']}>{record['sell']}"

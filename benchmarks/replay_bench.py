@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-import streams
+from arbstream import streams
 from arbstream.config import parse_config
+from arbstream.streams.engine import Engine
 from benchmarks.workload import CONFIG_TOML, ticks
-from streams.engine import Engine
 
 
 def rss_mib() -> float:

@@ -1,5 +1,5 @@
 """Waiting in the feeds' retry loops: a sleep that a stop event cuts short. The delays
-themselves come from streams.backoff."""
+themselves come from arbstream.streams.backoff."""
 
 from __future__ import annotations
 

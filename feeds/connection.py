@@ -31,12 +31,12 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from feeds.backoff import sleep_unless_stopped
-from feeds.errors import BadFrameError, FeedAuthError
-from feeds.guard import StreamGuard, Verdict
-from feeds.protocols import Protocol
-from feeds.settings import FeedSettings
-from streams.backoff import backoff
+from arbstream.feeds.backoff import sleep_unless_stopped
+from arbstream.feeds.errors import BadFrameError, FeedAuthError
+from arbstream.feeds.guard import StreamGuard, Verdict
+from arbstream.feeds.protocols import Protocol
+from arbstream.feeds.settings import FeedSettings
+from arbstream.streams.backoff import backoff
 
 log = logging.getLogger(__name__)
 

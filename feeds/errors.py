@@ -7,7 +7,7 @@
 Connection failures are not exceptions here: the connection loop retries them.
 """
 
-from streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError
 
 
 class FeedError(ArbstreamError):

@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from streams.config import Section
-from streams.validation import NAME_LIMIT
+from arbstream.streams.config import EngineConfig, Section
+from arbstream.streams.validation import NAME_LIMIT
 
-#: The WebSocket protocols a feed can speak (domain.md "Public WebSocket formats").
+#: The WebSocket protocols a feed can speak (docs/venues.md).
 FeedProtocol = Literal["native", "binance", "hyperliquid", "massive"]
 #: Protocols whose records are quotes of one venue (``massive`` yields fx records).
 QUOTE_PROTOCOLS = frozenset({"native", "binance", "hyperliquid"})
@@ -87,3 +87,11 @@ def feed_problems(feeds: Mapping[str, FeedSettings], venues: Mapping[str, object
                         f"{NAME_LIMIT} characters"
                     )
     return problems
+
+
+class FeedsConfig(EngineConfig):
+    """A config as the feed process and the simulator read it: the engine's settings (it
+    is one) and the ``[feeds.*]`` tables. ``arbstream.config.Config``, which reads the
+    file, is the one implementation."""
+
+    feeds: Mapping[str, FeedSettings]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from streams.errors import SetupError
+from arbstream.streams.errors import SetupError
 
 #: The cookie of a signed-in page, and how long a session lasts.
 COOKIE = "arbstream_session"

@@ -11,18 +11,18 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.kafka.probe import BrokerWatch
-from agents.kafka.topics import Topics
-from agents.topic_reader import TopicReader
-from gateway.access import TokenBook
-from gateway.auth import RequestAuth
-from gateway.clients import Hub
-from gateway.metrics import gateway_registry
-from gateway.server import GatewayServer
-from gateway.settings import GatewaySettings
-from streams.config import EngineConfig
-from streams.errors import ArbstreamError
-from streams.market_view import MarketView, TopicRecord
+from arbstream.agents.kafka.probe import BrokerWatch
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.topic_reader import TopicReader
+from arbstream.gateway.access import TokenBook
+from arbstream.gateway.auth import RequestAuth
+from arbstream.gateway.clients import Hub
+from arbstream.gateway.metrics import gateway_registry
+from arbstream.gateway.server import GatewayServer
+from arbstream.gateway.settings import GatewaySettings
+from arbstream.streams.config import EngineConfig
+from arbstream.streams.errors import ArbstreamError
+from arbstream.streams.market_view import MarketView, TopicRecord
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import orjson
 from aiohttp import web
 
-from gateway.access import (
+from arbstream.gateway.access import (
     COOKIE,
     OPEN,
     SESSION_TTL_S,

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from gateway.access import OPEN, Principal
-from gateway.subscription import Matcher, Subscription
-from streams.market_view import TopicRecord
+from arbstream.gateway.access import OPEN, Principal
+from arbstream.gateway.subscription import Matcher, Subscription
+from arbstream.streams.market_view import TopicRecord
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError
 
 
 class GatewayError(ArbstreamError):

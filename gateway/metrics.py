@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agents.topic_reader import TopicReader
-from gateway.auth import RequestAuth
-from gateway.clients import Hub
+from arbstream.agents.topic_reader import TopicReader
+from arbstream.gateway.auth import RequestAuth
+from arbstream.gateway.clients import Hub
 
 
 class GatewayCollector(Collector):

@@ -36,12 +36,12 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from gateway.access import Principal, TokenBook
-from gateway.auth import RequestAuth
-from gateway.clients import SLOW_CLIENT_CLOSE, Client, Hub, control, drain, envelope
-from gateway.errors import SubscriptionError
-from gateway.subscription import Subscription, parse_message, parse_query
-from streams.market_view import MarketView
+from arbstream.gateway.access import Principal, TokenBook
+from arbstream.gateway.auth import RequestAuth
+from arbstream.gateway.clients import SLOW_CLIENT_CLOSE, Client, Hub, control, drain, envelope
+from arbstream.gateway.errors import SubscriptionError
+from arbstream.gateway.subscription import Subscription, parse_message, parse_query
+from arbstream.streams.market_view import MarketView
 
 log = logging.getLogger(__name__)
 

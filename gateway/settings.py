@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.kafka.clients import KafkaClients
-from gateway.access import parse_origins
-from gateway.errors import GatewayError
-from streams.errors import SetupError
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.gateway.access import parse_origins
+from arbstream.gateway.errors import GatewayError
+from arbstream.streams.errors import SetupError
 
 
 @dataclass(frozen=True)

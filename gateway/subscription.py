@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import SubscriptionError
+from arbstream.gateway.errors import SubscriptionError
 
 RecordType = Literal["spread", "signal", "basis", "quote"]
 SignalKind = Literal["arb", "wide", "basis", "delivery"]

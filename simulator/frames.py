@@ -1,9 +1,9 @@
 """The venue side of every feed protocol, without sockets: the inverse of feeds/protocols.
 
 The simulator must look to ``arbstream feed`` exactly like the real venue, so for each
-protocol (domain.md "Public WebSocket formats") this module says:
+protocol (docs/venues.md) this module says:
 
-- how a contract record (contracts.md §2) is written as that venue's frame, such that
+- how an input record (docs/records.md) is written as that venue's frame, such that
   the client's parser reads back the same values (tested as a round trip);
 - what the venue says on connect and how it answers the client's requests (subscribe,
   authenticate, ping), keeping per-connection state in a :class:`Session`;
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from feeds.settings import QUOTE_PROTOCOLS, FeedSettings
+from arbstream.feeds.settings import QUOTE_PROTOCOLS, FeedSettings
 
 Record = dict[str, Any]
 

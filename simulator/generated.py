@@ -1,4 +1,4 @@
-"""A generated, endless scenario for demos: contract input records (contracts.md §2).
+"""A generated, endless scenario for demos: input records (docs/records.md).
 
 The recorded scenarios end; a demo should not. This module models just enough of the
 silver market for every signal of the monitor to fire and clear on its own:
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from streams.config import EngineConfig
+from arbstream.streams.config import EngineConfig
 
 #: Where each USD/C rate starts and drifts around; any other currency starts at 1.0.
 FX_START: dict[str, float] = {"CNY": 7.10, "INR": 84.0, "EUR": 0.92, "GBP": 0.79, "JPY": 152.0}
@@ -232,7 +232,8 @@ class _World:
                 )
                 v.board_until += self._duration(s.board_mean_ms)
             width = v.board_bps * self.rng.uniform(0.97, 1.03) / 1e4  # dealers fidget
-        # The inverse of contracts.md §1 usd_per_oz, at the fx mid the engine will use.
+        # The inverse of the normalisation to USD/oz (docs/evaluation.md), at the fx mid
+        # the engine will use.
         local = mid * v.local_factor * self.fx_mid[v.currency]
         bid_ticks = math.floor(local * (1.0 - width / 2) / v.tick)
         ask_ticks = math.ceil(local * (1.0 + width / 2) / v.tick)

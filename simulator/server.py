@@ -20,34 +20,21 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, serve
 
-from feeds.backoff import sleep_unless_stopped
-from feeds.errors import FeedError
-from feeds.settings import FeedSettings
-from simulator.frames import EncodeError, Router
-from simulator.timeline import GeneratedScenario, ScenarioFile, event_ts, pace
-from simulator.venue import FeedCounters, FeedServer
-from streams.config import EngineConfig
-
-
-class Simulated(Protocol):
-    """What the simulator needs of a config (``arbstream.config.Config`` has it)."""
-
-    @property
-    def feeds(self) -> Mapping[str, FeedSettings]: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def engine(self) -> EngineConfig: ...
-
+from arbstream.feeds.backoff import sleep_unless_stopped
+from arbstream.feeds.errors import FeedError
+from arbstream.feeds.settings import FeedsConfig
+from arbstream.simulator.frames import EncodeError, Router
+from arbstream.simulator.timeline import GeneratedScenario, ScenarioFile, event_ts, pace
+from arbstream.simulator.venue import FeedCounters, FeedServer
 
 log = logging.getLogger("simulator")
 
@@ -109,7 +96,7 @@ class SimulatorStats:
 class Simulator:
     """Serves one scenario on every feed of ``config``; see :func:`serve_scenario`."""
 
-    def __init__(self, config: Simulated, settings: SimulatorSettings) -> None:
+    def __init__(self, config: FeedsConfig, settings: SimulatorSettings) -> None:
         if not config.feeds:
             raise FeedError(f"config {config.source} has no [feeds] to simulate")
         self.config = config
@@ -297,7 +284,7 @@ class Simulator:
 
 
 async def serve_scenario(
-    config: Simulated,
+    config: FeedsConfig,
     records_source: Iterable[Any],
     settings: SimulatorSettings,
     stop: asyncio.Event,
@@ -307,21 +294,19 @@ async def serve_scenario(
     return await Simulator(config, settings).run(records_source, stop)
 
 
-def run_simulator(config: Simulated, scenario: Path | None, settings: SimulatorSettings) -> None:
+def run_simulator(config: FeedsConfig, scenario: Path | None, settings: SimulatorSettings) -> None:
     """The ``arbstream simulate`` entry point: serve until done or SIGINT/SIGTERM.
 
     ``scenario`` None serves the generated, endless market starting now."""
     source: Iterable[Any]
     if scenario is None:
-        source = GeneratedScenario(
-            config.engine, settings.seed, lambda: time.time_ns() // 1_000_000
-        )
+        source = GeneratedScenario(config, settings.seed, lambda: time.time_ns() // 1_000_000)
     else:
         source = ScenarioFile(scenario, loop=settings.loop)
     asyncio.run(_main(config, source, settings))
 
 
-async def _main(config: Simulated, source: Iterable[Any], settings: SimulatorSettings) -> None:
+async def _main(config: FeedsConfig, source: Iterable[Any], settings: SimulatorSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)

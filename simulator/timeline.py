@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from feeds.errors import FeedError
-from simulator.generated import GeneratorSettings, generate_ticks
-from streams.config import EngineConfig
+from arbstream.feeds.errors import FeedError
+from arbstream.simulator.generated import GeneratorSettings, generate_ticks
+from arbstream.streams.config import EngineConfig
 
 #: Event time left between two passes of a looped file.
 LOOP_GAP_MS = 1000

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from feeds.settings import FeedSettings
-from simulator.frames import Frame, Session, garble, make_venue
+from arbstream.feeds.settings import FeedSettings
+from arbstream.simulator.frames import Frame, Session, garble, make_venue
 
 log = logging.getLogger("simulator")
 

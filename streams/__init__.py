@@ -7,14 +7,14 @@ import): the same :class:`streams.engine.Engine` serves every worker partition a
 ``arbstream replay``, so the streaming and the offline paths cannot drift apart.
 """
 
-from streams._native import select
+from arbstream.streams._native import select
 
 #: Whether the engine runs compiled (mypyc) or from its Python sources, and why.
 IMPLEMENTATION = select()
 
-from streams.config import EngineConfig  # noqa: E402  (after the choice above)
-from streams.engine import Engine  # noqa: E402
-from streams.errors import ArbstreamError, ConfigError, SetupError, StateError  # noqa: E402
+from arbstream.streams.config import EngineConfig  # noqa: E402  (after the choice above)
+from arbstream.streams.engine import Engine  # noqa: E402
+from arbstream.streams.errors import ArbstreamError, ConfigError, SetupError, StateError  # noqa: E402
 
 __all__ = [
     "IMPLEMENTATION",

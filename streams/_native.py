@@ -54,7 +54,7 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 
 def _recorded() -> tuple[dict[str, str], str]:
     try:  # by name: the module exists only once setup.py has run
-        build = importlib.import_module("streams._build")
+        build = importlib.import_module(f"{__package__}._build")
     except ImportError:
         return {}, "not built by setup.py (a source checkout on the path)"
     sources: dict[str, str] = build.SOURCES
@@ -72,7 +72,7 @@ def select() -> Implementation:
             for name, digest in sorted(sources.items())
             if hashlib.sha256(_source(name).read_bytes()).hexdigest() != digest
         ]
-        spec = importlib.util.find_spec("streams.engine")
+        spec = importlib.util.find_spec(f"{__package__}.engine")
         if changed:
             reason = f"{', '.join(changed)} changed since the build (run `make install`)"
         elif spec is None or str(spec.origin).endswith(".py"):

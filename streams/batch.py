@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import orjson
 
-from streams.engine import Engine
+from arbstream.streams.engine import Engine
 
 #: One encoded output: (stream, key as bytes or None for a rejected record, JSON bytes).
 Encoded = tuple[str, bytes | None, bytes]
@@ -25,7 +25,7 @@ def replay_lines(
     """Apply ``lines`` (as read, terminators kept), the first being line ``lineno + 1``;
     append each output record's JSON to ``out``.
 
-    Blank lines are skipped but counted as lines (contracts.md §7). Returns the number
+    Blank lines are skipped but counted as lines (docs/cli.md, "replay"). Returns the number
     of records (lines that are not blank), spread records and basis records; the
     engine's counters have the signals and rejections.
     """

@@ -30,10 +30,10 @@ from typing import Any, Final
 
 import orjson
 
-from streams.errors import StateError
-from streams.signals import ArbRoute
-from streams.state import BasisState, InstrumentState, PairState
-from streams.windows import PairWindows
+from arbstream.streams.errors import StateError
+from arbstream.streams.signals import ArbRoute
+from arbstream.streams.state import BasisState, InstrumentState, PairState
+from arbstream.streams.windows import PairWindows
 
 STATE_VERSION: Final = 3
 #: Samples per chunk entry: 4 KiB. Small, because the chunk that is filling is rewritten

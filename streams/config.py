@@ -21,11 +21,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from streams.errors import ConfigError
-from streams.sessions import Calendar, expiry_ms, session_problems
-from streams.validation import NAME_LIMIT
+from arbstream.streams.errors import ConfigError
+from arbstream.streams.sessions import Calendar, expiry_ms, session_problems
+from arbstream.streams.validation import NAME_LIMIT
 
-#: Troy ounces in one unit of each named unit (contracts.md §1).
+#: Troy ounces in one unit of each named unit (docs/evaluation.md, "Normalisation").
 OZ_PER_UNIT: dict[str, float] = {"oz": 1.0, "kg": 32.1507466, "g": 0.0321507466}
 
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -187,11 +187,6 @@ class EngineConfig:
             sorted({(p.spot, p.future) for p in model.basis.pairs})
         )
         self.delivery = model.delivery
-
-    @property
-    def engine(self) -> EngineConfig:
-        """The engine's settings (this object; a deployment config extends it)."""
-        return self
 
     def oz_per_lot(self, venue: str, instrument: str) -> float:
         """Troy ounces in one lot (quote sizes count lots) of ``instrument`` at ``venue``."""

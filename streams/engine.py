@@ -1,4 +1,4 @@
-"""The per-instrument arbitrage engine (contracts.md §3-§5).
+"""The per-instrument arbitrage engine (docs/evaluation.md; its records: docs/records.md).
 
 One :class:`Engine` holds the FX book and the state of every instrument it has seen.
 ``process(raw, position)`` takes one input record's bytes and returns its output records
@@ -18,20 +18,28 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams import changelog
-from streams import validation as v
-from streams.config import EngineConfig
-from streams.counters import EngineCounters
-from streams.errors import StateError
-from streams.freshness import mark_fresh
-from streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
-from streams.signals import IDLE, ArbLimits, RouteTerms, WideLimits, evaluate_route, wide_signal
-from streams.state import InstrumentState, PairState, VenueQuote
-from streams.windows import MIN_STD, PairWindows
+from arbstream.streams import changelog
+from arbstream.streams import validation as v
+from arbstream.streams.config import EngineConfig
+from arbstream.streams.counters import EngineCounters
+from arbstream.streams.errors import StateError
+from arbstream.streams.freshness import mark_fresh
+from arbstream.streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
+from arbstream.streams.signals import (
+    IDLE,
+    ArbLimits,
+    RouteTerms,
+    WideLimits,
+    evaluate_route,
+    wide_signal,
+)
+from arbstream.streams.state import InstrumentState, PairState, VenueQuote
+from arbstream.streams.windows import MIN_STD, PairWindows
 
 #: One output: (stream, key, record); stream is "spreads", "signals" or "dlq".
 Output = tuple[str, str | None, dict[str, Any]]
-#: Where an input came from, as a rejected record's ``source`` shows it (contracts.md §3).
+#: Where an input came from, as a rejected record's ``source`` shows it (docs/records.md,
+#: "rejected").
 Source = dict[str, Any]
 
 
@@ -64,7 +72,7 @@ def line_source(position: int) -> Source:
 
 
 class Engine:
-    """Validate, normalise and evaluate input records; see contracts.md §3-§5."""
+    """Validate, normalise and evaluate input records; see docs/evaluation.md."""
 
     def __init__(
         self, config: EngineConfig, source_of: Callable[[int], Source] = line_source
@@ -120,7 +128,8 @@ class Engine:
     # ------------------------------------------------------------------ input
 
     def process(self, raw: bytes | str, position: int) -> list[Output]:
-        """Apply one input record; return its outputs in contract order (§5).
+        """Apply one input record; return its outputs in the order of docs/records.md
+        ("Output order").
 
         ``position`` locates the input for a rejection's ``source`` (see ``source_of``).
         """
@@ -173,7 +182,8 @@ class Engine:
                 if stream == "signals":
                     signal = (record["kind"], record["event"])
                     signals[signal] = signals.get(signal, 0) + 1
-                if key is not None:  # always, for a quote's outputs (§10: keyed records)
+                # always, for a quote's outputs (every keyed record has a ``seq``: docs/records.md)
+                if key is not None:
                     record["seq"] = seqs[stream, key] = seqs.get((stream, key), 0) + 1
         return out
 

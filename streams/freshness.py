@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Final, cast
 
-from streams.sessions import Calendar
-from streams.state import VenueQuote
+from arbstream.streams.sessions import Calendar
+from arbstream.streams.state import VenueQuote
 
 #: The FX entry of a USD venue: rate 1 (its time is never read: USD is never FX-stale).
 #: Typed ``object``: compiled code keeps it one object, which the cache compares by

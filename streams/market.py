@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from streams import validation as v
-from streams.config import EngineConfig
-from streams.state import InstrumentState, VenueQuote
+from arbstream.streams import validation as v
+from arbstream.streams.config import EngineConfig
+from arbstream.streams.state import InstrumentState, VenueQuote
 
 _DAY_MS: Final = 86_400_000.0
 

@@ -35,9 +35,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from streams.config import EngineConfig
-from streams.freshness import venue_status
-from streams.validation import check
+from arbstream.streams.config import EngineConfig
+from arbstream.streams.freshness import venue_status
+from arbstream.streams.validation import check
 
 #: Keys kept per table at most, whatever the topics hold: a topic written by a different
 #: config must not grow a reader without bound.

@@ -5,7 +5,7 @@ Metrics are scraped between batches, so nothing here may change what the engine
 computes: the windows' ``stats()`` folds samples, and folding at scrape times would make
 a live engine's floating-point sums differ from a replay's. The spread figures therefore
 come from the last spread record the engine emitted (``Engine.latest_spreads``). Which
-quotes are fresh, and their USD/oz prices, come from streams.freshness, the engine's own
+quotes are fresh, and their USD/oz prices, come from arbstream.streams.freshness, the engine's own
 rule; it may refresh a quote's cached normalised prices, which are a function of the
 quote and its FX alone, and its fresh flag, which the engine sets again before every
 use, so the engine computes the same either way (tested). Basis
@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.engine import Engine
-from streams.freshness import mark_fresh
-from streams.market import basis_now, pair_figures, route_size_oz
-from streams.signals import OPEN
-from streams.state import InstrumentState, VenueQuote
+from arbstream.streams.engine import Engine
+from arbstream.streams.freshness import mark_fresh
+from arbstream.streams.market import basis_now, pair_figures, route_size_oz
+from arbstream.streams.signals import OPEN
+from arbstream.streams.state import InstrumentState, VenueQuote
 
 
 @dataclass(frozen=True, slots=True)

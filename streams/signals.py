@@ -1,4 +1,4 @@
-"""The arbitrage route and wide-market state machines (contracts.md §4).
+"""The arbitrage route and wide-market state machines (docs/evaluation.md).
 
 Both are pure functions of (state, inputs) that mutate the state and return the signal
 record to emit, or None. The engine adds ``instrument`` and routes the record.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from streams.config import ArbSettings, Route, WideSettings
+from arbstream.streams.config import ArbSettings, Route, WideSettings
 
 #: Every (kind, event) a signal record can have.
 SIGNAL_EVENTS: Final = (
@@ -91,7 +91,7 @@ class RouteTerms:
         self.cost_frac = (route.cost_bps + fees_bps) / 10000.0
 
     def net(self, buy_ask: float, sell_bid: float) -> float:
-        """``gross - cost`` (contracts.md §4); the engine's hot loop inlines this."""
+        """``gross - cost`` (docs/evaluation.md); the engine's hot loop inlines this."""
         return sell_bid - buy_ask - (self.cost_usd + self.cost_frac * buy_ask)
 
 

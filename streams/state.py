@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.sessions import Calendar
-from streams.signals import ArbRoute
-from streams.windows import PairWindows
+from arbstream.streams.sessions import Calendar
+from arbstream.streams.signals import ArbRoute
+from arbstream.streams.windows import PairWindows
 
 
 class VenueQuote:
@@ -134,7 +134,8 @@ class InstrumentState:
         self.stock_ts: dict[str, int] = {}  # venue -> ts of its latest accepted stock record
         self.delivery_open: set[str] = set()  # venues with delivery stress open
         self.coverage: dict[str, float] = {}  # venue -> its latest stock record's coverage
-        #: (stream, key) -> the seq of the last record emitted with that key (§10)
+        #: (stream, key) -> the seq of the last record emitted with that key
+        #: (docs/records.md, ``seq``)
         self.seq: dict[tuple[str, str], int] = {}
         # An index of ``quotes`` and ``pairs`` by position (the engine's venue and pair
         # numbers), which the engine keeps with them: the hot path reads a list where it

@@ -1,4 +1,5 @@
-"""Decoding and stateless validation of input records (contracts.md §2, §3).
+"""Decoding and stateless validation of input records (docs/records.md; docs/evaluation.md,
+"Rejection").
 
 The checks that need engine state (``unknown_venue``, ``out_of_order``) live in the
 engine; everything here is a pure function of the bytes. Reasons are checked in the

@@ -1,4 +1,5 @@
-"""Event-time sliding windows over one pair's spread samples (contracts.md §4).
+"""Event-time sliding windows over one pair's spread samples (docs/evaluation.md, "Spreads
+and their windows").
 
 All windows of a pair share one sample buffer (time-ordered, since the instrument clock
 never goes back). Each window keeps:
@@ -33,7 +34,7 @@ import math
 from bisect import bisect_left
 from typing import Any, Final
 
-#: ``z`` is null below this std (contracts.md §4).
+#: ``z`` is null below this std (docs/evaluation.md).
 MIN_STD: Final = 1e-9
 #: Fold pending samples at least this often, so the buffer stays O(window contents).
 FOLD_EVERY: Final = 1024

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,11 +25,11 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.append(str(Path(__file__).resolve().parent))
 
-from helpers.kafka import create_topic, free_port, kafka_sh, scaled
+from arbstream.streams import batch
+from arbstream.streams.batch import Encoded
+from arbstream.streams.engine import Engine, Output
+from helpers.kafka import create_topic, free_port, launched
 from helpers.schemas import CHECKED, check_output
-from streams import batch
-from streams.batch import Encoded
-from streams.engine import Engine, Output
 
 TopicFactory = Callable[..., str]
 
@@ -117,21 +116,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     env.pop("KAFKA_KEEP_DATA", None)
     env.pop("KAFKA_CONTROLLER_PORT", None)
-    try:
-        # generous: the first run may also download the jars (kafka.sh fetch)
-        kafka_sh("up", env, scaled(300))
-    except BaseException as exc:
-        try:
-            kafka_sh("down", env, scaled(60))
-        except Exception as down_exc:  # report it, but keep the start error
-            exc.add_note(f"cleanup `kafka.sh down` also failed: {down_exc}")
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise RuntimeError(f"`kafka.sh up` timed out: {exc}") from exc
-        raise
-    try:
+    with launched(env):
         yield f"127.0.0.1:{port}"
-    finally:
-        kafka_sh("down", env, scaled(60))
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import orjson
 import pytest
 
 from arbstream.config import load_config
+from arbstream.streams.engine import Engine
 from benchmarks import latency_floor, pipeline_bench, quix_peer, summary
 from benchmarks.workload import CONFIG_TOML, ticks
-from streams.engine import Engine
 
 CHILD_CODE = {"pipeline_bench.WORKER_CODE": pipeline_bench.WORKER_CODE}
 

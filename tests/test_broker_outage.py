@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
 from helpers.compare import diff_streams
 from helpers.http import get

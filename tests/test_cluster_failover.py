@@ -22,8 +22,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics, ensure_topics
 from helpers.cluster import Cluster, CommitWatch, three_node_cluster
 from helpers.deployment import Deployment, deployment_config, generated
 from helpers.gateway import Clients, GatewayProcess, final_view, topic_messages
@@ -100,8 +100,8 @@ def assert_quiet(log: str) -> None:
 def busiest_ticks_partition(dep: Deployment) -> int:
     """The ticks partition with most quotes (the generated input's instruments hash to
     some of the four)."""
-    from agents.outputs import key_partition  # noqa: PLC0415
-    from agents.routing import route  # noqa: PLC0415
+    from arbstream.agents.outputs import key_partition  # noqa: PLC0415
+    from arbstream.agents.routing import route  # noqa: PLC0415
 
     counts = [0] * 4
     for line in dep.lines:

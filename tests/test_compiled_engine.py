@@ -20,7 +20,8 @@ from helpers.paths import REPO
 def _import_from(root: Path, env: dict[str, str] | None = None) -> str:
     """What a fresh interpreter with ``root`` first on its path imports."""
     code = (
-        "import streams, streams.engine as e, streams.windows as w; "
+        "from arbstream import streams; "
+        "import arbstream.streams.engine as e, arbstream.streams.windows as w; "
         "print(streams.IMPLEMENTATION.compiled, e.__file__.endswith('.py'), "
         "w.__file__.endswith('.py'), repr(streams.IMPLEMENTATION.reason))"
     )
@@ -38,7 +39,9 @@ def _import_from(root: Path, env: dict[str, str] | None = None) -> str:
 
 
 def test_a_stale_compiled_module_never_shadows_its_edited_source(tmp_path: Path) -> None:
-    copy = tmp_path / "streams"
+    (tmp_path / "arbstream").mkdir()
+    shutil.copy(REPO / "arbstream" / "__init__.py", tmp_path / "arbstream")
+    copy = tmp_path / "arbstream" / "streams"
     shutil.copytree(REPO / "streams", copy, ignore=shutil.ignore_patterns("__pycache__"))
     assert _import_from(tmp_path) == "True False False ''"  # the copy, as built
     assert _import_from(tmp_path, {"ARBSTREAM_ENGINE": "python"}) == (
@@ -79,9 +82,10 @@ def test_a_build_without_a_c_compiler_installs_the_python_sources(tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = tmp_path.glob("arbstream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "streams/engine.py" in names
+    assert "arbstream/streams/engine.py" in names
+    assert not [n for n in names if n.startswith("streams/")], names  # one namespace
     assert not [n for n in names if n.endswith(".so")], names
-    record = zipfile.ZipFile(wheel).read("streams/_build.py").decode()
+    record = zipfile.ZipFile(wheel).read("arbstream/streams/_build.py").decode()
     assert "SOURCES: dict[str, str] = {}" in record
     assert "compiling the engine failed" in record
 
@@ -109,12 +113,12 @@ def test_the_schema_check_sees_what_the_compiled_loops_give() -> None:
     """The session's check of every output against its schema (tests/conftest.py) sees
     the records a replay writes and a worker's batch encodes, made by the compiled loops
     of streams/batch.py, which never call the ``Engine.process`` the check also wraps."""
-    import agents.partition  # noqa: PLC0415
-    import streams  # noqa: PLC0415
+    from arbstream import streams  # noqa: PLC0415
+    from arbstream.agents import partition  # noqa: PLC0415
     from arbstream.config import load_config  # noqa: PLC0415
     from arbstream.replay import replay  # noqa: PLC0415
+    from arbstream.streams.engine import Engine  # noqa: PLC0415
     from helpers.schemas import CHECKED  # noqa: PLC0415
-    from streams.engine import Engine  # noqa: PLC0415
 
     scenario = REPO / "scenarios" / "dislocation-2026-01-30"
     config = load_config(scenario / "config.toml")
@@ -123,7 +127,7 @@ def test_the_schema_check_sees_what_the_compiled_loops_give() -> None:
     out = io.BytesIO()
     replay(io.BytesIO(b"".join(lines)), Engine(config), out, None)
     written = out.getvalue().count(b"\n")
-    encoded = agents.partition.encode_values(Engine(config), lines, list(range(len(lines))))
+    encoded = partition.encode_values(Engine(config), lines, list(range(len(lines))))
     assert CHECKED["replay_lines"] - before["replay_lines"] == written > 1000
     assert CHECKED["encode_values"] - before["encode_values"] == len(encoded) == written
     if streams.IMPLEMENTATION.compiled:  # the blind spot the wrappers close

@@ -26,8 +26,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7 as _DRAFT7
 from ruamel.yaml import YAML
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
+from arbstream.streams.engine import Engine
+from arbstream.streams.validation import CROSSED, check, decode
 from helpers.paths import REPO, SCENARIO_NAMES, SCENARIOS
 from helpers.schemas import (
     GATEWAY_SCHEMAS,
@@ -39,8 +41,6 @@ from helpers.schemas import (
     output_schema,
     registry,
 )
-from streams.engine import Engine
-from streams.validation import CROSSED, check, decode
 
 ASYNCAPI = REPO / "docs" / "asyncapi.yaml"
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parent / "vendor" / "asyncapi" / "3.0.0.json"

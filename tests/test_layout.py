@@ -42,32 +42,53 @@ ALLOWED_IMPORTS = {
     "streams": set(),
     "feeds": {"streams"},
     "agents": {"streams"},
-    "simulator": {"streams", "feeds", "agents"},
+    "simulator": {"streams", "feeds"},
     "gateway": {"streams", "agents"},
     "arbstream": {"streams", "feeds", "agents", "simulator", "gateway"},
 }
 
 
+#: The layers, each a top-level folder linked into the arbstream namespace.
+LAYERS = ("streams", "feeds", "agents", "simulator", "gateway")
+
+
+def modules(root: Path, package: str) -> list[Path]:
+    """The modules of ``package`` (a top-level folder), not those of the layers that
+    arbstream/ links in."""
+    folder = root / package
+    linked = [folder / layer for layer in LAYERS if (folder / layer).is_symlink()]
+    return sorted(
+        p for p in folder.rglob("*.py") if not any(p.is_relative_to(link) for link in linked)
+    )
+
+
 def project_imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, top-level package) of every import of a project package in ``path``."""
+    """(line, package) of every import of a project package in ``path``: the layer an
+    ``arbstream.<layer>`` import reaches, ``arbstream`` for the command line's modules,
+    and ``bare <name>`` for a layer imported outside the namespace."""
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
         else:
             continue
         for name in names:
-            top = name.split(".")[0]
-            if top in ALLOWED_IMPORTS or top in {"benchmarks", "tests"}:
-                yield node.lineno, top
+            parts = name.split(".")
+            if parts[0] == "arbstream":
+                yield (
+                    node.lineno,
+                    parts[1] if len(parts) > 1 and parts[1] in LAYERS else "arbstream",
+                )
+            elif parts[0] in LAYERS:
+                yield node.lineno, f"bare {parts[0]}"
 
 
 def layering_violations(root: Path) -> list[str]:
     problems = []
     for package, allowed in ALLOWED_IMPORTS.items():
-        for path in sorted((root / package).rglob("*.py")):
-            for line, top in project_imports(path):
+        for path in modules(root, package):
+            for line, top in sorted(set(project_imports(path))):
                 if top != package and top not in allowed:
                     problems.append(f"{path.relative_to(root)}:{line} imports {top}")
     return problems
@@ -80,13 +101,34 @@ def test_packages_import_only_downward() -> None:
 def test_the_layering_check_catches_an_upward_import(tmp_path: Path) -> None:
     for package in ALLOWED_IMPORTS:
         (tmp_path / package).mkdir()
-    (tmp_path / "feeds" / "bad.py").write_text("from agents.sink import KafkaSink\n")
+    (tmp_path / "feeds" / "bad.py").write_text("from arbstream.agents.sink import KafkaSink\n")
     (tmp_path / "agents" / "bad.py").write_text("import arbstream.process\n")
-    (tmp_path / "simulator" / "ok.py").write_text("from feeds.settings import FeedSettings\n")
+    (tmp_path / "agents" / "worse.py").write_text("from arbstream import demo\n")
+    (tmp_path / "gateway" / "bare.py").write_text("from streams.engine import Engine\n")
+    (tmp_path / "simulator" / "ok.py").write_text("from arbstream.feeds import settings\n")
     assert sorted(layering_violations(tmp_path)) == [
         "agents/bad.py:1 imports arbstream",
+        "agents/worse.py:1 imports arbstream",
         "feeds/bad.py:1 imports agents",
+        "gateway/bare.py:1 imports bare streams",
     ]
+
+
+def test_every_layer_is_in_the_namespace_and_only_there() -> None:
+    """``pip install .`` installs ``arbstream`` alone: each layer is linked into it, and
+    nothing in the project, its tests or its benchmarks imports a layer by a bare name."""
+    for layer in LAYERS:
+        link = REPO / "arbstream" / layer
+        assert link.is_symlink() and link.resolve() == (REPO / layer).resolve(), layer
+    bare = [
+        f"{path.relative_to(REPO)}:{line}"
+        for root in ("arbstream", *LAYERS, "tests", "benchmarks")
+        for path in modules(REPO, root)
+        if "vendor" not in path.parts and path.name != "v1_digests.py"  # (v1: its own engine)
+        for line, top in project_imports(path)
+        if top.startswith("bare ")
+    ]
+    assert bare == []
 
 
 def test_every_package_says_what_it_is_for() -> None:
@@ -97,14 +139,15 @@ def test_every_package_says_what_it_is_for() -> None:
 
 def test_no_module_is_much_over_400_lines() -> None:
     roots = [*ALLOWED_IMPORTS, "benchmarks"]
-    sizes = {p: len(p.read_text().splitlines()) for r in roots for p in (REPO / r).rglob("*.py")}
+    sizes = {p: len(p.read_text().splitlines()) for r in roots for p in modules(REPO, r)}
     assert {str(p.relative_to(REPO)): n for p, n in sizes.items() if n > 450} == {}
 
 
 def test_streams_core_imports_no_io_layers() -> None:
     forbidden = re.compile(
-        r"^\s*(from|import)\s+(agents|feeds|arbstream|simulator|faust|aiokafka|asyncio|"
-        r"websockets|socket|prometheus_client|pathlib|os|tomllib)\b",
+        # (arbstream but for arbstream.streams itself)
+        r"^\s*(from|import)\s+(arbstream(?!\.streams\b)|faust|aiokafka|asyncio|websockets|"
+        r"socket|prometheus_client|pathlib|os|tomllib)\b",
         re.MULTILINE,
     )
     for path in (REPO / "streams").glob("*.py"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
 from helpers.kafka import consume, free_port, scaled
 from helpers.paths import SCENARIOS

@@ -28,7 +28,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
 from helpers.grafana_queries import dashboard_queries, row_panel_titles, template_queries
 from helpers.http import get

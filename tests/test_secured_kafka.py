@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from helpers.deployment import Deployment, deployment_config, generated
 from helpers.gateway import Clients, GatewayProcess, final_view, topic_messages
 from helpers.kafka import consume, end_offsets, free_port, scaled, wait_for

@@ -27,17 +27,17 @@ from dataclasses import dataclass, field
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.errors import DEPLOY_DOC, KafkaRefusedError
-from agents.kafka.aiokafka_private import (
+from arbstream.agents.errors import DEPLOY_DOC, KafkaRefusedError
+from arbstream.agents.kafka.aiokafka_private import (
     OPERATIONS_UNKNOWN,
     group_operations,
     open_connection,
     topic_operations,
 )
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import STARTUP_PROBE_TIMEOUT_S, reachable_address
-from agents.kafka.security import CAFILE, CERTFILE, PROTOCOL
-from streams.errors import SetupError
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import STARTUP_PROBE_TIMEOUT_S, reachable_address
+from arbstream.agents.kafka.security import CAFILE, CERTFILE, PROTOCOL
+from arbstream.streams.errors import SetupError
 
 #: How long the first connection (TLS, SASL, one request) may take.
 HANDSHAKE_TIMEOUT_S = 10.0

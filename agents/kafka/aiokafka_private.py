@@ -15,8 +15,8 @@
   starts its next transaction at once, so the pause lies on the path of every tick that
   arrives during a commit. aiokafka has no parameter for it (``retry_backoff_ms``
   covers the other retries, and lowering it would also hurry metadata and produce
-  retries against a broker that is away). docs/performance.md ("2026-11-29: transaction
-  phases") has the measurement that set it to 2 ms.
+  retries against a broker that is away). docs/performance.md ("Figures behind defaults")
+  has the measurement that set it to 2 ms.
 * ``abandon_producer``: close a producer without delivering what it holds. aiokafka has
   no public "close now": its ``stop`` first waits for the accumulator to drain. The
   sender task (``producer._sender.sender_task``) is cancelled first.
@@ -43,7 +43,7 @@ from aiokafka.producer import transaction_manager as _transactions
 from aiokafka.protocol import api as _api
 from aiokafka.protocol import types as _types
 
-from agents.errors import AgentError
+from arbstream.agents.errors import AgentError
 
 _NEEDED = (
     (_conn, "create_conn"),

@@ -12,8 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.kafka.security import PLAINTEXT, KafkaSecurity, kafka_security
-from agents.settings import broker_bootstrap
+from arbstream.agents.kafka.security import PLAINTEXT, KafkaSecurity, kafka_security
+from arbstream.agents.settings import broker_bootstrap
 
 #: Both runtimes' consumer groups: a worker that dies without leaving the group (kill
 #: -9, a lost host) keeps its partitions until this expires (Kafka's default is 45 s).

@@ -19,11 +19,11 @@ from __future__ import annotations
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAuthorizationFailedError
 
-from agents.errors import DEPLOY_DOC, KafkaRefusedError
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics
-from agents.settings import Deployment
-from streams.errors import SetupError
+from arbstream.agents.errors import DEPLOY_DOC, KafkaRefusedError
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.settings import Deployment
+from arbstream.streams.errors import SetupError
 
 GUIDE = "docs/deploy.md lists a cluster's settings"
 

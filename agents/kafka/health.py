@@ -17,8 +17,8 @@ from aiokafka.errors import KafkaError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.probe import CLOSE_TIMEOUT_S
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.probe import CLOSE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 

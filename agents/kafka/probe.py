@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-from agents.errors import AgentError
+from arbstream.agents.errors import AgentError
 
 log = logging.getLogger(__name__)
 

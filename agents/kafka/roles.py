@@ -4,8 +4,8 @@ type; a test runs every role on a secured broker with exactly those ACLs."""
 
 from __future__ import annotations
 
-from agents.kafka.access import Rights
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.access import Rights
+from arbstream.agents.kafka.topics import Topics
 
 _WRITE = ("Write", "Describe")
 _READ = ("Read", "Describe")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
-from agents.errors import DEPLOY_DOC, AgentError, KafkaRefusedError
-from agents.kafka.access import Rights, require_broker, require_rights
-from agents.kafka.clients import KafkaClients
-from agents.settings import Deployment
-from streams.engine import Source
-from streams.errors import SetupError
+from arbstream.agents.errors import DEPLOY_DOC, AgentError, KafkaRefusedError
+from arbstream.agents.kafka.access import Rights, require_broker, require_rights
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.settings import Deployment
+from arbstream.streams.engine import Source
+from arbstream.streams.errors import SetupError
 
 #: The ticks topic takes records up to 16 MiB (Kafka's default is 1 MiB): whatever a
 #: producer manages to write there, the worker must see, to reject it into the dlq.

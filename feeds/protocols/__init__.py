@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from feeds.protocols.base import Parsed, Protocol, Record
-from feeds.protocols.binance import Binance
-from feeds.protocols.hyperliquid import Hyperliquid
-from feeds.protocols.massive import Massive
-from feeds.protocols.native import Native
-from feeds.settings import FeedSettings
+from arbstream.feeds.protocols.base import Parsed, Protocol, Record
+from arbstream.feeds.protocols.binance import Binance
+from arbstream.feeds.protocols.hyperliquid import Hyperliquid
+from arbstream.feeds.protocols.massive import Massive
+from arbstream.feeds.protocols.native import Native
+from arbstream.feeds.settings import FeedSettings
 
 PROTOCOLS: dict[str, type[Protocol]] = {
     "native": Native,

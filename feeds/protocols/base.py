@@ -2,7 +2,7 @@
 
 A protocol object knows the frames to send after the handshake (authenticate,
 subscribe), its keepalive frame if the venue wants an application-level ping, and how
-to turn one received frame into contract records (contracts.md §2). It never touches a
+to turn one received frame into input records (docs/records.md). It never touches a
 socket or a clock, so every parser is unit-tested on recorded frames.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from feeds.errors import BadFrameError
-from feeds.settings import FeedSettings
+from arbstream.feeds.errors import BadFrameError
+from arbstream.feeds.settings import FeedSettings
 
 Record = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""Binance USD-M futures ``bookTicker`` (domain.md): best bid and ask as decimal strings.
+"""Binance USD-M futures ``bookTicker`` (docs/venues.md): best bid and ask as decimal strings.
 
 Frames arrive either bare or wrapped as ``{"stream": ..., "data": {...}}`` (combined
 streams). ``u`` is the book's update id and becomes the record's ``seq``; ``T``, the
@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from feeds.errors import BadFrameError
-from feeds.protocols.base import Parsed, Protocol, load_json, millis, price
+from arbstream.feeds.errors import BadFrameError
+from arbstream.feeds.protocols.base import Parsed, Protocol, load_json, millis, price
 
 
 class Binance(Protocol):

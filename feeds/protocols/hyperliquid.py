@@ -1,8 +1,8 @@
-"""Hyperliquid ``bbo`` (domain.md): best bid and offer per coin; either side may be null.
+"""Hyperliquid ``bbo`` (docs/venues.md): best bid and offer per coin; either side may be null.
 
 Hyperliquid has no sequence numbers. It closes a connection that has been silent for
 60 s, so the client sends ``{"method":"ping"}`` and the server answers ``pong``.
-A book with a missing side is not a quote (contracts.md needs both), so it yields
+A book with a missing side is not a quote (docs/records.md: a quote has both), so it yields
 nothing and is not a bad frame.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from feeds.errors import BadFrameError
-from feeds.protocols.base import Parsed, Protocol, load_json, millis, price
+from arbstream.feeds.errors import BadFrameError
+from arbstream.feeds.protocols.base import Parsed, Protocol, load_json, millis, price
 
 _QUIET_CHANNELS = frozenset({"pong", "subscriptionResponse"})
 

@@ -1,4 +1,4 @@
-"""Massive (formerly Polygon) forex quotes (domain.md): JSON arrays of events.
+"""Massive (formerly Polygon) forex quotes (docs/venues.md): JSON arrays of events.
 
 The client authenticates with its key, then subscribes ``C.USD/CNY``; quote events
 ``{"ev":"C","p":"USD/CNY","a":ask,"b":bid,"t":ms}`` become contract fx records with the
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from feeds.errors import BadFrameError, FeedAuthError
-from feeds.protocols.base import Parsed, Protocol, load_json, millis, price
+from arbstream.feeds.errors import BadFrameError, FeedAuthError
+from arbstream.feeds.protocols.base import Parsed, Protocol, load_json, millis, price
 
 _QUIET_STATUSES = frozenset({"connected", "auth_success", "success"})
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from feeds.errors import BadFrameError
-from feeds.protocols.base import Parsed, Protocol, load_json
+from arbstream.feeds.errors import BadFrameError
+from arbstream.feeds.protocols.base import Parsed, Protocol, load_json
 
 
 class Native(Protocol):

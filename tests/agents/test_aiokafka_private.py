@@ -15,8 +15,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ConcurrentTransactions
 from aiokafka.producer import sender
 
-from agents.errors import AgentError
-from agents.kafka import aiokafka_private
+from arbstream.agents.errors import AgentError
+from arbstream.agents.kafka import aiokafka_private
 
 
 @pytest.fixture(autouse=True)

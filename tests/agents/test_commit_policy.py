@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.commit_policy import (
+from arbstream.agents.commit_policy import (
     FAUST_RULES,
     WORKER_RULES,
     CommitPolicy,

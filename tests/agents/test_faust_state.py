@@ -12,7 +12,7 @@ import asyncio
 import random
 from typing import Any
 
-from agents.faust_state import SlottedState
+from arbstream.agents.faust_state import SlottedState
 
 
 class RecordedTable:

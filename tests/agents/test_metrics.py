@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.metrics import (
+from arbstream.agents.metrics import (
     LATENCY_BUCKETS,
     LatencyHistogram,
     TransactionTimes,
@@ -20,9 +20,9 @@ from agents.metrics import (
     WorkerView,
 )
 from arbstream.config import Config, parse_config
+from arbstream.streams.engine import Engine
+from arbstream.streams.validation import REASONS
 from helpers.paths import SCENARIOS
-from streams.engine import Engine
-from streams.validation import REASONS
 
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 Samples = dict[str, list[tuple[dict[str, str], float]]]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.health import PartitionHealth
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.health import PartitionHealth
 
 
 def partition(leader: int, replicas: list[int], isr: list[int]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def test_counts_offline_and_under_replicated_partitions(caplog: pytest.LogCaptur
     registry = CollectorRegistry()
     registry.register(health)
     assert b"arbstream_kafka" not in generate_latest(registry)  # nothing known yet
-    caplog.set_level(logging.INFO, "agents.kafka.health")
+    caplog.set_level(logging.INFO, "arbstream.agents.kafka.health")
     health.update(
         [
             topic(

@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from agents.routing import route
+from arbstream.agents.routing import route
 from helpers.kafka import Record, consume, topic_partitions
 from helpers.paths import SCENARIOS
 
@@ -97,7 +97,7 @@ def test_produce_routes_every_line_as_the_contract_says(
                 assert rec.key is None
                 other_partition.append(p)
             else:
-                assert rec.key == key  # fx: keyed by pair on every partition (contract §2)
+                assert rec.key == key  # fx: keyed by pair on every partition (docs/records.md)
     assert set(instrument_partition) == {b"XAG", b"XAU"}
 
     # Each partition holds, in file order, exactly: its instruments' quotes, every fx record,

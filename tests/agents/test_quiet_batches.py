@@ -12,9 +12,9 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.kafka.clients import KafkaClients
-from agents.produce import produce_lines
-from agents.state_store import OFFSET_KEY
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.produce import produce_lines
+from arbstream.agents.state_store import OFFSET_KEY
 from helpers.deployment import DeploymentFactory, deployment_factory, scenario
 from helpers.http import get_text
 from helpers.kafka import Record, consume, wait_for

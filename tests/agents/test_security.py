@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.kafka.clients import KafkaClients, kafka_clients
-from agents.kafka.security import KafkaSecurity, kafka_security
-from streams.errors import SetupError
+from arbstream.agents.kafka.clients import KafkaClients, kafka_clients
+from arbstream.agents.kafka.security import KafkaSecurity, kafka_security
+from arbstream.streams.errors import SetupError
 
 SASL = {
     "ARBSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",

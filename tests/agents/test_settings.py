@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.errors import AgentError
-from agents.settings import broker_bootstrap, feed_metrics_port, web_port
-from streams.errors import ArbstreamError
+from arbstream.agents.errors import AgentError
+from arbstream.agents.settings import broker_bootstrap, feed_metrics_port, web_port
+from arbstream.streams.errors import ArbstreamError
 
 
 @pytest.mark.parametrize(

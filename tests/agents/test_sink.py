@@ -14,8 +14,8 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from agents.kafka.clients import KafkaClients
-from agents.sink import KafkaSink
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.sink import KafkaSink
 from arbstream.config import Config, parse_config
 from helpers.kafka import consume, free_port, kafka_sh, scaled, until
 

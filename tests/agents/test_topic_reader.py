@@ -19,11 +19,11 @@ import orjson
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics
-from agents.topic_reader import TopicReader
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.topic_reader import TopicReader
+from arbstream.streams.market_view import TopicRecord
 from helpers.kafka import create_topic, produce, scaled, until
-from streams.market_view import TopicRecord
 
 #: ``OffsetResetStrategy.LATEST`` in a ListOffsets request.
 LATEST = -1

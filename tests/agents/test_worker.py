@@ -17,9 +17,9 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.kafka.clients import KafkaClients
-from agents.produce import produce_lines
-from agents.worker import READY_MESSAGE
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.produce import produce_lines
+from arbstream.agents.worker import READY_MESSAGE
 from helpers.deployment import (
     Deployment,
     DeploymentFactory,

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from arbstream.config import parse_config
 from arbstream.dashboard import Dashboard
-from streams.market_view import MAX_KEYS, MarketView, TopicRecord
+from arbstream.streams.market_view import MAX_KEYS, MarketView, TopicRecord
 
 VENUES = ("COMEX", "LBMA", "SHFE", "SGE", "SHUIBEI")
 WINDOWS = (60_000, 300_000)

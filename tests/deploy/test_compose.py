@@ -531,9 +531,9 @@ def test_the_gateway_serves_other_hosts_with_tokens_only(
     """It listens on the container's address (the published port), so it must ask for
     tokens; its tokens file is mounted from the repository and holds no secret, and the
     settings are ones the gateway accepts."""
-    from agents.kafka.clients import KafkaClients  # noqa: PLC0415
-    from gateway.access import TokenBook  # noqa: PLC0415
-    from gateway.settings import gateway_settings  # noqa: PLC0415
+    from arbstream.agents.kafka.clients import KafkaClients  # noqa: PLC0415
+    from arbstream.gateway.access import TokenBook  # noqa: PLC0415
+    from arbstream.gateway.settings import gateway_settings  # noqa: PLC0415
 
     gateway = services["gateway"]
     env = {k: str(v) for k, v in gateway["environment"].items()}

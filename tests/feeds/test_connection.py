@@ -13,10 +13,10 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from feeds.connection import FeedConnection
-from feeds.errors import FeedAuthError
-from feeds.protocols import Parsed, Protocol, make_protocol
-from feeds.settings import FeedSettings
+from arbstream.feeds.connection import FeedConnection
+from arbstream.feeds.errors import FeedAuthError
+from arbstream.feeds.protocols import Parsed, Protocol, make_protocol
+from arbstream.feeds.settings import FeedSettings
 from helpers.kafka import free_port, scaled, until
 from helpers.venue_server import VenueServer
 

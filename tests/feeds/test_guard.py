@@ -6,8 +6,8 @@ import itertools
 import random
 from typing import Any
 
-from feeds.guard import StreamGuard, Verdict
-from streams.backoff import backoff
+from arbstream.feeds.guard import StreamGuard, Verdict
+from arbstream.streams.backoff import backoff
 
 
 def _quote(ts: int, bid: float = 78.5, seq: int | None = None, venue: str = "B") -> dict[str, Any]:

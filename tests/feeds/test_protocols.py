@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from feeds.errors import BadFrameError, FeedAuthError
-from feeds.protocols import Parsed, make_protocol
-from feeds.settings import FeedSettings
+from arbstream.feeds.errors import BadFrameError, FeedAuthError
+from arbstream.feeds.protocols import Parsed, make_protocol
+from arbstream.feeds.settings import FeedSettings
 
 FRAMES = Path(__file__).parent / "frames"
 

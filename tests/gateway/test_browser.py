@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from helpers.gateway import GatewayProcess, quotes_site
 from helpers.kafka import consume, free_port, scaled
 from helpers.paths import REPO, SCENARIOS

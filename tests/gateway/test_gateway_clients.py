@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import websockets
 
-from agents.kafka.topics import Topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
-from gateway.subscription import Subscription
+from arbstream.gateway.subscription import Subscription
 from helpers.gateway import (
     Clients,
     GatewayProcess,

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics, partition_counts
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics, partition_counts
 from arbstream.config import load_config
-from gateway.subscription import Subscription
+from arbstream.gateway.subscription import Subscription
 from helpers.gateway import (
     Clients,
     GatewayProcess,

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.errors import SubscriptionError
-from gateway.subscription import (
+from arbstream.gateway.errors import SubscriptionError
+from arbstream.gateway.subscription import (
     MAX_VALUES,
     SUBSCRIBE_EXAMPLES,
     Subscription,

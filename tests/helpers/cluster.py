@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.kafka.clients import KafkaClients
-from helpers.kafka import free_port, kafka_sh, scaled, wait_for
+from arbstream.agents.kafka.clients import KafkaClients
+from helpers.kafka import free_port, kafka_sh, launched, scaled, wait_for
 
 NODES = 3
 
@@ -125,15 +125,8 @@ def three_node_cluster(tmp: Path) -> Iterator[Cluster]:
     env = {**cluster.env(), "KAFKA_NODES": str(NODES)}
     for name in ("KAFKA_KEEP_DATA", "KAFKA_CONTROLLER_PORT", "KAFKA_SECURITY"):
         env.pop(name, None)
-    try:
-        kafka_sh("up", env, scaled(300))
-    except BaseException:
-        kafka_sh("down", env, scaled(60))
-        raise
-    try:
+    with launched(env, down_s=90):
         yield cluster
-    finally:
-        kafka_sh("down", env, scaled(90))
 
 
 @dataclass

@@ -37,7 +37,7 @@ def diff(actual: Any, expected: Any, path: str = "", tol: float = NUM_TOL) -> li
             if k not in actual:
                 out.append(f"{sub}: missing")
             elif k not in expected:
-                continue  # fields may be added to any record (contracts.md)
+                continue  # fields may be added to any record (scenarios/README.md)
             else:
                 out += diff(actual[k], expected[k], sub, STAT_TOL if k in LOOSE_KEYS else tol)
         return out

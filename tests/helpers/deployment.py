@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import Topics, ensure_topics
-from agents.produce import produce_lines
-from agents.routing import route
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.produce import produce_lines
+from arbstream.agents.routing import route
 from arbstream.config import Config, load_config
 from helpers.kafka import Record, Where, alter_topic_config, clients, scaled
 from helpers.paths import SCENARIOS

@@ -22,18 +22,18 @@ import orjson
 import websockets
 from jsonschema import Draft202012Validator
 
-from agents.kafka.clients import KafkaClients
-from agents.kafka.topics import ensure_topics
+from arbstream.agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.topics import ensure_topics
 from arbstream.config import load_config
+from arbstream.gateway.access import new_token
+from arbstream.gateway.subscription import Subscription
+from arbstream.streams import validation
 from arbstream.supervisor import ChildProcess
-from gateway.access import new_token
-from gateway.subscription import Subscription
 from helpers.http import get
 from helpers.kafka import Record, free_port, produce, scaled
 from helpers.paths import SCENARIOS
 from helpers.pipeline import arbstream_process
 from helpers.schemas import check_input, check_output, load, registry
-from streams import validation
 
 #: (topic, key) -> records in order
 ByKey = dict[tuple[str, str | None], list[dict[str, Any]]]

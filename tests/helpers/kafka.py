@@ -7,11 +7,12 @@ machines / CI can scale them all at once. Sync tests call these with ``asyncio.r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from agents.kafka.clients import KafkaClients
+from arbstream.agents.kafka.clients import KafkaClients
 
 #: Where a helper connects: a plain broker's ``host:port``, or the clients of a user of
 #: a secured one.
@@ -299,3 +300,24 @@ def kafka_sh(command: str, env: dict[str, str], timeout_s: float, *args: object)
             f"`kafka.sh {command}` failed with exit code {proc.returncode}\n"
             f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
         )
+
+
+@contextlib.contextmanager
+def launched(env: dict[str, str], down_s: float = 60.0) -> Iterator[None]:
+    """A broker (or cluster) that ``kafka.sh up`` starts with ``env``, stopped after; a
+    start that fails is cleaned up too, its error kept (a failed cleanup is a note)."""
+    try:
+        # generous: the first run may also download the jars (kafka.sh fetch)
+        kafka_sh("up", env, scaled(300))
+    except BaseException as exc:
+        try:
+            kafka_sh("down", env, scaled(down_s))
+        except Exception as down_exc:
+            exc.add_note(f"cleanup `kafka.sh down` also failed: {down_exc}")
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise RuntimeError(f"`kafka.sh up` timed out: {exc}") from exc
+        raise
+    try:
+        yield
+    finally:
+        kafka_sh("down", env, scaled(down_s))

@@ -19,18 +19,18 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from agents.kafka.topics import Topics
-from agents.routing import route
-from agents.worker import READY_MESSAGE
+from arbstream.agents.kafka.topics import Topics
+from arbstream.agents.routing import route
+from arbstream.agents.worker import READY_MESSAGE
 from arbstream.config import Config
+from arbstream.streams.engine import Engine
+from arbstream.streams.validation import raw_text
 from arbstream.supervisor import ChildProcess, arbstream_command
 from helpers.compare import diff_streams
 from helpers.http import get_json, get_text
 from helpers.kafka import Record, Where, consume, free_port, scaled
 from helpers.paths import REPO
 from helpers.schemas import check_output, check_outputs
-from streams.engine import Engine
-from streams.validation import raw_text
 
 #: The output topics, by the engine's stream names; all but the dlq are keyed.
 OUTPUT_STREAMS = ("spreads", "basis", "signals", "dlq")
@@ -131,7 +131,7 @@ def replay_by_key(lines: Iterable[bytes], config: Config) -> tuple[KeyedOutputs,
 
 def expected_dlq(rejected: list[Any], partitions: int) -> Counter[tuple[str, str]]:
     """(reason, raw) of every dlq record streaming must give: an fx record sits on every
-    ticks partition, so each partition rejects it (contracts.md §3)."""
+    ticks partition, so each partition rejects it (docs/evaluation.md, "Rejection")."""
     out: Counter[tuple[str, str]] = Counter()
     for record in rejected:
         kind, _ = route(record["raw"].encode())

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.kafka.clients import KafkaClients, kafka_clients
-from helpers.kafka import KAFKA_SH, free_port, kafka_sh, scaled
+from arbstream.agents.kafka.clients import KafkaClients, kafka_clients
+from helpers.kafka import KAFKA_SH, free_port, launched, scaled
 from helpers.paths import REPO
 
 #: The launcher's users (deploy/kafka/security.sh); admin is the super user.
@@ -89,12 +89,5 @@ def secured_broker(tmp: Path) -> Iterator[SecuredBroker]:
     }
     for name in ("KAFKA_KEEP_DATA", "KAFKA_CONTROLLER_PORT", "KAFKA_USERS"):
         env.pop(name, None)
-    try:
-        kafka_sh("up", env, scaled(300))
-    except BaseException:
-        kafka_sh("down", env, scaled(60))
-        raise
-    try:
+    with launched(env):
         yield SecuredBroker(port, data_dir)
-    finally:
-        kafka_sh("down", env, scaled(60))

@@ -97,7 +97,7 @@ if __name__ == "__main__":  # python tests/helpers/v1_digests.py ROOT_OF_THE_V1_
     root = Path(sys.argv[1]).resolve()
     sys.path[:0] = [str(root), str(Path(__file__).resolve().parents[1])]  # (tests/)
     from arbstream.config import parse_config  # the version 1 engine's, from root
-    from streams.engine import Engine
+    from streams.engine import Engine  # (the version 1 engine was a top-level package)
 
     assert Path(sys.modules["streams.engine"].__file__ or "").is_relative_to(root)
     result = digests(lambda data: Engine(parse_config(data)))

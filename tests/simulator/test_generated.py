@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from arbstream.config import Config, load_config, parse_config
+from arbstream.simulator.generated import GeneratorSettings, generate_ticks
+from arbstream.streams.engine import Engine
 from helpers.paths import SCENARIOS
-from simulator.generated import GeneratorSettings, generate_ticks
-from streams.engine import Engine
 
 START = 1_769_990_400_000
 MINUTE = 60_000
@@ -108,7 +108,8 @@ def test_every_venue_quotes_early_and_fx_comes_first(every_kind: Config) -> None
 
 
 def test_prices_normalise_to_the_model(every_kind: Config) -> None:
-    """Local prices are the inverse of contracts.md §1: every venue is near the reference."""
+    """Local prices are the inverse of the normalisation (docs/evaluation.md): every venue
+    is near the reference."""
     fx = {"USD": 1.0}
     for r in _until(generate_ticks(every_kind, 3, START), START + 5 * MINUTE):
         if r["type"] == "fx":

@@ -20,19 +20,19 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from arbstream.config import Config, parse_config
-from feeds.connection import FeedConnection
-from feeds.errors import BadFrameError, FeedAuthError, FeedError
-from feeds.protocols import make_protocol
-from feeds.settings import FeedSettings
-from helpers.kafka import free_port, scaled
-from simulator.frames import Router, garble, make_venue
-from simulator.server import (
+from arbstream.feeds.connection import FeedConnection
+from arbstream.feeds.errors import BadFrameError, FeedAuthError, FeedError
+from arbstream.feeds.protocols import make_protocol
+from arbstream.feeds.settings import FeedSettings
+from arbstream.simulator.frames import Router, garble, make_venue
+from arbstream.simulator.server import (
     SimulatorSettings,
     SimulatorStats,
     run_simulator,
     serve_scenario,
 )
-from simulator.timeline import GeneratedScenario, ScenarioFile, pace
+from arbstream.simulator.timeline import GeneratedScenario, ScenarioFile, pace
+from helpers.kafka import free_port, scaled
 
 T0 = 1_769_990_400_000
 T = TypeVar("T")

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from arbstream.config import load_config
+from arbstream.streams.batch import encode_values, replay_lines
+from arbstream.streams.engine import Engine, Output
 from helpers.paths import SCENARIO_NAMES, SCENARIOS
-from streams.batch import encode_values, replay_lines
-from streams.engine import Engine, Output
 
 #: Blank lines (skipped) and lines that only begin with whitespace (records).
 BLANKS = [b"", b"\n", b"  \n", b"\t\r\n", b"\x0b\x0c \n"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from arbstream.config import load_config, parse_config
-from streams.errors import ArbstreamError, ConfigError
+from arbstream.streams.errors import ArbstreamError, ConfigError
 
 GOOD: dict[str, Any] = {
     "topic_prefix": "arb",

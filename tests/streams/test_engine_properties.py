@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbstream.config import Config, load_config, parse_config
+from arbstream.streams.changelog import CHUNK
+from arbstream.streams.engine import Engine, Output
+from arbstream.streams.errors import StateError
 from helpers.paths import SCENARIO_NAMES, SCENARIOS
 from helpers.streamgen import VenueSpec, config_toml, random_stream, random_venues
-from streams.changelog import CHUNK
-from streams.engine import Engine, Output
-from streams.errors import StateError
 
 # (tens of generated streams: half a minute; the quick tier leaves them to `make test`)
 pytestmark = pytest.mark.slow

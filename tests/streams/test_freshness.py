@@ -5,8 +5,8 @@ value typed as a plain tuple is unboxed and boxed anew, and the cache never hits
 
 from __future__ import annotations
 
-from streams.freshness import USD_BOOK, mark_fresh
-from streams.state import VenueQuote
+from arbstream.streams.freshness import USD_BOOK, mark_fresh
+from arbstream.streams.state import VenueQuote
 
 
 def _quotes() -> dict[str, VenueQuote]:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from arbstream.config import parse_config
-from streams.engine import Engine
+from arbstream.streams.engine import Engine
 
 T0 = int(datetime(2026, 2, 10, 2, 0, tzinfo=UTC).timestamp() * 1000)  # Tue 10:00 Shanghai
 

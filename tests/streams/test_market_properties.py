@@ -1,6 +1,7 @@
-"""Properties of market structure (contract section 9) over generated streams: closed
-venues stay out of everything, sizes scale as prices do, basis does not depend on the
-future's unit, and version 1 configs compute what they computed before version 2."""
+"""Properties of market structure (docs/evaluation.md: sessions, basis, delivery, sizes)
+over generated streams: closed venues stay out of everything, sizes scale as prices do,
+basis does not depend on the future's unit, and version 1 configs compute what they
+computed before version 2."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbstream.config import parse_config
+from arbstream.streams.engine import Engine, Output
 from helpers.marketgen import MarketVenue, market_case, rescaled
 from helpers.sessions_reference import DAY_NAMES, reference_open
 from helpers.streamgen import OZ_PER
 from helpers.v1_digests import DIGESTS, SEEDS, digests
-from streams.engine import Engine, Output
 
 # (generated multi-day markets: twenty seconds; the quick tier leaves them to `make test`)
 pytestmark = pytest.mark.slow

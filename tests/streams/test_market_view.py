@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 
 from arbstream.config import load_config
+from arbstream.streams.engine import Engine
+from arbstream.streams.freshness import venue_status
+from arbstream.streams.market_view import MAX_KEYS, MarketView, TopicRecord
 from helpers.paths import SCENARIOS
-from streams.engine import Engine
-from streams.freshness import venue_status
-from streams.market_view import MAX_KEYS, MarketView, TopicRecord
 
 CNY = SCENARIOS / "cny-holiday-2026-02"
 

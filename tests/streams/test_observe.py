@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from arbstream.config import Config, load_config, parse_config
+from arbstream.streams.engine import Engine
+from arbstream.streams.observe import observe
 from helpers.paths import SCENARIO_NAMES, SCENARIOS
-from streams.engine import Engine
-from streams.observe import observe
 
 
 def _lines(name: str) -> list[bytes]:

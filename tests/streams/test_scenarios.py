@@ -15,10 +15,10 @@ import pytest
 
 from arbstream.config import load_config
 from arbstream.replay import replay
+from arbstream.streams.engine import Engine
 from helpers.compare import diff_streams
 from helpers.paths import SCENARIO_NAMES, SCENARIOS
 from helpers.schemas import check_outputs
-from streams.engine import Engine
 
 NAMES = list(SCENARIO_NAMES)
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from arbstream.config import load_config
+from arbstream.streams import changelog
+from arbstream.streams.engine import Engine
 from helpers.paths import SCENARIO_NAMES, SCENARIOS
-from streams import changelog
-from streams.engine import Engine
 
 
 def _outputs(name: str) -> list[tuple[str, str | None, dict[str, object]]]:

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbstream.config import parse_config
+from arbstream.streams.errors import ConfigError
+from arbstream.streams.sessions import DAY_NAMES, Calendar
 from helpers.sessions_reference import reference_open
-from streams.errors import ConfigError
-from streams.sessions import DAY_NAMES, Calendar
 
 SHANGHAI = ["09:00-11:30", "13:30-15:00", "21:00-02:30"]
 HOLIDAYS = [date(2026, 2, 16), date(2026, 2, 17)]

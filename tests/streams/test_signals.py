@@ -1,11 +1,11 @@
-"""Each row of the arbitrage and wide-market state machines (contracts.md §4)."""
+"""Each row of the arbitrage and wide-market state machines (docs/evaluation.md)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.config import ArbSettings, Route, WideSettings
-from streams.signals import (
+from arbstream.streams.config import ArbSettings, Route, WideSettings
+from arbstream.streams.signals import (
     IDLE,
     OPEN,
     PENDING,
@@ -143,7 +143,7 @@ def test_wide_market_opens_holds_and_closes_with_hysteresis() -> None:
     assert wide_signal(opened, WIDE, "SHUIBEI", 100.0, 104.0, 1) is None  # ~392 bps
     rec = wide_signal(opened, WIDE, "SHUIBEI", 91.6, 136.8, 2)
     assert rec is not None and rec["event"] == "open" and rec["venue"] == "SHUIBEI"
-    # contracts.md §5 shows 3961.2 here; its own formula gives 45.2 / 114.2 * 1e4:
+    # the first contract's example showed 3961.2 here; its own formula gives 45.2 / 114.2 * 1e4:
     assert rec["width_bps"] == pytest.approx(3957.968, abs=0.001) and rec["bid"] == 91.6
     assert wide_signal(opened, WIDE, "SHUIBEI", 100.0, 104.5, 3) is None  # 440 bps: stays open
     assert wide_signal(opened, WIDE, "SHUIBEI", 91.6, 136.8, 4) is None  # no repeated open

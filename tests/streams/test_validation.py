@@ -1,12 +1,12 @@
-"""Every rejection reason, in the contract's order, as a table (contracts.md §3)."""
+"""Every rejection reason, in the order of docs/evaluation.md ("Rejection"), as a table."""
 
 from __future__ import annotations
 
 import pytest
 
 from arbstream.config import parse_config
-from streams.engine import Engine
-from streams.validation import RAW_LIMIT
+from arbstream.streams.engine import Engine
+from arbstream.streams.validation import RAW_LIMIT
 
 CONFIG = parse_config(
     {

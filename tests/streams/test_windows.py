@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.windows import PairWindows
+from arbstream.streams.windows import PairWindows
 
 WINDOWS = (50, 400)
 
