@@ -8,8 +8,8 @@ pair. So the state is cut into entries that change independently:
 * ``meta``: state format version and config digest (written once);
 * ``fx``: the FX book;
 * ``i/<instrument>``: everything about one instrument except window samples (clock,
-  quotes, arbitrage routes, wide-market venues, and per pair the window sums and where
-  its samples are: ``PairWindows.to_state``);
+  quotes, arbitrage routes, wide-market venues, halted venues, price levels' sides, and
+  per pair the window sums and where its samples are: ``PairWindows.to_state``);
 * ``w/<instrument>/<a>|<b>/<chunk>``: samples ``[chunk*CHUNK, (chunk+1)*CHUNK)`` (by
   absolute index) of one pair, as packed int64 times and float64 values.
 
@@ -141,6 +141,9 @@ def instrument_entries(name: str, st: InstrumentState, everything: bool = False)
         "coverage": {venue: _portable_value(c) for venue, c in st.coverage.items()},
         "delivery_open": sorted(st.delivery_open),
         "seq": [[stream, key, n] for (stream, key), n in st.seq.items()],
+        "status_ts": st.status_ts,
+        "halted": st.halted,
+        "level_sides": st.level_sides,
     }
     return [(instrument_key(name), orjson.dumps(own)), *chunks]
 
@@ -172,6 +175,11 @@ def decode_instrument(
         st.coverage = {str(v): float(c) for v, c in data.get("coverage", {}).items()}
         # Absent from the entries of builds before seq: numbering starts again at 1.
         st.seq = {(str(s), str(k)): int(n) for s, k, n in data.get("seq", [])}
+        # Absent from the entries of builds before halts and levels: every venue trading,
+        # every level's side still to be found.
+        st.status_ts = {str(v): int(t) for v, t in data.get("status_ts", {}).items()}
+        st.halted = {str(v): int(t) for v, t in data.get("halted", {}).items()}
+        st.level_sides = {str(n): str(s) for n, s in data.get("level_sides", {}).items()}
         for a, b, last_emit, *windows_state in data["pairs"]:
             pair = (str(a), str(b))
             base, _, end, _ = windows_state

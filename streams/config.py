@@ -104,6 +104,17 @@ class DeliverySettings(Section):
     close_ratio: NonNegFloat = 0.6
 
 
+class LevelSettings(Section):
+    """``[[levels]]``: a price level watched on one venue's quotes of one instrument."""
+
+    name: str
+    instrument: str
+    venue: str
+    #: USD per troy ounce, normalised as every quote is.
+    price: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    band_usd: NonNegFloat = 0.0
+
+
 class RouteSettings(Section):
     buy: str
     sell: str
@@ -121,6 +132,21 @@ class EngineModel(Section):
     routes: list[RouteSettings] = []
     basis: BasisSettings = BasisSettings()
     delivery: DeliverySettings = DeliverySettings()
+    levels: list[LevelSettings] = []
+
+
+class Level:
+    """One price level: its signal's name, the venue and instrument it watches, its price
+    (USD/oz) and its hysteresis band (docs/evaluation.md, "Price levels")."""
+
+    __slots__ = ("band_usd", "instrument", "name", "price", "venue")
+
+    def __init__(self, settings: LevelSettings) -> None:
+        self.name = settings.name
+        self.instrument = settings.instrument
+        self.venue = settings.venue
+        self.price = settings.price
+        self.band_usd = settings.band_usd
 
 
 class Route:
@@ -187,6 +213,11 @@ class EngineConfig:
             sorted({(p.spot, p.future) for p in model.basis.pairs})
         )
         self.delivery = model.delivery
+        #: The price levels of each (venue, instrument), in name order.
+        self.levels: dict[tuple[str, str], tuple[Level, ...]] = {}
+        for level in sorted(model.levels, key=lambda lv: lv.name):
+            key = (level.venue, level.instrument)
+            self.levels[key] = (*self.levels.get(key, ()), Level(level))
 
     def oz_per_lot(self, venue: str, instrument: str) -> float:
         """Troy ounces in one lot (quote sizes count lots) of ``instrument`` at ``venue``."""
@@ -201,8 +232,12 @@ class EngineConfig:
     def fingerprint(self) -> str:
         """A stable text identifying what the engine computes, stored in snapshots: the
         engine's own sections and nothing else, so that moving a feed, renaming topics or
-        changing Kafka settings never invalidates a worker's state."""
-        return self.model.model_dump_json(include=set(EngineModel.model_fields))
+        changing Kafka settings never invalidates a worker's state. (A config without
+        levels has the fingerprint it had before levels existed.)"""
+        fields = set(EngineModel.model_fields)
+        if not self.model.levels:
+            fields.discard("levels")
+        return self.model.model_dump_json(include=fields)
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
@@ -304,6 +339,32 @@ def _market_problems(model: EngineModel) -> list[str]:
         problems.append(
             "  delivery.close_ratio: must not be below delivery.open_ratio (hysteresis)"
         )
+    return problems + _level_problems(model)
+
+
+def _level_problems(model: EngineModel) -> list[str]:
+    """The rules of ``[[levels]]`` beyond each value's type (docs/config.md)."""
+    problems = []
+    seen: set[tuple[str, str]] = set()
+    for i, level in enumerate(model.levels):
+        if not level.name or len(level.name) > NAME_LIMIT:
+            problems.append(
+                f"  levels[{i}].name: a level name must be non-empty and at most "
+                f"{NAME_LIMIT} characters"
+            )
+        if not level.instrument or len(level.instrument) > NAME_LIMIT:
+            problems.append(
+                f"  levels[{i}].instrument: must be non-empty and at most {NAME_LIMIT} characters"
+            )
+        if level.venue not in model.venues:
+            problems.append(f"  levels[{i}].venue: unknown venue {level.venue!r}")
+        key = (level.instrument, level.name)
+        if key in seen:
+            problems.append(
+                f"  levels[{i}].name: duplicate level {level.name!r} for instrument "
+                f"{level.instrument!r}"
+            )
+        seen.add(key)
     return problems
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from arbstream.streams import changelog
 from arbstream.streams import validation as v
-from arbstream.streams.config import EngineConfig
+from arbstream.streams.config import EngineConfig, Level
 from arbstream.streams.counters import EngineCounters
 from arbstream.streams.errors import StateError
 from arbstream.streams.freshness import mark_fresh
@@ -44,6 +44,9 @@ Source = dict[str, Any]
 
 
 _NONE: list[Output] = []  # never appended to
+#: The sides of a price level (``InstrumentState.level_sides``).
+ABOVE: Final = "above"
+BELOW: Final = "below"
 
 
 class PairLink:
@@ -113,6 +116,8 @@ class Engine:
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
         self._window_names = [str(w) for w in config.windows_ms]
         self._has_basis = bool(config.basis_pairs)
+        self._levels = config.levels
+        self._has_levels = bool(config.levels)
         self._sessions = any(c is not None for c in config.calendars.values())
         # The settings read per record, held here: attributes of this (compiled) class
         # are read natively, the config's through Python's attribute protocol.
@@ -162,9 +167,12 @@ class Engine:
             )
         if kind == "stock":
             return self._stock(obj, state, venue, instrument, raw, position, ts)
+        if kind == "status":
+            return self._status(obj, state, vi, instrument, raw, position, ts)
         quote = state.slots[vi]
         if quote is None:
             quote = self._new_quote(venue, instrument, bid, ask, ts)
+            quote.halted = venue in state.halted
             state.quotes[venue] = state.slots[vi] = quote
         elif ts < quote.ts:
             return [self._rejected(v.OUT_OF_ORDER, raw, position)]
@@ -176,15 +184,70 @@ class Engine:
         counted[quote.label] = counted.get(quote.label, 0) + 1
         out = self._evaluate(instrument, state, vi, quote, bid, ask, ts)
         if out:
-            signals = self.counters.signals
-            seqs = state.seq
-            for stream, key, record in out:
-                if stream == "signals":
-                    signal = (record["kind"], record["event"])
-                    signals[signal] = signals.get(signal, 0) + 1
-                # always, for a quote's outputs (every keyed record has a ``seq``: docs/records.md)
-                if key is not None:
-                    record["seq"] = seqs[stream, key] = seqs.get((stream, key), 0) + 1
+            self._numbered(state, out)
+        return out
+
+    def _numbered(self, state: InstrumentState, out: list[Output]) -> None:
+        """Give each output its ``seq`` (every keyed record has one: docs/records.md), and
+        count the signals."""
+        signals = self.counters.signals
+        seqs = state.seq
+        for stream, key, record in out:
+            if stream == "signals":
+                signal = (record["kind"], record["event"])
+                signals[signal] = signals.get(signal, 0) + 1
+            if key is not None:  # (always, for the outputs of a quote or a status)
+                record["seq"] = seqs[stream, key] = seqs.get((stream, key), 0) + 1
+
+    def _status(
+        self,
+        obj: dict[str, Any],
+        state: InstrumentState,
+        vi: int,
+        instrument: str,
+        raw: bytes | str,
+        position: int,
+        ts: int,
+    ) -> list[Output]:
+        """A status record: the venue's halt signal, then the routes and the basis
+        signals of the instrument, evaluated at its clock (docs/evaluation.md, "Halts")."""
+        venue = self.config.venue_names[vi]
+        last = state.status_ts.get(venue)
+        if last is not None and ts < last:
+            return [self._rejected(v.OUT_OF_ORDER, raw, position)]
+        state.status_ts[venue] = ts
+        self._dirty.add(instrument)
+        t = state.clock = ts if ts > state.clock else state.clock
+        halted = obj["status"] == v.HALTED
+        opened = state.halted.get(venue)
+        out: list[Output] = []
+        if halted != (opened is not None):  # a repeated status changes nothing
+            record: dict[str, Any] = {
+                "type": "signal",
+                "kind": "halt",
+                "event": "open" if halted else "close",
+                "instrument": instrument,
+                "venue": venue,
+                "ts": ts,
+                "opened_ts": ts if opened is None else opened,
+                "note": v.note(obj.get("note")),
+            }
+            if halted:
+                state.halted[venue] = ts
+            else:
+                del state.halted[venue]
+                record["duration_ms"] = ts - record["opened_ts"]
+            quote = state.slots[vi]
+            if quote is not None:
+                quote.halted = halted
+            out.append(("signals", f"{instrument}|halt|{venue}", record))
+        mark_fresh(state.quotes, self._fx, t, self._fx_stale_ms, self._sessions)
+        self._arbitrage(instrument, state, t, out)
+        if self._has_basis:
+            # (no venue: a status emits basis signals, never basis records)
+            evaluate_basis(self.config, instrument, state, "", t, [], out)
+        if out:
+            self._numbered(state, out)
         return out
 
     def _stock(
@@ -273,6 +336,23 @@ class Engine:
         if self._has_basis:
             basis_signals = []
             evaluate_basis(self.config, instrument, state, venue, t, out, basis_signals)
+        self._arbitrage(instrument, state, t, out)
+        if basis_signals:
+            out += basis_signals
+        wide = wide_signal(state.wide_open, self._wide, venue, bid, ask, t)
+        if wide is not None:
+            wide["instrument"] = instrument
+            out.append(("signals", f"{instrument}|wide|{venue}", wide))
+        if self._has_levels and quote.fresh:
+            levels = self._levels.get(quote.label)
+            if levels is not None:
+                self._crosses(instrument, state, venue, levels, quote, t, out)
+        return out
+
+    def _arbitrage(
+        self, instrument: str, state: InstrumentState, t: int, out: list[Output]
+    ) -> None:
+        """Evaluate every route of the instrument at ``t`` (its legs' freshness marked)."""
         arb = self._arb
         open_usd = arb.open_usd
         routes, route_states, route_keys, slots = (
@@ -296,20 +376,53 @@ class Engine:
             record = evaluate_route(rstate, terms.route, arb, buy_ask, sell_bid, net, eligible, t)
             if record is not None:
                 record["instrument"] = instrument
-                if record["reason"] == "stale" and venues_closed(
-                    self.config, t, terms.buy, terms.sell
-                ):
-                    record["reason"] = "closed"
+                if record["reason"] == "stale":
+                    halted = state.halted
+                    if halted and (terms.buy in halted or terms.sell in halted):
+                        record["reason"] = "halted"
+                    elif venues_closed(self.config, t, terms.buy, terms.sell):
+                        record["reason"] = "closed"
                 record["size_oz"] = size_oz = route_size_oz(qb, qs)
                 record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
                 out.append(("signals", f"{instrument}|{route_keys[i]}", record))
-        if basis_signals:
-            out += basis_signals
-        wide = wide_signal(state.wide_open, self._wide, venue, bid, ask, t)
-        if wide is not None:
-            wide["instrument"] = instrument
-            out.append(("signals", f"{instrument}|wide|{venue}", wide))
-        return out
+
+    def _crosses(
+        self,
+        instrument: str,
+        state: InstrumentState,
+        venue: str,
+        levels: tuple[Level, ...],
+        quote: VenueQuote,
+        t: int,
+        out: list[Output],
+    ) -> None:
+        """The price levels watched on ``quote``'s venue, which is fresh at ``t``, in name
+        order: a side for a level not seen yet, a cross when the mid leaves the band."""
+        mid = (quote.nbid + quote.nask) / 2.0
+        sides = state.level_sides
+        for level in levels:
+            side = sides.get(level.name)
+            direction = None
+            if side is None:
+                sides[level.name] = ABOVE if mid >= level.price else BELOW
+            elif side == BELOW and mid >= level.price + level.band_usd:
+                direction, sides[level.name] = "up", ABOVE
+            elif side == ABOVE and mid < level.price - level.band_usd:
+                direction, sides[level.name] = "down", BELOW
+            if direction is not None:
+                record: dict[str, Any] = {
+                    "type": "signal",
+                    "kind": "level",
+                    "event": "cross",
+                    "instrument": instrument,
+                    "venue": venue,
+                    "name": level.name,
+                    "ts": t,
+                    "price": level.price,
+                    "direction": direction,
+                    "mid": mid,
+                }
+                out.append(("signals", f"{instrument}|level|{level.name}", record))
 
     def _spreads(
         self,
@@ -437,6 +550,7 @@ class Engine:
                         raise StateError(f"state of {name} quotes unknown venue {venue!r}")
                     q = self._new_quote(venue, name, float(bid), float(ask), int(ts))
                     q.record = {"bid_size": bid_size, "ask_size": ask_size}
+                    q.halted = venue in st.halted
                     st.quotes[venue] = q
             except (TypeError, ValueError) as exc:
                 raise StateError(f"malformed quotes in state of {name!r}: {exc!r}") from exc

@@ -3,10 +3,10 @@ for the engine's evaluation and for the read-only view that metrics take of it.
 
 A quote is normalised to USD per troy ounce with its venue's factor (VAT and unit) and
 the mid of the latest FX of its currency; it is fresh at the instrument clock ``t`` when
-it is at most its venue's ``stale_ms`` old, its FX at most ``fx_stale_ms``, and its
-venue open at ``t`` (streams.sessions). The normalised bid and ask are cached on the
-quote against the FX entry they used, so a quote is normalised again only when it or its
-FX changed.
+it is at most its venue's ``stale_ms`` old, its FX at most ``fx_stale_ms``, its venue
+not halted, and its venue open at ``t`` (streams.sessions). The normalised bid and ask
+are cached on the quote against the FX entry they used, so a quote is normalised again
+only when it or its FX changed.
 """
 
 from __future__ import annotations
@@ -33,13 +33,17 @@ def venue_status(
     silent_ms: int | None,
     stale_ms: int,
     calendar: Calendar | None,
+    halted: bool = False,
 ) -> str:
     """A venue's status as a reader of the topics can tell it, by the rule of
-    ``mark_fresh`` (FX aside): ``"closed"`` when its session is closed at the
+    ``mark_fresh`` (FX aside): ``"halted"`` while a halt of it is open; ``"closed"``
+    when its session is closed at the
     instrument's ``clock``; ``"stale"`` when it has no quote (``quote_ts`` None), its
     quote is not ``young`` at the clock, or no quote of the instrument at all has arrived
     for ``silent_ms`` > ``stale_ms`` (the clock itself has stopped: every feed silent);
     ``"live"`` otherwise."""
+    if halted:
+        return "halted"
     if calendar is not None and clock is not None and not calendar.is_open(clock):
         return "closed"
     if clock is None or quote_ts is None or not young(clock, quote_ts, stale_ms):
@@ -77,7 +81,11 @@ def mark_fresh(
             mid, fx_ts = cast(tuple[float, int], book)
             k = q.factor / mid
             q.nbid, q.nask, q.book, q.fx_ts = q.bid * k, q.ask * k, book, fx_ts
-        q.fresh = young(t, q.ts, q.stale_ms) and (pair is None or young(t, q.fx_ts, fx_stale_ms))
+        q.fresh = (
+            young(t, q.ts, q.stale_ms)
+            and (pair is None or young(t, q.fx_ts, fx_stale_ms))
+            and not q.halted
+        )
     if sessions:
         for q in quotes.values():
             if q.fresh and q.calendar is not None and not q.calendar.is_open(t):

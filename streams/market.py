@@ -54,6 +54,14 @@ def pair_figures(
     return basis_figures(spot_mid, future_mid, days, config.basis.rate)
 
 
+def _unavailable(config: EngineConfig, state: InstrumentState, t: int, *venues: str) -> str:
+    """Why a signal of ``venues`` is no longer eligible: ``halted`` when one of them is
+    halted, ``closed`` when one is outside its sessions, else ``stale``."""
+    if any(venue in state.halted for venue in venues):
+        return "halted"
+    return "closed" if venues_closed(config, t, *venues) else "stale"
+
+
 def evaluate_basis(
     config: EngineConfig,
     instrument: str,
@@ -97,7 +105,7 @@ def evaluate_basis(
         elif days <= 0:
             event, reason = "close", "expired"
         elif not eligible:
-            event, reason = "close", "closed" if venues_closed(config, t, spot, future) else "stale"
+            event, reason = "close", _unavailable(config, state, t, spot, future)
         elif figures["basis_bps"] > -settings.close_bps:
             event, reason = "close", "converged"
         if event is None:

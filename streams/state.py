@@ -1,5 +1,6 @@
 """The engine's state: per instrument, the latest quote of each venue, the pairs' spread
-windows, the arbitrage routes and the venues quoting wide. How it is written as
+windows, the arbitrage routes, the venues quoting wide, the halted venues and the side
+of each price level. How it is written as
 key-value entries, and read back, is streams/changelog.py.
 """
 
@@ -25,6 +26,7 @@ class VenueQuote:
         "fresh",
         "fx_pair",
         "fx_ts",
+        "halted",
         "label",
         "nask",
         "nbid",
@@ -68,6 +70,9 @@ class VenueQuote:
         # Fresh at the instrument clock of the last evaluation (streams.freshness sets it
         # for every quote before each use; it is not state).
         self.fresh = False
+        # The venue has stopped trading the instrument (a status record): never fresh.
+        # Kept equal to ``InstrumentState.halted`` by the engine (not state of its own).
+        self.halted = False
 
     @property
     def bid_size(self) -> object:
@@ -114,12 +119,15 @@ class InstrumentState:
         "clock",
         "coverage",
         "delivery_open",
+        "halted",
+        "level_sides",
         "pair_slots",
         "pairs",
         "quotes",
         "routes",
         "seq",
         "slots",
+        "status_ts",
         "stock_ts",
         "wide_open",
     )
@@ -134,6 +142,10 @@ class InstrumentState:
         self.stock_ts: dict[str, int] = {}  # venue -> ts of its latest accepted stock record
         self.delivery_open: set[str] = set()  # venues with delivery stress open
         self.coverage: dict[str, float] = {}  # venue -> its latest stock record's coverage
+        self.status_ts: dict[str, int] = {}  # venue -> ts of its latest accepted status
+        self.halted: dict[str, int] = {}  # halted venue -> ts of the record that halted it
+        #: level name -> "above" or "below": the side of the level the price was last on
+        self.level_sides: dict[str, str] = {}
         #: (stream, key) -> the seq of the last record emitted with that key
         #: (docs/records.md, ``seq``)
         self.seq: dict[tuple[str, str], int] = {}

@@ -34,6 +34,11 @@ REASONS: Final = (
 )
 
 FX_FIELDS: Final = ("pair", "bid", "ask", "ts")
+#: A status record's ``status``: the venue stops or resumes trading the instrument.
+HALTED: Final = "halted"
+TRADING: Final = "trading"
+#: A status record's ``note`` is carried into its halt signal up to this many characters.
+NOTE_LIMIT: Final = 200
 #: Event times are epoch milliseconds; Kafka and every consumer store them as int64.
 MAX_TS: Final = 2**63
 #: The largest int compiled code holds unboxed (63-bit tagged): a comparison with MAX_TS,
@@ -137,7 +142,8 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
 
     Returns ``(reason, type, a, b, ts)``; ``reason`` is None when the record passes.
     ``a, b`` are ``bid, ask`` for a quote or fx record, ``registered, open_interest`` for
-    a stock record.
+    a stock record, and ``1.0, 0.0`` (halted) or ``0.0, 0.0`` (trading) for a status
+    record.
     """
     if type(obj) is not dict:
         return BAD_JSON, "", 0.0, 0.0, 0
@@ -169,6 +175,8 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
             return BAD_VALUE, kind, 0.0, 0.0, 0
         if kind == "stock":
             return None, kind, first, second, ts
+    elif kind == "status":
+        return _check_status(rec)
     elif kind == "fx":
         for field in FX_FIELDS:
             if field not in rec:
@@ -187,3 +195,28 @@ def check(obj: Any) -> tuple[str | None, str, float, float, int]:
     if ask < bid:
         return CROSSED, kind, bid, ask, ts
     return None, kind, bid, ask, ts
+
+
+def _check_status(rec: dict[str, Any]) -> tuple[str | None, str, float, float, int]:
+    """A status record: ``venue``, ``instrument``, ``status``, ``ts`` required; the
+    names and ``ts`` as for a quote, ``status`` one of two strings; nothing is crossed."""
+    venue = rec.get("venue", _MISSING)
+    instrument = rec.get("instrument", _MISSING)
+    status = rec.get("status", _MISSING)
+    ts_value = rec.get("ts", _MISSING)
+    if venue is _MISSING or instrument is _MISSING or status is _MISSING or ts_value is _MISSING:
+        return MISSING_FIELD, "status", 0.0, 0.0, 0
+    ts = _ts(ts_value)
+    if ts is None or type(status) is not str or status not in (HALTED, TRADING):
+        return BAD_VALUE, "status", 0.0, 0.0, 0
+    if not (_is_name(venue) and _is_name(instrument)):
+        return BAD_VALUE, "status", 0.0, 0.0, 0
+    return None, "status", 1.0 if status == HALTED else 0.0, 0.0, ts
+
+
+def note(value: object) -> str | None:
+    """A status record's ``note`` as its halt signal carries it: the string, when it is
+    one of at most NOTE_LIMIT characters, else None."""
+    if type(value) is str and len(value) <= NOTE_LIMIT:
+        return value
+    return None

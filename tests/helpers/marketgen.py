@@ -114,14 +114,27 @@ def market_config(rng: random.Random, venues: list[MarketVenue]) -> dict[str, An
     }  # fmt: skip
 
 
-def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list[bytes]:
-    """``n`` input lines over several days (see the module docstring)."""
+def market_stream(
+    rng: random.Random,
+    venues: list[MarketVenue],
+    n: int,
+    *,
+    ref: float | None = None,
+    halts: bool = False,
+) -> list[bytes]:
+    """``n`` input lines over several days (see the module docstring); with ``halts``
+    (version 3), venues halt and resume too. ``ref``: the starting USD/oz price."""
     fx = dict(FX0)
-    ref = rng.uniform(60, 110)
+    if ref is None:
+        ref = rng.uniform(60, 110)
     premium = {v.name: v.basis_premium for v in venues}
     t = int(START.timestamp() * 1000)
     out: list[bytes] = [fx_line("CNY", fx["CNY"], t)]
+    halted: set[str] = set()
     while len(out) < n:
+        if halts and rng.random() < 0.006:
+            out.append(_status(rng, rng.choice(venues).name, halted, t))
+            continue
         if rng.random() < 0.006:
             t += rng.randrange(600_000, 12 * 3_600_000)  # a quiet stretch: sessions turn
             out.append(fx_line("CNY", fx["CNY"], t))
@@ -163,10 +176,84 @@ def market_stream(rng: random.Random, venues: list[MarketVenue], n: int) -> list
     return out
 
 
-def market_case(seed: int, n: int = 3000) -> tuple[dict[str, Any], list[MarketVenue], list[bytes]]:
+def _status(rng: random.Random, venue: str, halted: set[str], t: int) -> bytes:
+    """A status record of ``venue``: mostly a change, sometimes a repeat, a late one or
+    a note too long to carry."""
+    if venue in halted and rng.random() < 0.8:
+        status = "trading"
+        halted.discard(venue)
+    else:
+        status = "halted"
+        halted.add(venue)
+    ts = t - rng.choice([0, 0, 0, 0, 3000])  # (sometimes late: out of order)
+    record: dict[str, Any] = {
+        "type": "status", "venue": venue, "instrument": "XAG", "status": status, "ts": ts
+    }  # fmt: skip
+    note = rng.choice([None, "circuit breaker", "creations suspended", "x" * 201, 7])
+    if note is not None:
+        record["note"] = note
+    return orjson.dumps(record)
+
+
+def market_levels(rng: random.Random, venues: list[MarketVenue], ref: float) -> list[Any]:
+    """Two to four ``[[levels]]`` near ``ref``, on random venues, with and without a band."""
+    return [
+        {"name": f"L{i}-{rng.randrange(1000)}", "instrument": "XAG",
+         "venue": rng.choice(venues).name, "price": round(ref + rng.uniform(-3.0, 3.0), 2),
+         "band_usd": rng.choice([0.0, 0.25, 0.5])}
+        for i in range(rng.randint(2, 4))
+    ]  # fmt: skip
+
+
+def market_case(
+    seed: int, n: int = 3000, *, v3: bool = False
+) -> tuple[dict[str, Any], list[MarketVenue], list[bytes]]:
+    """A config, its venues and a stream; ``v3``: with halts and price levels."""
     rng = random.Random(seed)
     venues = market_venues(rng)
-    return market_config(rng, venues), venues, market_stream(rng, venues, n)
+    config = market_config(rng, venues)
+    if not v3:
+        return config, venues, market_stream(rng, venues, n)
+    ref = rng.uniform(60, 110)
+    config["levels"] = market_levels(rng, venues, ref)
+    return config, venues, market_stream(rng, venues, n, ref=ref, halts=True)
+
+
+def toml_text(config: dict[str, Any]) -> str:
+    """``config`` (tables, arrays of tables, strings, numbers, dates, lists of them) as
+    TOML, for a test that runs a command on a config file."""
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, date):
+            return v.isoformat()
+        return repr(v)
+
+    def table(prefix: str, data: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in data.items() if not isinstance(v, dict | list) or
+                   (isinstance(v, list) and not (v and isinstance(v[0], dict)))}  # fmt: skip
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f'"{k}" = {value(v)}' for k, v in scalars.items())
+        for k, v in data.items():
+            if k in scalars:
+                continue
+            name = f'{prefix}."{k}"' if prefix else f'"{k}"'
+            if isinstance(v, dict):
+                table(name, v)
+            else:
+                for item in v:
+                    lines.append(f"[[{name}]]")
+                    lines.extend(f'"{ik}" = {value(iv)}' for ik, iv in item.items())
+
+    table("", config)
+    return "\n".join(lines) + "\n"
 
 
 def rescaled(lines: list[bytes], venue: str, price: float, size: float) -> list[bytes]:

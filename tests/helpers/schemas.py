@@ -33,10 +33,17 @@ OUTPUT_SCHEMAS = {
     ("signal", "wide"): "signal-wide.schema.json",
     ("signal", "basis"): "signal-basis.schema.json",
     ("signal", "delivery"): "signal-delivery.schema.json",
+    ("signal", "halt"): "signal-halt.schema.json",
+    ("signal", "level"): "signal-level.schema.json",
     ("basis", None): "basis.schema.json",
     ("rejected", None): "rejected.schema.json",
 }
-INPUT_SCHEMAS = {"quote": "quote.schema.json", "fx": "fx.schema.json", "stock": "stock.schema.json"}
+INPUT_SCHEMAS = {
+    "quote": "quote.schema.json",
+    "fx": "fx.schema.json",
+    "stock": "stock.schema.json",
+    "status": "status.schema.json",
+}
 #: The gateway's protocol: what a client sends, what the gateway sends.
 GATEWAY_SCHEMAS = {
     "subscribe": "gateway-subscribe.schema.json",
