@@ -2,7 +2,7 @@
 ``arbstream produce`` and the feed process's Kafka sink both follow), and an engine's
 output (the one rule of both runtimes, :class:`OutputPlacement`).
 
-A quote or a stock record goes to the ticks topic keyed by its instrument, so one
+A quote, stock or status record goes to the ticks topic keyed by its instrument, so one
 partition sees every venue of an instrument, in the order written. An fx record goes to
 *every* ticks partition (each worker applies FX in its place among its quotes) and once
 to the fx topic for subscribers, keyed by its pair. Anything else goes to the ticks
@@ -18,7 +18,7 @@ from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.outputs import KeyPlacement
 from arbstream.streams.validation import decode
 
-Kind = Literal["quote", "stock", "fx", "other"]
+Kind = Literal["quote", "stock", "status", "fx", "other"]
 #: Where one input record goes: (topic, partition), where partition None means "the
 #: partition Kafka's default partitioner gives the key" (or any, for a record without a
 #: key).
@@ -26,15 +26,15 @@ InputDestination = tuple[str, int | None]
 
 
 def route(line: bytes) -> tuple[Kind, bytes | None]:
-    """What a raw line is, and its key: (``"quote"`` | ``"stock"`` | ``"fx"`` |
-    ``"other"``, key)."""
+    """What a raw line is, and its key: (``"quote"`` | ``"stock"`` | ``"status"`` |
+    ``"fx"`` | ``"other"``, key)."""
     try:
         obj = decode(line)
     except ValueError:
         return "other", None
     if type(obj) is dict:
         kind = obj.get("type")
-        if kind in ("quote", "stock"):
+        if kind in ("quote", "stock", "status"):
             instrument = obj.get("instrument")
             if type(instrument) is str and instrument:
                 return kind, instrument.encode()

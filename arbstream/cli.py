@@ -121,7 +121,7 @@ def produce(file_path: str, config_path: str) -> None:
             exit_with(exc)
     click.echo(
         f"produce: {counts['quote']} quotes, {counts['fx']} fx, {counts['stock']} stock, "
-        f"{counts['other']} other "
+        f"{counts['status']} status, {counts['other']} other "
         f"to {config.topic_prefix}.ticks",
         err=True,
     )

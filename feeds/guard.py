@@ -26,8 +26,7 @@ class Verdict(Enum):
 @dataclass(slots=True)
 class _Last:
     ts: Any
-    bid: Any
-    ask: Any
+    value: tuple[Any, ...]  # what a repeat repeats: bid and ask, or a status
     seq: int | None
 
 
@@ -39,18 +38,23 @@ class StreamGuard:
         self._last: dict[tuple[Any, ...], _Last] = {}
 
     def check(self, record: dict[str, Any]) -> Verdict:
-        if record.get("type") == "fx":
-            stream: tuple[Any, ...] = ("fx", record.get("pair"))
-        else:
-            stream = (record.get("venue"), record.get("instrument"))
-        ts, bid, ask = record.get("ts"), record.get("bid"), record.get("ask")
+        kind = record.get("type")
         seq = record.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool):
             seq = None
+        if kind == "fx":
+            stream: tuple[Any, ...] = ("fx", record.get("pair"))
+        elif kind == "status" and seq is None:
+            # a venue's status beside its numbered quotes (Binance): a stream of its own
+            stream = ("status", record.get("venue"), record.get("instrument"))
+        else:
+            stream = (record.get("venue"), record.get("instrument"))
+        ts = record.get("ts")
+        value = (record.get("bid"), record.get("ask"), record.get("status"))
         last = self._last.get(stream)
         verdict = Verdict.ACCEPT
         if last is not None:
-            if last.ts == ts and last.bid == bid and last.ask == ask and last.seq == seq:
+            if last.ts == ts and last.value == value and last.seq == seq:
                 return Verdict.DUPLICATE
             if seq is not None and last.seq is not None:
                 if seq <= last.seq:
@@ -59,7 +63,7 @@ class StreamGuard:
                     verdict = Verdict.RESTART
                 elif self._contiguous and seq > last.seq + 1:
                     verdict = Verdict.GAP
-        self._last[stream] = _Last(ts, bid, ask, seq)
+        self._last[stream] = _Last(ts, value, seq)
         return verdict
 
 

@@ -33,6 +33,9 @@ Record = dict[str, Any]
 BINANCE_FIRST_U = 1_000_000
 #: Massive's exchange id for forex quotes.
 MASSIVE_EXCHANGE = 48
+#: Binance's stream of every contract's status, as a subscription names it (upper case,
+#: as the simulator keeps Binance's stream symbols).
+CONTRACT_INFO_STREAM = "!CONTRACTINFO"
 
 
 class EncodeError(ValueError):
@@ -193,6 +196,8 @@ class BinanceVenue(VenueProtocol):
     def encode(self, record: Record) -> Frame:
         symbol = self._symbol(str(record.get("instrument")))
         ts = _millis(record)
+        if record.get("type") == "status":
+            return self._contract_info(symbol, record, ts)
         bid, ask = _decimal(_number(record, "bid")), _decimal(_number(record, "ask"))
         u = self._u.get(symbol, BINANCE_FIRST_U - 1) + 1
         self._u[symbol] = u
@@ -208,6 +213,23 @@ class BinanceVenue(VenueProtocol):
             "A": _size(record, "ask_size"),
         }
         return Frame(symbol.upper(), _dumps(frame))
+
+    @staticmethod
+    def _contract_info(symbol: str, record: Record, ts: int) -> Frame:
+        """A status record as the ``!contractInfo`` stream carries it: ``TRADING``, or
+        ``SETTLING`` for a halt (Binance sends no reason with it)."""
+        status = record.get("status")
+        if status not in ("halted", "trading"):
+            raise EncodeError(f"status: not halted or trading: {status!r}")
+        frame = {
+            "e": "contractInfo",
+            "E": ts,
+            "s": symbol,
+            "ps": symbol,
+            "ct": "PERPETUAL",
+            "cs": "TRADING" if status == "trading" else "SETTLING",
+        }
+        return Frame(CONTRACT_INFO_STREAM, _dumps(frame))
 
 
 class HyperliquidVenue(VenueProtocol):
@@ -365,6 +387,14 @@ class Router:
                 and s.venue == venue
                 and (name in s.symbols.values() or not s.symbols)
             )
+        if kind == "status":  # a bridge, or Binance's contract status (docs/venues.md)
+            return tuple(
+                feed_name
+                for feed_name, s in feeds
+                if s.protocol in ("native", "binance")
+                and s.venue == venue
+                and (name in s.symbols.values() or (s.protocol == "native" and not s.symbols))
+            )
         if kind == "quote":
             return tuple(
                 feed_name
@@ -383,12 +413,12 @@ class Router:
 
 
 def _route_key(value: Any) -> tuple[str, str, str] | None:
-    """("quote" | "stock", venue, instrument) or ("fx", "", pair); None if it cannot be
-    routed."""
+    """("quote" | "stock" | "status", venue, instrument) or ("fx", "", pair); None if it
+    cannot be routed."""
     if not isinstance(value, dict):
         return None
     kind = value.get("type")
-    if kind in ("quote", "stock"):
+    if kind in ("quote", "stock", "status"):
         venue, instrument = value.get("venue"), value.get("instrument")
         if isinstance(venue, str) and isinstance(instrument, str) and venue and instrument:
             return (kind, venue, instrument)

@@ -1,4 +1,5 @@
-"""arbstream native: a bridge sends ``quote``, ``stock`` and ``fx`` records as JSON text.
+"""arbstream native: a bridge sends ``quote``, ``stock``, ``status`` and ``fx`` records as
+JSON text.
 
 For venues with no public WebSocket (COMEX through a licensed vendor, SHFE and SGE
 through CTP gateways, a Shuibei dealer bridge). A frame is one record or an array of
@@ -38,8 +39,8 @@ class Native(Protocol):
             if not isinstance(item.get("pair"), str) or not item["pair"]:
                 raise BadFrameError(f"fx without a pair: {item!r:.120}")
             return item
-        if kind not in ("quote", "stock"):
-            raise BadFrameError(f"type {kind!r} is not quote, stock or fx")
+        if kind not in ("quote", "stock", "status"):
+            raise BadFrameError(f"type {kind!r} is not quote, stock, status or fx")
         instrument = item.get("instrument")
         if not isinstance(instrument, str) or not instrument:
             raise BadFrameError(f"{kind} without an instrument: {item!r:.120}")

@@ -48,7 +48,11 @@ def test_produce_routes_every_line_as_the_contract_says(
         b'{"type": "quote", "venue": "COMEX", "instrument": "XAU", '
         b'"bid": 2650.1, "ask": 2650.5, "ts": 1769781600300}'
     )
-    lines = [*lines[:10], xau, b"", *GARBAGE, *lines[10:], xau]
+    halt = (
+        b'{"type": "status", "venue": "COMEX", "instrument": "XAG", "status": "halted", '
+        b'"ts": 1769781600400}'
+    )
+    lines = [*lines[:10], xau, b"", *GARBAGE, halt, *lines[10:], xau]
     data = tmp_path / "ticks.jsonl"
     data.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -57,10 +61,14 @@ def test_produce_routes_every_line_as_the_contract_says(
     )
     assert proc.returncode == 0, proc.stderr
     kinds = [route(line)[0] for line in lines if line.strip()]
-    n_quote, n_fx, n_stock, n_other = (kinds.count(k) for k in ("quote", "fx", "stock", "other"))
-    assert proc.stderr.strip().endswith(
-        f"produce: {n_quote} quotes, {n_fx} fx, {n_stock} stock, {n_other} other to {prefix}.ticks"
+    n_quote, n_fx, n_stock, n_status, n_other = (
+        kinds.count(k) for k in ("quote", "fx", "stock", "status", "other")
     )
+    assert proc.stderr.strip().endswith(
+        f"produce: {n_quote} quotes, {n_fx} fx, {n_stock} stock, {n_status} status, "
+        f"{n_other} other to {prefix}.ticks"
+    )
+    assert n_status == 1
     # '{"type": "fx"}' without a pair still travels as fx (each partition's worker rejects
     # it); the scenario has one malformed line of its own.
     assert n_fx >= 5 and n_other == len(GARBAGE) - 1 + 1
@@ -76,7 +84,7 @@ def test_produce_routes_every_line_as_the_contract_says(
             range(partitions)
         )
 
-    total = n_quote + n_other + n_fx * partitions
+    total = n_quote + n_stock + n_status + n_other + n_fx * partitions
     ticks = asyncio.run(
         consume(kafka_bootstrap, f"{prefix}.ticks", total, timeout_s=60, linger_s=1.0)
     )
@@ -90,14 +98,14 @@ def test_produce_routes_every_line_as_the_contract_says(
     for p, recs in by_partition.items():
         for rec in recs:
             kind, key = route(rec.value)
-            if kind == "quote":
+            if kind in ("quote", "stock", "status"):
                 assert rec.key == key  # keyed by instrument
                 assert instrument_partition.setdefault(key, p) == p  # one partition per instrument
             elif kind == "other":
                 assert rec.key is None
                 other_partition.append(p)
-            else:
-                assert rec.key == key  # fx: keyed by pair on every partition (docs/records.md)
+            else:  # fx: keyed by pair on every partition (docs/records.md)
+                assert (kind, rec.key) == ("fx", key)
     assert set(instrument_partition) == {b"XAG", b"XAU"}
 
     # Each partition holds, in file order, exactly: its instruments' quotes, every fx record,

@@ -106,9 +106,31 @@ def test_binance_subscribes_to_every_symbol() -> None:
     (subscribe,) = make_protocol(settings).on_connect()
     assert orjson.loads(subscribe) == {
         "method": "SUBSCRIBE",
-        "params": ["xagusdt@bookTicker", "xauusdt@bookTicker"],
+        "params": ["xagusdt@bookTicker", "xauusdt@bookTicker", "!contractInfo"],
         "id": 1,
     }
+
+
+def test_binance_contract_status_becomes_a_status_record() -> None:
+    protocol = make_protocol(SETTINGS["binance"])
+    settling = {"e": "contractInfo", "E": 1769781600000, "s": "XAGUSDT", "ps": "XAGUSDT",
+                "ct": "PERPETUAL", "cs": "SETTLING"}  # fmt: skip
+    (halted,) = protocol.parse(orjson.dumps(settling)).records
+    assert halted == {
+        "type": "status", "venue": "BINANCE", "instrument": "XAG", "status": "halted",
+        "ts": 1769781600000, "note": "contract status SETTLING",
+    }  # fmt: skip
+    wrapped = {"stream": "!contractInfo", "data": settling | {"cs": "TRADING", "E": 1769781660000}}
+    (trading,) = protocol.parse(orjson.dumps(wrapped)).records
+    assert (trading["status"], trading["ts"], "note" in trading) == (
+        "trading",
+        1769781660000,
+        False,
+    )
+    # every contract's changes arrive: another symbol's is no concern, and no bad frame
+    assert protocol.parse(orjson.dumps(settling | {"s": "BTCUSDT"})) == Parsed()
+    with pytest.raises(BadFrameError, match="cs: expected a contract status"):
+        protocol.parse(orjson.dumps(settling | {"cs": None}))
 
 
 def test_hyperliquid_bbo_and_one_sided_books() -> None:
@@ -175,6 +197,14 @@ def test_native_without_symbol_map_passes_names_through() -> None:
         '{"type":"quote","instrument":"au","bid":1,"ask":2,"ts":1}'
     )
     assert parsed.records[0]["instrument"] == "au" and parsed.records[0]["venue"] == "SHFE"
+
+
+def test_native_carries_status_records_with_the_venue_stamped() -> None:
+    parsed = make_protocol(SETTINGS["native"]).parse(
+        '{"type":"status","instrument":"ag","status":"halted","ts":5,"note":"limit down"}'
+    )
+    assert parsed.records == [{"type": "status", "instrument": "XAG", "status": "halted",
+                               "ts": 5, "note": "limit down", "venue": "SHFE"}]  # fmt: skip
 
 
 def test_native_carries_stock_reports_and_quote_sizes() -> None:

@@ -544,3 +544,28 @@ def test_stock_reports_are_served_by_the_venue_s_native_bridge_only() -> None:
     assert router.route(stock | {"venue": "SHFE"}) == ("shfe",)  # its map names XAG
     assert router.route(stock | {"venue": "BIN"}) == ()  # binance cannot carry one
     assert router.unserved == {"venue BIN": 1}
+
+
+def test_status_records_are_served_by_a_bridge_or_binances_contract_status() -> None:
+    router = Router(_config(*FEEDS).feeds)
+    status = {"type": "status", "instrument": "XAG", "status": "halted", "ts": 1}
+    assert router.route(status | {"venue": "COMEX"}) == ("comex",)
+    assert router.route(status | {"venue": "BIN"}) == ("bin",)
+    assert router.route(status | {"venue": "HL"}) == ()  # Hyperliquid publishes none
+    assert router.unserved == {"venue HL": 1}
+
+
+def test_a_status_round_trips_through_binances_contract_info() -> None:
+    settings = FeedSettings(**FEEDS["bin"], url="ws://127.0.0.1:1/ws")
+    venue, parser = make_venue(settings), make_protocol(settings)
+    session = venue.new_session()
+    venue.answer(session, make_protocol(settings).on_connect()[0])
+    for status in ("halted", "trading"):
+        record = {"type": "status", "venue": "BIN", "instrument": "XAG", "status": status,
+                  "ts": 1769781600000}  # fmt: skip
+        frame = venue.encode(record)
+        assert session.wants(frame.symbol)  # the client subscribed to !contractInfo
+        (back,) = parser.parse(frame.text).records
+        assert {k: back[k] for k in record} == record
+    with pytest.raises(ValueError, match="status"):
+        venue.encode({**record, "status": "paused"})
