@@ -2,7 +2,7 @@
 
 The project's metadata is in pyproject.toml; this file only adds the compiled modules
 (``pip install .``, ``make install``, the Docker image). What was compiled, and from
-which sources, is recorded in ``streams/_build.py``; ``streams/_native.py`` reads it at
+which sources, is recorded in ``arbstream/streams/_build.py``; ``streams/_native.py`` reads it at
 import and runs the Python sources instead whenever a compiled module would be stale.
 
 Set ``ARBSTREAM_ENGINE=python`` to build without compiling. A machine without a C
@@ -38,7 +38,10 @@ COMPILED = (
     "validation",
     "windows",
 )
-RECORD = "streams/_build.py"
+#: Where the engine package is, in the source tree (arbstream/streams links to streams/)
+#: and in a build: the record and the compiled modules are written and found there.
+PACKAGE = Path("arbstream") / "streams"
+RECORD = PACKAGE / "_build.py"
 
 
 def source_digests() -> dict[str, str]:
@@ -51,7 +54,8 @@ def source_digests() -> dict[str, str]:
 
 def write_record(sources: dict[str, str], reason: str, *roots: Path) -> None:
     """Write what this build compiled (``sources``: module -> SHA-256 of its source), or
-    why it compiled nothing (``reason``), into ``streams/_build.py`` under each root."""
+    why it compiled nothing (``reason``), into ``arbstream/streams/_build.py`` under each
+    root."""
     text = (
         '"""Written by setup.py at build time (not in git): what was compiled."""\n\n'
         f"#: Compiled module -> SHA-256 of the source it was compiled from.\n"
@@ -77,7 +81,7 @@ class BuildExtOrFallBack(build_ext):
             write_record({}, reason, ROOT, Path(self.build_lib))
             for name in (*COMPILED, "_native__mypyc"):
                 for root in (ROOT, Path(self.build_lib)):
-                    for built in (root / "streams").glob(f"{name}.*.so"):
+                    for built in (root / PACKAGE).glob(f"{name}.*.so"):
                         built.unlink()
 
     def copy_extensions_to_source(self) -> None:
