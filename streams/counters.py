@@ -1,4 +1,4 @@
-"""What an engine has counted: accepted quotes and FX, rejections, signals.
+"""What an engine has counted: accepted quotes and FX, rejections, signals, level crosses.
 
 The worker exports these as Prometheus counters. They live outside the engine's state
 (they are not restored from the changelog). A worker drains an engine's counts into its
@@ -20,13 +20,15 @@ OTHER: Final = "other"
 class EngineCounters:
     """Running counts; the engine adds to them as it processes records."""
 
-    __slots__ = ("fx", "quotes", "rejected", "signals")
+    __slots__ = ("crosses", "fx", "quotes", "rejected", "signals")
 
     def __init__(self) -> None:
         self.quotes: dict[tuple[str, str], int] = {}  # (venue, instrument) -> accepted
         self.fx: dict[str, int] = {}  # pair -> accepted
         self.rejected: dict[str, int] = {}  # reason -> records sent to the dlq
         self.signals: dict[tuple[str, str], int] = {}  # (kind, event) -> published
+        #: (instrument, level name, direction) -> crosses (levels are the config's: bounded)
+        self.crosses: dict[tuple[str, str, str], int] = {}
 
     def drain_into(
         self, totals: EngineCounters, instruments: Container[str], fx_pairs: Container[str]
@@ -43,4 +45,7 @@ class EngineCounters:
             totals.rejected[reason] = totals.rejected.get(reason, 0) + n
         for signal, n in self.signals.items():
             totals.signals[signal] = totals.signals.get(signal, 0) + n
+        for cross, n in self.crosses.items():
+            totals.crosses[cross] = totals.crosses.get(cross, 0) + n
         self.quotes, self.fx, self.rejected, self.signals = {}, {}, {}, {}
+        self.crosses = {}

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from arbstream.streams import changelog
 from arbstream.streams import validation as v
-from arbstream.streams.config import EngineConfig, Level
+from arbstream.streams.config import EngineConfig
 from arbstream.streams.counters import EngineCounters
 from arbstream.streams.errors import StateError
 from arbstream.streams.freshness import mark_fresh
+from arbstream.streams.halts import halt_signal, level_crosses
 from arbstream.streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
 from arbstream.streams.signals import (
     IDLE,
@@ -33,8 +34,8 @@ from arbstream.streams.signals import (
     evaluate_route,
     wide_signal,
 )
-from arbstream.streams.state import InstrumentState, PairState, VenueQuote
-from arbstream.streams.windows import MIN_STD, PairWindows
+from arbstream.streams.spreads import Spreads
+from arbstream.streams.state import InstrumentState, VenueQuote
 
 #: One output: (stream, key, record); stream is "spreads", "signals" or "dlq".
 Output = tuple[str, str | None, dict[str, Any]]
@@ -44,29 +45,6 @@ Source = dict[str, Any]
 
 
 _NONE: list[Output] = []  # never appended to
-#: The sides of a price level (``InstrumentState.level_sides``).
-ABOVE: Final = "above"
-BELOW: Final = "below"
-
-
-class PairLink:
-    """One venue's side of one pair: the other venue's number, whether this venue is the
-    pair's ``a`` (names sorted), and the pair's number, names and key part ``"A|B"``."""
-
-    __slots__ = ("a", "b", "first", "index", "key", "other", "pair")
-
-    def __init__(
-        self, venue_index: dict[str, int], pairs: list[tuple[str, str]], pair: tuple[str, str],
-        venue: str,
-    ) -> None:  # fmt: skip
-        self.a, self.b = pair
-        self.first = venue == self.a
-        self.other = venue_index[self.b if self.first else self.a]
-        self.index = pairs.index(pair)
-        self.key = f"{self.a}|{self.b}"
-        # ``Any``: one object in compiled code (a value typed as the tuple is boxed anew
-        # at every use), the key of InstrumentState.pairs
-        self.pair: Any = pair
 
 
 def line_source(position: int) -> Source:
@@ -97,10 +75,7 @@ class Engine:
         self._venue_index = {name: i for i, name in enumerate(names)}
         pairs = sorted((a, b) for a in names for b in names if a < b)
         self._pair_names: list[tuple[str, str]] = pairs
-        self._links: list[list[PairLink]] = [
-            [PairLink(self._venue_index, pairs, p, name) for p in pairs if name in p]
-            for name in names
-        ]
+        self._spreads = Spreads(config, self._venue_index, pairs)
         self._fx_pair: dict[str, str | None] = {
             name: None if cur == "USD" else "USD" + cur for name, cur in config.currency.items()
         }
@@ -114,7 +89,6 @@ class Engine:
         self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
-        self._window_names = [str(w) for w in config.windows_ms]
         self._has_basis = bool(config.basis_pairs)
         self._levels = config.levels
         self._has_levels = bool(config.levels)
@@ -122,13 +96,11 @@ class Engine:
         # The settings read per record, held here: attributes of this (compiled) class
         # are read natively, the config's through Python's attribute protocol.
         self._fx_stale_ms = config.fx_stale_ms
-        self._spread_emit_ms = config.spread_emit_ms
-        self._windows_ms = config.windows_ms
         self._arb = ArbLimits(config.arb)
         self._wide = WideLimits(config.wide)
         #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
         #: a rebuilt engine starts without, and fills it as it emits.
-        self.latest_spreads: dict[tuple[str, str], dict[str, Any]] = {}
+        self.latest_spreads = self._spreads.latest
 
     # ------------------------------------------------------------------ input
 
@@ -196,6 +168,10 @@ class Engine:
             if stream == "signals":
                 signal = (record["kind"], record["event"])
                 signals[signal] = signals.get(signal, 0) + 1
+                if signal[0] == "level":
+                    crosses = self.counters.crosses
+                    cross = (record["instrument"], record["name"], record["direction"])
+                    crosses[cross] = crosses.get(cross, 0) + 1
             if key is not None:  # (always, for the outputs of a quote or a status)
                 record["seq"] = seqs[stream, key] = seqs.get((stream, key), 0) + 1
 
@@ -218,29 +194,10 @@ class Engine:
         state.status_ts[venue] = ts
         self._dirty.add(instrument)
         t = state.clock = ts if ts > state.clock else state.clock
-        halted = obj["status"] == v.HALTED
-        opened = state.halted.get(venue)
         out: list[Output] = []
-        if halted != (opened is not None):  # a repeated status changes nothing
-            record: dict[str, Any] = {
-                "type": "signal",
-                "kind": "halt",
-                "event": "open" if halted else "close",
-                "instrument": instrument,
-                "venue": venue,
-                "ts": ts,
-                "opened_ts": ts if opened is None else opened,
-                "note": v.note(obj.get("note")),
-            }
-            if halted:
-                state.halted[venue] = ts
-            else:
-                del state.halted[venue]
-                record["duration_ms"] = ts - record["opened_ts"]
-            quote = state.slots[vi]
-            if quote is not None:
-                quote.halted = halted
-            out.append(("signals", f"{instrument}|halt|{venue}", record))
+        halt = halt_signal(obj, state, state.slots[vi], venue, instrument, ts)
+        if halt is not None:
+            out.append(("signals", f"{instrument}|halt|{venue}", halt))
         mark_fresh(state.quotes, self._fx, t, self._fx_stale_ms, self._sessions)
         self._arbitrage(instrument, state, t, out)
         if self._has_basis:
@@ -331,7 +288,7 @@ class Engine:
 
         out: list[Output] = []
         if quote.fresh:
-            self._spreads(instrument, state, vi, quote, t, out)
+            self._spreads.sample(instrument, state, vi, quote, t, out)
         basis_signals: list[Output] = _NONE
         if self._has_basis:
             basis_signals = []
@@ -346,7 +303,7 @@ class Engine:
         if self._has_levels and quote.fresh:
             levels = self._levels.get(quote.label)
             if levels is not None:
-                self._crosses(instrument, state, venue, levels, quote, t, out)
+                level_crosses(instrument, state, venue, levels, quote, t, out)
         return out
 
     def _arbitrage(
@@ -385,101 +342,6 @@ class Engine:
                 record["size_oz"] = size_oz = route_size_oz(qb, qs)
                 record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
                 out.append(("signals", f"{instrument}|{route_keys[i]}", record))
-
-    def _crosses(
-        self,
-        instrument: str,
-        state: InstrumentState,
-        venue: str,
-        levels: tuple[Level, ...],
-        quote: VenueQuote,
-        t: int,
-        out: list[Output],
-    ) -> None:
-        """The price levels watched on ``quote``'s venue, which is fresh at ``t``, in name
-        order: a side for a level not seen yet, a cross when the mid leaves the band."""
-        mid = (quote.nbid + quote.nask) / 2.0
-        sides = state.level_sides
-        for level in levels:
-            side = sides.get(level.name)
-            direction = None
-            if side is None:
-                sides[level.name] = ABOVE if mid >= level.price else BELOW
-            elif side == BELOW and mid >= level.price + level.band_usd:
-                direction, sides[level.name] = "up", ABOVE
-            elif side == ABOVE and mid < level.price - level.band_usd:
-                direction, sides[level.name] = "down", BELOW
-            if direction is not None:
-                record: dict[str, Any] = {
-                    "type": "signal",
-                    "kind": "level",
-                    "event": "cross",
-                    "instrument": instrument,
-                    "venue": venue,
-                    "name": level.name,
-                    "ts": t,
-                    "price": level.price,
-                    "direction": direction,
-                    "mid": mid,
-                }
-                out.append(("signals", f"{instrument}|level|{level.name}", record))
-
-    def _spreads(
-        self,
-        instrument: str,
-        state: InstrumentState,
-        vi: int,
-        quote: VenueQuote,
-        t: int,
-        out: list[Output],
-    ) -> None:
-        """Sample every pair of ``quote``'s venue (number ``vi``) with a fresh other leg."""
-        emit_ms = self._spread_emit_ms
-        window_names = self._window_names
-        slots = state.slots
-        pair_slots = state.pair_slots
-        t_shared: Any = t  # boxed once for every pair's samples (PairWindows.add)
-        for link in self._links[vi]:
-            q_other = slots[link.other]
-            if q_other is None or not q_other.fresh:
-                continue
-            qa, qb = (quote, q_other) if link.first else (q_other, quote)
-            a_mid = (qa.nbid + qa.nask) / 2.0
-            b_mid = (qb.nbid + qb.nask) / 2.0
-            spread = a_mid - b_mid
-            ps = pair_slots[link.index]
-            if ps is None:
-                ps = PairState(PairWindows(self._windows_ms))
-                pair_slots[link.index] = state.pairs[link.pair] = ps
-            ps.windows.add(t_shared, spread)
-            if ps.last_emit is not None and t - ps.last_emit < emit_ms:
-                continue
-            ps.last_emit = t
-            windows: dict[str, dict[str, Any]] = {}
-            for name, (n, mean, var, lo, hi) in zip(window_names, ps.windows.stats(), strict=True):
-                std = var**0.5
-                windows[name] = {
-                    "n": n,
-                    "mean": mean,
-                    "std": std,
-                    "min": lo,
-                    "max": hi,
-                    "z": (spread - mean) / std if n >= 2 and std >= MIN_STD else None,
-                }
-            record = {
-                "type": "spread",
-                "instrument": instrument,
-                "a": link.a,
-                "b": link.b,
-                "ts": t,
-                "a_mid": a_mid,
-                "b_mid": b_mid,
-                "spread": spread,
-                "spread_bps": spread / b_mid * 10000.0,
-                "windows": windows,
-            }
-            out.append(("spreads", f"{instrument}|{link.key}", record))
-            self.latest_spreads[instrument, link.key] = record
 
     # ------------------------------------------------------------- read-only views
 

@@ -10,16 +10,17 @@ order per key), it keeps:
 * the latest FX record per pair;
 * the latest spread per spread key and the latest basis record per basis key;
 * every open signal (the latest ``open``/``update`` per signal key; a ``close`` removes
-  it), and the latest delivery signal per key, open or closed (its figures stay shown);
+  it; a level's latest ``cross`` stays), the latest delivery signal per key, open or
+  closed (its figures stay shown), and the last ``RECENT_CROSSES`` level crosses;
 * counts: quotes per venue, spreads, signals per kind and event, and ``other``: records
   it cannot use (malformed, a venue outside the config, beyond the bounds below).
 
 Each venue's status comes from the engine's own rule (streams.freshness.venue_status):
-``closed`` when its session is closed at the instrument's clock, ``stale`` when its
-latest quote is older than its ``stale_ms`` on that clock or when no quote of the
-instrument has arrived for ``stale_ms`` (every feed silent, or the broker gone: the
-clock itself has stopped), ``live`` otherwise. Read from Kafka alone, a silent feed and
-a disconnected one look the same.
+``halted`` while its halt signal is open, ``closed`` when its session is closed at the
+instrument's clock, ``stale`` when its latest quote is older than its ``stale_ms`` on
+that clock or when no quote of the instrument has arrived for ``stale_ms`` (every feed
+silent, or the broker gone: the clock itself has stopped), ``live`` otherwise. Read
+from Kafka alone, a silent feed and a disconnected one look the same.
 
 A quote older than its venue's latest (``ts``) is one the engine rejects: not kept, and
 ``apply`` says not to forward it. Pure: no Kafka, no network, no clock reads (the caller
@@ -31,6 +32,7 @@ records pass.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,8 @@ from arbstream.streams.validation import check
 #: Keys kept per table at most, whatever the topics hold: a topic written by a different
 #: config must not grow a reader without bound.
 MAX_KEYS = 10_000
+#: Level crosses kept for "the last crosses".
+RECENT_CROSSES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ SIGNAL_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "wide": (("venue",), ("bid", "ask", "width_bps")),
     "basis": (("spot", "future"), ()),
     "delivery": (("venue",), ("coverage", "registered", "open_interest")),
+    "halt": (("venue",), ()),
+    "level": (("venue", "name", "direction"), ("price", "mid")),
 }
 
 
@@ -110,6 +116,8 @@ class MarketView:
         self.basis: dict[str, TopicRecord] = {}
         self.open_signals: dict[str, TopicRecord] = {}
         self.delivery: dict[str, TopicRecord] = {}
+        #: the last level crosses, oldest first
+        self.crosses: deque[TopicRecord] = deque(maxlen=RECENT_CROSSES)
         self.quote_counts: dict[str, int] = dict.fromkeys(sorted(config.venues), 0)
         self.spread_count = 0
         #: "kind.event" -> signals seen
@@ -128,7 +136,7 @@ class MarketView:
         if kind == "fx":
             self._fx(item)
             return False
-        if kind == "stock":  # shown through its delivery signal
+        if kind in ("stock", "status"):  # shown through their delivery and halt signals
             return False
         if item.key is None or not isinstance(item.key, str):
             self.other += 1
@@ -201,6 +209,8 @@ class MarketView:
         self._advance(instrument[0], ts)
         if kind == "delivery":
             self._put(self.delivery, key, item)
+        elif kind == "level":
+            self.crosses.append(item)
         if event == "close":
             self.open_signals.pop(key, None)
             return True
@@ -232,6 +242,15 @@ class MarketView:
         for table in (self.spreads, self.basis, self.open_signals):
             yield from (table[k] for k in sorted(table))
 
+    def levels(self) -> list[dict[str, Any]]:
+        """The config's price levels, by instrument and name."""
+        levels = [lv for per_venue in self._config.levels.values() for lv in per_venue]
+        return [
+            {"name": lv.name, "instrument": lv.instrument, "venue": lv.venue,
+             "price": lv.price, "band_usd": lv.band_usd}
+            for lv in sorted(levels, key=lambda lv: (lv.instrument, lv.name))
+        ]  # fmt: skip
+
     def venue_status(self, now_s: float) -> list[dict[str, Any]]:
         """Every configured venue's status per instrument it has quoted (or once with
         no instrument, before its first quote), at the caller's monotonic ``now_s``."""
@@ -239,6 +258,11 @@ class MarketView:
         for (quoted_instrument, quoted_venue), quote in self.quotes.items():
             quoted.setdefault(quoted_venue, []).append((quoted_instrument, quote))
         config = self._config
+        halted = {
+            (r["instrument"], r["venue"])
+            for r in (item.record for item in self.open_signals.values())
+            if r["kind"] == "halt"
+        }
         out = []
         for venue in sorted(config.venues):
             calendar, stale_ms = config.calendars.get(venue), config.stale_ms[venue]
@@ -251,7 +275,9 @@ class MarketView:
                 quote_ts = item.record["ts"] if item is not None else None
                 arrived = self.arrived.get(instrument) if instrument else None
                 silent_ms = None if arrived is None else int((now_s - arrived) * 1000)
-                status = venue_status(clock, quote_ts, silent_ms, stale_ms, calendar)
+                status = venue_status(
+                    clock, quote_ts, silent_ms, stale_ms, calendar, (instrument, venue) in halted
+                )
                 out.append(
                     {
                         "venue": venue,

@@ -1,5 +1,5 @@
 """A read-only view of an engine for metrics: quote ages, current spreads, routes, basis
-pairs and delivery stress.
+pairs, delivery stress, halted venues and the sides of price levels.
 
 Metrics are scraped between batches, so nothing here may change what the engine
 computes: the windows' ``stats()`` folds samples, and folding at scrape times would make
@@ -70,6 +70,20 @@ class DeliveryView:
     open: bool  # delivery stress
 
 
+@dataclass(frozen=True, slots=True)
+class HaltView:
+    instrument: str
+    venue: str
+    halted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LevelView:
+    instrument: str
+    name: str
+    side: str  # "above" or "below" (a level whose side is not known yet is not listed)
+
+
 @dataclass(slots=True)
 class Observation:
     quotes: list[QuoteView] = field(default_factory=list)
@@ -77,6 +91,8 @@ class Observation:
     routes: list[RouteView] = field(default_factory=list)
     basis: list[BasisView] = field(default_factory=list)
     delivery: list[DeliveryView] = field(default_factory=list)
+    halts: list[HaltView] = field(default_factory=list)
+    levels: list[LevelView] = field(default_factory=list)
     clock: int = -1  # the newest instrument clock observed
 
     def add(self, other: Observation) -> None:
@@ -86,6 +102,8 @@ class Observation:
         self.routes += other.routes
         self.basis += other.basis
         self.delivery += other.delivery
+        self.halts += other.halts
+        self.levels += other.levels
         self.clock = max(self.clock, other.clock)
 
 
@@ -107,6 +125,10 @@ def observe(engine: Engine, instruments: Iterable[str]) -> Observation:
         _basis(engine, name, st, out)
         for venue, coverage in sorted(st.coverage.items()):
             out.delivery.append(DeliveryView(name, venue, coverage, venue in st.delivery_open))
+        for venue in engine.config.venue_names:
+            out.halts.append(HaltView(name, venue, venue in st.halted))
+        for level, side in sorted(st.level_sides.items()):
+            out.levels.append(LevelView(name, level, side))
     return out
 
 

@@ -21,6 +21,9 @@ SIGNAL_EVENTS: Final = (
     ("basis", "close"),
     ("delivery", "open"),
     ("delivery", "close"),
+    ("halt", "open"),
+    ("halt", "close"),
+    ("level", "cross"),
 )
 
 IDLE: Final = 0

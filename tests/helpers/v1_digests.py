@@ -66,10 +66,18 @@ def v1_case(seed: int) -> tuple[str, list[bytes]]:
 def digest(outputs: Iterable[tuple[str, str | None, dict[str, Any]]]) -> tuple[int, str]:
     """(count, SHA-256) of outputs in order, the size fields and ``seq`` left out (the
     version 1 engine had neither; seq is checked on its own, tests/streams)."""
+    return sha256_of(outputs, (*SIZE_FIELDS, "seq"))
+
+
+def sha256_of(
+    outputs: Iterable[tuple[str, str | None, dict[str, Any]]], left_out: tuple[str, ...] = ()
+) -> tuple[int, str]:
+    """(count, SHA-256) of outputs in order: every field but ``left_out`` and the windows'
+    ``ROUNDED_STATS``."""
     h = hashlib.sha256()
     n = 0
     for stream, key, record in outputs:
-        fields = {k: v for k, v in record.items() if k not in SIZE_FIELDS and k != "seq"}
+        fields = {k: v for k, v in record.items() if k not in left_out}
         if stream == "spreads":
             fields["windows"] = {
                 name: {k: v for k, v in stats.items() if k not in ROUNDED_STATS}

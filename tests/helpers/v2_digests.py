@@ -19,7 +19,6 @@ top-level packages into a virtualenv of its own)::
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,26 +26,15 @@ from typing import Any
 
 import orjson
 
+from helpers.v1_digests import sha256_of
+
 SEEDS = range(40)
 DIGESTS = Path(__file__).with_name("v2_digests.json")
-#: As helpers/v1_digests.py: last bits that speed work may change, held elsewhere.
-ROUNDED_STATS = ("mean", "std", "z")
 
 
 def digest(outputs: Iterable[tuple[str, str | None, dict[str, Any]]]) -> tuple[int, str]:
     """(count, SHA-256) of outputs in order, every field but the windows' rounded stats."""
-    h = hashlib.sha256()
-    n = 0
-    for stream, key, record in outputs:
-        fields = dict(record)
-        if stream == "spreads":
-            fields["windows"] = {
-                name: {k: v for k, v in stats.items() if k not in ROUNDED_STATS}
-                for name, stats in record["windows"].items()
-            }
-        h.update(orjson.dumps([stream, key, fields], option=orjson.OPT_SORT_KEYS) + b"\n")
-        n += 1
-    return n, h.hexdigest()
+    return sha256_of(outputs)
 
 
 def digests(engine_of: Callable[[dict[str, Any]], Any]) -> dict[str, list[Any]]:

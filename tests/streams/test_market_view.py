@@ -255,3 +255,37 @@ def test_malformed_records_are_counted_never_raise_and_are_not_forwarded() -> No
     assert list(view.snapshot()) == []
     assert view.fx == {}
     assert view.spread_count == 0 and view.signal_counts == {}
+
+
+def test_a_halt_signal_makes_its_venue_halted_and_crosses_are_kept_in_order() -> None:
+    config = load_config(CNY / "config.toml")
+    view = MarketView(config)
+    quote = {"type": "quote", "venue": "LBMA", "instrument": "XAG", "bid": 1.0, "ask": 2.0}
+    view.apply(_entry("p.ticks", {**quote, "ts": 5000}, "XAG"), 0.0)
+    status = {"type": "status", "venue": "LBMA", "instrument": "XAG", "status": "halted",
+              "ts": 5001}  # fmt: skip
+    assert not view.apply(_entry("p.ticks", status, "XAG"), 0.0)  # (its halt signal says it)
+    assert view.other == 0
+    halt = {"type": "signal", "kind": "halt", "event": "open", "instrument": "XAG",
+            "venue": "LBMA", "ts": 5001, "opened_ts": 5001, "note": None}  # fmt: skip
+    assert view.apply(_entry("p.signals", halt, "XAG|halt|LBMA"), 0.0)
+    lbma = next(s for s in view.venue_status(0.0) if s["venue"] == "LBMA")
+    assert (lbma["status"], lbma["open"]) == ("halted", True)
+    view.apply(
+        _entry("p.signals", {**halt, "event": "close", "duration_ms": 9}, "XAG|halt|LBMA"), 0.0
+    )
+    lbma = next(s for s in view.venue_status(0.0) if s["venue"] == "LBMA")
+    assert lbma["status"] != "halted"
+    cross = {"type": "signal", "kind": "level", "event": "cross", "instrument": "XAG",
+             "venue": "LBMA", "name": "100", "ts": 6000, "price": 100.0, "direction": "up",
+             "mid": 100.5}  # fmt: skip
+    for i in range(25):
+        direction = "up" if i % 2 == 0 else "down"
+        item = _entry(
+            "p.signals", {**cross, "ts": 6000 + i, "direction": direction}, "XAG|level|100"
+        )
+        assert view.apply(item, 0.0)
+    assert len(view.crosses) == 20 and view.crosses[-1].record["ts"] == 6024
+    # the latest cross of each level is in the snapshot, as a signal's state is
+    assert [e.record["ts"] for e in view.snapshot() if e.key == "XAG|level|100"] == [6024]
+    assert view.levels() == []  # the scenario's config has none
