@@ -1,14 +1,15 @@
-"""The worker's market-structure gauges (README "Metrics"): trading sessions, basis and
-lease rates, delivery stress. Read at scrape time from a view of the engines
-(streams/observe.py), like the rest of agents/metrics.py, which yields these."""
+"""The worker's market-structure gauges (docs/operations.md, "Metrics"): trading sessions,
+basis and lease rates, delivery stress, halted venues and price levels. Read at scrape
+time from a view of the engines (streams/observe.py), like the rest of agents/metrics.py,
+which yields these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from arbstream.streams.config import EngineConfig
+from arbstream.streams.config import EngineConfig, Level
 from arbstream.streams.observe import Observation
 
 
@@ -85,3 +86,39 @@ def delivery_families(engine: EngineConfig, observed: Observation) -> Iterator[M
         coverage.add_metric([d.instrument, d.venue], d.coverage)
         is_open.add_metric([d.instrument, d.venue], 1.0 if d.open else 0.0)
     yield from (coverage, is_open)
+
+
+def halt_families(observed: Observation) -> Iterator[Metric]:
+    """``arbstream_venue_halted``: 1 while a venue is halted for an instrument."""
+    family = GaugeMetricFamily(
+        "arbstream_venue_halted",
+        "1 while the venue is halted for the instrument (its latest status record), else 0.",
+        labels=["venue", "instrument"],
+    )
+    for h in observed.halts:
+        family.add_metric([h.venue, h.instrument], 1.0 if h.halted else 0.0)
+    yield family
+
+
+def level_families(
+    observed: Observation, crosses: dict[tuple[str, str, str], int], levels: Iterable[Level]
+) -> Iterator[Metric]:
+    """Each level's side and its crosses by direction (every configured level, from 0)."""
+    side = GaugeMetricFamily(
+        "arbstream_level_side",
+        "1 while the watched mid is above the level, -1 below (once it is known).",
+        labels=["instrument", "name"],
+    )
+    for lv in observed.levels:
+        side.add_metric([lv.instrument, lv.name], 1.0 if lv.side == "above" else -1.0)
+    yield side
+    counts = {(lv.instrument, lv.name, d): 0 for lv in levels for d in ("up", "down")}
+    counts.update(crosses)
+    family = CounterMetricFamily(
+        "arbstream_level_crosses",
+        "Level signals published, by level and direction.",
+        labels=["instrument", "name", "direction"],
+    )
+    for labels, n in sorted(counts.items()):
+        family.add_metric(list(labels), n)
+    yield family

@@ -33,7 +33,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from arbstream.agents.market_metrics import basis_families, delivery_families, venues_open
+from arbstream.agents.market_metrics import (
+    basis_families,
+    delivery_families,
+    halt_families,
+    level_families,
+    venues_open,
+)
 from arbstream.agents.settings import Deployment
 from arbstream.streams.counters import EngineCounters
 from arbstream.streams.engine import Engine
@@ -290,6 +296,9 @@ class WorkerMetrics(Collector):
         yield from self._routes(observed)
         yield from basis_families(observed)
         yield from delivery_families(self.config, observed)
+        yield from halt_families(observed)
+        levels = [lv for per_venue in self.config.levels.values() for lv in per_venue]
+        yield from level_families(observed, self.batches.totals.crosses, levels)
 
     # -- families -------------------------------------------------------------------------
 

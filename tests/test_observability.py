@@ -45,6 +45,8 @@ SCENARIO = SCENARIOS / "dislocation-2026-01-30"
 DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
 CNY_SCENARIO = SCENARIOS / "cny-holiday-2026-02"
 CNY_CONFIG = REPO / "deploy" / "demo" / "cny-holiday.toml"
+RUN_TO_120 = SCENARIOS / "run-to-120-2026-01"
+RUN_TO_120_CONFIG = REPO / "deploy" / "demo" / "run-to-120.toml"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "arbstream.json"
 JUNK_INSTRUMENTS = 40
@@ -296,14 +298,21 @@ def _without_series(stack: Stack, queries: list[tuple[str, str]]) -> list[str]:
     return [f"{title}: {expr}" for title, expr in pending]
 
 
+#: The panels and annotations of halts and price levels (levels_stack).
+HALT_PANELS = {
+    "Venue halts (halted/trading)",
+    "Price levels: side now and crosses (time range)",
+    "annotation: Level crossed",
+    "annotation: Venue halted",
+}
 #: The panels of market structure: basis pairs and stock reports (cny_stack).
-MARKET_PANELS = row_panel_titles(DASHBOARD, "Market structure")
+MARKET_PANELS = row_panel_titles(DASHBOARD, "Market structure") - HALT_PANELS
 
 
 def test_every_dashboard_query_returns_series(stack: Stack) -> None:
     queries = dashboard_queries(DASHBOARD) + template_queries(DASHBOARD)
     assert len(queries) >= 20 and len(MARKET_PANELS) >= 5
-    queries = [(t, q) for t, q in queries if t not in MARKET_PANELS]
+    queries = [(t, q) for t, q in queries if t not in MARKET_PANELS | HALT_PANELS]
     empty = _without_series(stack, queries)
     assert not empty, "queries without series:\n" + "\n".join(empty)
 
@@ -439,3 +448,59 @@ def test_market_structure_alerts_and_closed_venues(cny_stack: Stack) -> None:
     low = [a["labels"]["venue"] for a in rules["ArbstreamDeliveryCoverageLow"]["alerts"]]
     assert low == ["COMEX_H6"]
     assert rules["ArbstreamDeliveryCoverageLow"]["state"] == "firing"
+
+
+# ---- halts and price levels: the run to $120 ----------------------------------------------
+# At speed 30 the hour passes in two minutes: $100 at 8 s, $120 from 58 s (it crosses up
+# and down twice), back under $100 at 77 s, and COMEX halted by its circuit breaker from
+# 77 s to 93 s.
+
+
+@pytest.fixture(scope="module")
+def levels_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    def ready(stack: Stack) -> bool:
+        halted = stack.values('arbstream_venue_halted{venue="COMEX"} == 1')
+        crosses = stack.values("sum(arbstream_level_crosses_total)")
+        return bool(halted) and bool(crosses) and crosses[0][1] >= 6
+
+    with _pipeline(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("observability-levels"),
+        RUN_TO_120_CONFIG,
+        RUN_TO_120,
+        ["--speed", "30"],
+        ready,
+        junk=False,
+        ready_within_s=150,
+    ) as stack:
+        yield stack
+
+
+def test_halts_and_levels_are_exported_as_the_scenario_says(levels_stack: Stack) -> None:
+    halted = {
+        m["venue"]: v for m, v in levels_stack.values("max_over_time(arbstream_venue_halted[10m])")
+    }
+    assert halted["COMEX"] == 1.0 and halted["LBMA"] == 0.0
+    sides = {m["name"]: v for m, v in levels_stack.values("arbstream_level_side")}
+    assert sides == {"100": -1.0, "resistance-120": -1.0, "support-54": 1.0, "support-56": 1.0}
+    crosses = {
+        (m["name"], m["direction"]): v
+        for m, v in levels_stack.values("arbstream_level_crosses_total")
+    }
+    assert crosses[("100", "up")] == crosses[("100", "down")] == 1.0
+    assert crosses[("resistance-120", "up")] == crosses[("resistance-120", "down")] == 2.0
+    assert crosses[("support-54", "down")] == 0.0  # configured, never reached
+    halts = levels_stack.values('arbstream_signals_total{kind="halt",event="open"}')
+    assert halts and halts[0][1] == 2.0  # the ETF's creations, then COMEX's circuit breaker
+
+
+def test_halt_and_level_panels_return_series(levels_stack: Stack) -> None:
+    queries = [(t, q) for t, q in dashboard_queries(DASHBOARD) if t in HALT_PANELS]
+    assert len(queries) == 6
+    # over the last 10 minutes: the halt and the crosses are events, over by now
+    over_time = [(t, f"max_over_time(({q})[10m:5s])") for t, q in queries]
+    empty = _without_series(levels_stack, over_time)
+    assert not empty, "queries without series:\n" + "\n".join(empty)
+    rules = {r["name"]: r for r in _rules(levels_stack)}
+    assert rules["ArbstreamVenueHalted"]["health"] == "ok"
+    assert not rules["ArbstreamVenueHalted"]["alerts"]  # (8 minutes of event time: 16 s here)

@@ -21,6 +21,7 @@ MARKET_METRICS: frozenset[str] = frozenset(
         "arbstream_delivery_open",
         "arbstream_delivery_open_ratio",
         "arbstream_arb_size_oz",
+        "arbstream_level_side",
     }
 )
 
@@ -46,6 +47,8 @@ WORKER_METRICS: frozenset[str] = (
             "arbstream_quote_age_seconds",
             "arbstream_venue_stale_seconds",
             "arbstream_venue_open",
+            "arbstream_venue_halted",
+            "arbstream_level_crosses_total",
             "arbstream_spread_usd",
             "arbstream_spread_bps",
             "arbstream_spread_zscore",
