@@ -39,7 +39,11 @@ from arbstream.dashboard_parts import (
 from arbstream.streams.market_view import MarketView, TopicRecord, number
 
 #: The signals the summary lists even before any is seen.
-SIGNAL_KEYS = ("arb.open", "arb.close", "arb.update", "wide.open", "wide.close")
+SIGNAL_KEYS = (
+    "arb.open", "arb.close", "arb.update", "wide.open", "wide.close", "halt.open", "level.cross",
+)  # fmt: skip
+#: Level crosses the terminal lists, newest first.
+CROSSES_SHOWN = 5
 
 
 class Dashboard:
@@ -146,6 +150,8 @@ class Dashboard:
             parts.append(basis_table(basis, backwardation, self._clock_age))
         if view.delivery:
             parts.append(delivery_table(self._delivery(), self._clock_age))
+        if view.crosses:
+            parts.append(self._cross_table())
         parts += [self._wide_table(), self._venue_table(now_ms)]
         if view.fx:
             mids = sorted((p, (i.record["bid"] + i.record["ask"]) / 2) for p, i in view.fx.items())
@@ -209,6 +215,28 @@ class Dashboard:
                 age(self._clock_age(r["instrument"], opened if type(opened) is int else r["ts"])),
             )
         footer(table, len(arbs), "none open")
+        return table
+
+    def _cross_table(self) -> Table:
+        """The last level crosses, newest first."""
+        table = new_table("Level crosses (mid USD/oz)")
+        for col in ("level", "instrument", "venue", "direction"):
+            table.add_column(col)
+        for col in ("price", "mid", "age"):
+            table.add_column(col, justify="right")
+        crosses = list(self.view.crosses)[::-1]
+        for r in (item.record for item in crosses[:CROSSES_SHOWN]):
+            arrow = "↑ up" if r["direction"] == "up" else "↓ down"
+            table.add_row(
+                r["name"],
+                r["instrument"],
+                r["venue"],
+                Text(arrow, style="green" if r["direction"] == "up" else "red"),
+                f"{r['price']:.2f}",
+                f"{r['mid']:.2f}",
+                age(self._clock_age(r["instrument"], r["ts"])),
+            )
+        footer(table, min(len(crosses), CROSSES_SHOWN), "none yet")
         return table
 
     def _wide_table(self) -> Table:

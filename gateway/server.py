@@ -147,7 +147,11 @@ class GatewayServer:
             control("snapshot", phase="begin"),
         ]
         messages += [envelope(e) for e in self.view.snapshot() if matcher(e.record)]
-        messages += [self.venues_message(), control("snapshot", phase="end")]
+        messages += [
+            self.venues_message(),
+            control("levels", levels=self.view.levels()),
+            control("snapshot", phase="end"),
+        ]
         client.matcher, client.subscribed = matcher, True
         if not client.replace_queue(messages):
             self.hub.evict(client, f"snapshot of {len(messages)} messages exceeds the queue")

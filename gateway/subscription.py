@@ -7,12 +7,13 @@ means "all". A filter narrows only the records that have what it names:
 filter                  applies to
 ======================  ==========================================================
 ``types``               every record (``spread``, ``signal``, ``basis``, ``quote``)
-``kinds``               signals (``arb``, ``wide``, ``basis``, ``delivery``)
+``kinds``               signals (``arb``, ``wide``, ``basis``, ``delivery``, ``halt``,
+                        ``level``)
 ``instruments``         every record with an ``instrument``
 ``venues``              every record naming venues: a spread's ``a``/``b``, an arb
                         signal's ``buy``/``sell``, a basis record's or basis signal's
-                        ``spot``/``future``, a wide or delivery signal's or a quote's
-                        ``venue``; the record matches if any of them is listed
+                        ``spot``/``future``, a wide, delivery, halt or level signal's or
+                        a quote's ``venue``; the record matches if any of them is listed
 ``pairs``               spreads and basis records: ``"A|B"``, either order
 ``routes``              arb and basis signals: ``"BUY>SELL"`` or ``"SPOT>FUTURE"``
 ======================  ==========================================================
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from arbstream.gateway.errors import SubscriptionError
 
 RecordType = Literal["spread", "signal", "basis", "quote"]
-SignalKind = Literal["arb", "wide", "basis", "delivery"]
+SignalKind = Literal["arb", "wide", "basis", "delivery", "halt", "level"]
 
 #: Values per filter at most: a subscription is a filter, not a data upload.
 MAX_VALUES = 256

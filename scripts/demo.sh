@@ -9,7 +9,8 @@
 #   DEMO_SPEED=X     scenario speed (default 10: the 17-minute scenario loops every ~100 s;
 #                    200 for cny-holiday)
 #   DEMO_SCENARIO=S  "dislocation" (default), "cny-holiday" (sessions, basis, delivery
-#                    stress: its own config), "generated" (endless random), or a JSONL file
+#                    stress: its own config), "run-to-120" (price levels, a halt, an ETF
+#                    premium: its own config), "generated" (endless random), or a JSONL file
 #   DEMO_CONFIG=F    another config (default: the scenario's, deploy/demo/*.toml)
 #   DEMO_LOG_DIR=D   where the components' logs go (default out/demo)
 #
@@ -73,6 +74,11 @@ cny-holiday)
     scenario=scenarios/cny-holiday-2026-02/ticks.jsonl
     config=deploy/demo/cny-holiday.toml
     speed=200 # Shanghai closes 30 min in, COMEX's delivery stress 2 h in (event time)
+    ;;
+run-to-120)
+    scenario=scenarios/run-to-120-2026-01/ticks.jsonl
+    config=deploy/demo/run-to-120.toml
+    speed=60 # the hour in a minute: $100 at 4 s, $120 at 29 s, the halt at 39 s
     ;;
 *) scenario=$DEMO_SCENARIO ;;
 esac

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from arbstream.config import load_config
 from helpers.paths import REPO, SCENARIOS
@@ -164,18 +165,28 @@ def test_demo_config_is_the_dislocation_scenario_plus_feeds() -> None:
     assert {f.venue for f in demo.feeds.values() if f.venue} == set(scenario.venue_names)
 
 
-def test_the_cny_demo_config_is_its_scenario_plus_feeds() -> None:
-    demo = load_config(REPO / "deploy" / "demo" / "cny-holiday.toml")
-    scenario = load_config(SCENARIOS / "cny-holiday-2026-02" / "config.toml")
-    assert demo.fingerprint() == scenario.fingerprint()
-    assert {f.venue for f in demo.feeds.values() if f.venue} == set(scenario.venue_names)
-    # the bridges carry the stock reports: every venue with one is served natively
-    stocks = {
+@pytest.mark.parametrize(
+    ("demo", "scenario", "served", "natively"),
+    [
+        ("cny-holiday.toml", "cny-holiday-2026-02", b'"stock"', {"COMEX_H6", "SHFE_AG2606"}),
+        ("run-to-120.toml", "run-to-120-2026-01", b'"status"', {"COMEX", "SLV"}),
+    ],
+)
+def test_a_demo_config_is_its_scenario_plus_feeds(
+    demo: str, scenario: str, served: bytes, natively: set[str]
+) -> None:
+    """The demo's engine computes what a replay of its scenario computes, every venue has
+    a feed, and the records only a bridge carries (stock reports, status records) have
+    one: the venues that send them are served natively."""
+    config = load_config(REPO / "deploy" / "demo" / demo)
+    expected = load_config(SCENARIOS / scenario / "config.toml")
+    assert config.fingerprint() == expected.fingerprint()
+    assert {f.venue for f in config.feeds.values() if f.venue} == set(expected.venue_names)
+    sending = {
         orjson.loads(line)["venue"]
-        for line in (SCENARIOS / "cny-holiday-2026-02" / "ticks.jsonl").read_bytes().splitlines()
-        if b'"stock"' in line and line.startswith(b"{")
+        for line in (SCENARIOS / scenario / "ticks.jsonl").read_bytes().splitlines()
+        if served in line and line.startswith(b"{")
     } - {None}
-    native = {f.venue for f in demo.feeds.values() if f.protocol == "native"}
-    assert stocks and stocks <= native
-    demo_sh = (REPO / "scripts" / "demo.sh").read_text()
-    assert "deploy/demo/cny-holiday.toml" in demo_sh
+    native = {f.venue for f in config.feeds.values() if f.protocol == "native"}
+    assert sending == natively and sending <= native
+    assert f"deploy/demo/{demo}" in (REPO / "scripts" / "demo.sh").read_text()

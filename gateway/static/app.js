@@ -18,6 +18,8 @@
     quotes: new Map(),      // "instrument|venue" -> quote
     venueQuote: new Map(),  // venue -> latest quote of any instrument
     venues: [],             // latest venues message
+    levels: [],             // the config's price levels (levels message)
+    crosses: [],            // the last level crosses, newest first: [key, record]
     hist: new Map(),        // spread key -> {t: [], v: [], m: []}
     clocks: new Map(),      // instrument -> newest ts seen (the market clock)
     maxClock: -Infinity,
@@ -65,10 +67,12 @@
     arbs: ['route', 'instrument', 'net', 'bps', 'size', 'edge', 'age'],
     signals: ['kind', 'instrument', 'subject', 'figure', 'since'],
     basis: ['pair', 'instrument', 'basis', 'bps', 'days', 'lease', 'ts'],
+    crosses: ['ts', 'instrument', 'name', 'venue', 'direction', 'mid'],
   };
+  const MAX_CROSSES = 20;
   const EMPTY = {
     venues: 'no venues yet', spreads: 'no spreads yet', arbs: 'no open arbitrage',
-    signals: 'no other open signals', basis: 'no basis yet',
+    signals: 'no other open signals', basis: 'no basis yet', crosses: 'no level crossed yet',
   };
   const tables = {};
   for (const [name, cols] of Object.entries(COLS)) {
@@ -197,9 +201,21 @@
     } else {
       set(c.subject, String(r.venue ?? DASH));
       set(c.figure, r.kind === 'wide' ? bps(r.width_bps)
-        : r.kind === 'delivery' ? pct(r.coverage, 1) + ' covered' : DASH);
+        : r.kind === 'delivery' ? pct(r.coverage, 1) + ' covered'
+          : r.kind === 'halt' ? (typeof r.note === 'string' ? r.note : 'halted') : DASH);
     }
     set(c.since, utc(r.opened_ts ?? r.ts));
+  }
+
+  function updCross(tr, r) {
+    const c = tr._c;
+    set(c.ts, utc(r.ts));
+    set(c.instrument, String(r.instrument ?? DASH));
+    set(c.name, String(r.name ?? DASH));
+    set(c.venue, String(r.venue ?? DASH));
+    set(c.direction, r.direction === 'up' ? '↑ up' : r.direction === 'down' ? '↓ down' : DASH);
+    attr(c.direction, 'data-dir', r.direction);
+    set(c.mid, fix(r.mid, 2));
   }
 
   function updBasis(tr, r) {
@@ -220,6 +236,7 @@
   const C = {
     line: color('--c-accent', '#4fb3ff'), mean: color('--c-mean', '#f5b942'),
     grid: color('--c-grid', '#1f2a36'), text: color('--c-text', '#8a96a3'),
+    level: color('--c-level', '#c77dff'),
   };
 
   // Size the backing store for the device pixel ratio; returns a context in CSS pixels.
@@ -336,6 +353,50 @@
     ctx.textAlign = 'left';
   }
 
+  // The selected pair's two mids over the last 5 minutes, and every configured level of
+  // its instrument that lies within reach of them (10% around) as a dashed line.
+  function drawPrices() {
+    const cv = $('prices'), W = cv.clientWidth, H = cv.clientHeight;
+    const key = S.selected, r = key != null ? S.spreads.get(key) : null;
+    set($('prices-title'), r ? `${r.a} / ${r.b} · ${r.instrument} prices` : 'prices');
+    const levels = r ? S.levels.filter((l) => l.instrument === r.instrument) : [];
+    const h = key != null ? S.hist.get(key) : null;
+    if (!W || !H) return;
+    const ctx = prep(cv, W, H);
+    ctx.font = '11px ui-monospace, Menlo, Consolas, monospace';
+    ctx.textBaseline = 'middle';
+    if (!r || !h || !h.t.length) {
+      attr(cv, 'data-levels', '');
+      ctx.fillStyle = C.text; ctx.fillText('waiting for data…', 12, H / 2); return;
+    }
+    const end = Math.max(S.clocks.get(r.instrument) ?? -Infinity, h.t[h.t.length - 1]);
+    const start = end - WINDOW_MS, i0 = firstAt(h.t, start);
+    if (i0 >= h.t.length) return;
+    let lo = Infinity, hi = -Infinity;
+    for (let i = i0; i < h.t.length; i++) {
+      for (const v of [h.a[i], h.b[i]]) if (v === v) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    }
+    const mid = (lo + hi) / 2;
+    const shown = levels.filter((l) => Math.abs(l.price - mid) <= 0.1 * Math.abs(mid));
+    for (const l of shown) { lo = Math.min(lo, l.price - l.band_usd); hi = Math.max(hi, l.price + l.band_usd); }
+    const pad = (hi - lo) * 0.08 || 1;
+    lo -= pad; hi += pad;
+    const L = 6, R = W - 120, T = 8, B = H - 8;
+    const x = (t) => L + ((t - start) / WINDOW_MS) * (R - L);
+    const y = (v) => B - ((v - lo) / (hi - lo)) * (B - T);
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = C.line; path(ctx, h, i0, h.a, x, y);
+    ctx.strokeStyle = C.mean; path(ctx, h, i0, h.b, x, y);
+    ctx.strokeStyle = C.level; ctx.fillStyle = C.level; ctx.lineWidth = 1; ctx.setLineDash([6, 4]);
+    for (const l of shown) {
+      ctx.beginPath(); ctx.moveTo(L, y(l.price)); ctx.lineTo(R, y(l.price)); ctx.stroke();
+      ctx.fillText(`${l.name} ${l.price.toFixed(2)}`, R + 6, y(l.price));
+    }
+    ctx.setLineDash([]);
+    // which levels are drawn: for tools and tests (a canvas has no DOM to read)
+    attr(cv, 'data-levels', shown.map((l) => l.name).join(','));
+  }
+
   // ---- rendering ---------------------------------------------------------------------------
   let pending = false, lastRender = 0;
   function schedule() {
@@ -362,30 +423,35 @@
     sync(tables.arbs, arbs, updArb);
     sync(tables.signals, others.sort(byKey), updSignal);
     sync(tables.basis, [...S.basis].sort(byKey), updBasis);
+    sync(tables.crosses, S.crosses, updCross);
     const r = S.selected != null ? S.spreads.get(S.selected) : null;
-    if (chartDirty || (r && Math.abs((S.clocks.get(r.instrument) ?? chartEnd) - chartEnd) > 1000)) drawChart();
+    if (chartDirty || (r && Math.abs((S.clocks.get(r.instrument) ?? chartEnd) - chartEnd) > 1000)) {
+      drawChart();
+      drawPrices();
+    }
   }
 
   // ---- messages ----------------------------------------------------------------------------
   function pushHist(key, r) {
     if (!num(r.ts) || !num(r.spread)) return;
     let h = S.hist.get(key);
-    if (!h) S.hist.set(key, (h = { t: [], v: [], m: [] }));
+    if (!h) S.hist.set(key, (h = { t: [], v: [], m: [], a: [], b: [] }));
     // After a reconnect to a replay that restarted earlier, forget the "future".
-    while (h.t.length && h.t[h.t.length - 1] > r.ts) { h.t.pop(); h.v.pop(); h.m.pop(); }
+    while (h.t.length && h.t[h.t.length - 1] > r.ts) { h.t.pop(); h.v.pop(); h.m.pop(); h.a.pop(); h.b.pop(); }
+    const am = num(r.a_mid) ? r.a_mid : NaN, bm = num(r.b_mid) ? r.b_mid : NaN;
     const w = r.windows && r.windows['60000'];
     const mean = w && num(w.mean) ? w.mean : NaN;
     const n = h.t.length;
     // One point per bucket (the latest wins): 5 min of a busy pair still fits ~600 points.
     if (n && Math.floor(h.t[n - 1] / BUCKET_MS) === Math.floor(r.ts / BUCKET_MS)) {
-      h.t[n - 1] = r.ts; h.v[n - 1] = r.spread; h.m[n - 1] = mean;
+      h.t[n - 1] = r.ts; h.v[n - 1] = r.spread; h.m[n - 1] = mean; h.a[n - 1] = am; h.b[n - 1] = bm;
     } else {
-      h.t.push(r.ts); h.v.push(r.spread); h.m.push(mean);
+      h.t.push(r.ts); h.v.push(r.spread); h.m.push(mean); h.a.push(am); h.b.push(bm);
     }
     // Trim in batches (every ~10 s of market time), not one shift per message.
     if (h.t.length > MAX_POINTS + 20 || h.t[0] < r.ts - WINDOW_MS - 10000) {
       const drop = Math.max(h.t.length - MAX_POINTS, firstAt(h.t, r.ts - WINDOW_MS));
-      h.t.splice(0, drop); h.v.splice(0, drop); h.m.splice(0, drop);
+      for (const s of [h.t, h.v, h.m, h.a, h.b]) s.splice(0, drop);
     }
     dirtySpark.add(key);
   }
@@ -413,6 +479,15 @@
         S.basis.set(key ?? `${inst}|${r.spot}|${r.future}`, r);
         break;
       case 'signal': {
+        if (r.kind === 'level') { // a cross is an event, not a state: the last few, newest first
+          const k = (key ?? `${inst}|level|${r.name}`) + '#' + String(r.seq ?? r.ts);
+          if (!S.crosses.some((e) => e[0] === k)) {
+            S.crosses.unshift([k, r]);
+            S.crosses.sort((p, q) => (q[1].ts ?? 0) - (p[1].ts ?? 0));
+            S.crosses.length = Math.min(S.crosses.length, MAX_CROSSES);
+          }
+          break;
+        }
         const subject = r.kind === 'arb' ? `${r.buy}>${r.sell}`
           : r.kind === 'basis' ? `${r.spot}>${r.future}` : r.venue;
         const k = key ?? `${inst}|${r.kind}|${subject}`;
@@ -450,6 +525,10 @@
     if (m.record && typeof m.record === 'object') onRecord(m.key ?? null, m.record);
     else if (m.type === 'snapshot') { if (m.phase === 'begin') beginSnapshot(); else if (m.phase === 'end') endSnapshot(); }
     else if (m.type === 'venues') { if (Array.isArray(m.venues)) S.venues = m.venues; }
+    else if (m.type === 'levels') {
+      if (Array.isArray(m.levels)) S.levels = m.levels.filter((l) => l && num(l.price));
+      chartDirty = true;
+    }
     else if (m.type === 'error') flash('gateway error: ' + String(m.error));
     schedule();
   }

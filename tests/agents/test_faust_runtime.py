@@ -6,8 +6,6 @@ is not the same record, or a ``seq`` that skips), the outputs equal replay's per
 
 from __future__ import annotations
 
-import random
-import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +16,10 @@ from helpers.deployment import (
     DeploymentFactory,
     deployment_factory,
     generated,
+    generated_v3,
 )
 from helpers.deployment import scenario as scenario_input
 from helpers.http import get_text
-from helpers.kafka import scaled
 from helpers.pipeline import Worker, replay_by_key
 
 #: Metrics the default worker serves, which the Faust runtime serves under the same names.
@@ -83,30 +81,17 @@ def test_faust_runtime_output_equals_replay_per_key(
 
 
 def test_faust_workers_sigkilled_five_times_lose_nothing(deployment: DeploymentFactory) -> None:
-    """Five rounds: a worker takes a slice of the input as it arrives and is SIGKILLed at a
-    random point of it; a new worker replaces it. Then the last runs to the end."""
     text, lines = generated(47, 6000)
-    dep = deployment(text, lines)
-    rng = random.Random(5)
-    size = -(-len(lines) // 6)
-    slices = [lines[i : i + size] for i in range(0, len(lines), size)]
-    for n, part in enumerate(slices[:-1]):
-        worker = dep.worker(f"worker-{n}")
-        try:
-            worker.wait_ready()
-            producer = dep.produce_paced(parts=4, pause_s=0.1, lines=part)
-            time.sleep(rng.uniform(0.05, 0.6))
-        finally:
-            worker.kill()
-        producer.join(scaled(60))
-    worker = dep.worker("worker-last")
-    try:
-        worker.wait_ready()
-        dep.produce_paced(parts=1, pause_s=0.0, lines=slices[-1]).join(scaled(60))
-        dep.check_equals_replay()
-    finally:
-        assert worker.stop() == 0, worker.log_tail()
-    print(f"{dep.duplicates} duplicates dropped")
+    deployment(text, lines).sigkill_rounds(rounds=5, seed=5)
+
+
+def test_faust_workers_sigkilled_on_a_market_with_halts_and_levels_lose_nothing(
+    deployment: DeploymentFactory,
+) -> None:
+    """Version 3 (halts, levels) on the Faust runtime: the halted venues and the levels'
+    sides are in the table's state, and resume with it."""
+    text, lines = generated_v3(23, 6000)
+    deployment(text, lines).sigkill_rounds(rounds=3, seed=7)
 
 
 def test_two_faust_workers_one_stopped_mid_stream_equal_replay(

@@ -108,7 +108,8 @@ def test_produce_routes_every_line_as_the_contract_says(
                 assert (kind, rec.key) == ("fx", key)
     assert set(instrument_partition) == {b"XAG", b"XAU"}
 
-    # Each partition holds, in file order, exactly: its instruments' quotes, every fx record,
+    # Each partition holds, in file order, exactly: its instruments' quotes and status
+    # records, every fx record,
     # and the unkeyed lines the producer put there.
     for p in range(partitions):
         values = [r.value for r in by_partition.get(p, [])]
@@ -119,7 +120,10 @@ def test_produce_routes_every_line_as_the_contract_says(
             if line.strip()
             and (
                 route(line)[0] == "fx"
-                or (route(line)[0] == "quote" and instrument_partition[route(line)[1] or b""] == p)
+                or (
+                    route(line)[0] in ("quote", "stock", "status")
+                    and instrument_partition[route(line)[1] or b""] == p
+                )
                 or (route(line)[0] == "other" and line in others_here)
             )
         ]

@@ -25,6 +25,7 @@ from helpers.deployment import (
     DeploymentFactory,
     deployment_factory,
     generated,
+    generated_v3,
     scenario,
 )
 from helpers.kafka import Record, consume
@@ -53,7 +54,8 @@ def run_to_end(dep: Deployment) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["dislocation-2026-01-30", "random-101", "random-202", "generated"]
+    "name",
+    ["dislocation-2026-01-30", "random-101", "random-202", "run-to-120-2026-01", "generated"],
 )
 def test_live_output_equals_replay_per_key(deployment: DeploymentFactory, name: str) -> None:
     text, lines = generated(7, 6000) if name == "generated" else scenario(name)
@@ -71,6 +73,16 @@ def test_worker_killed_with_sigkill_resumes_without_loss_or_duplicates(
     # somewhere in the middle of the stream
     log = dep.survive_sigkill(parts=20, pause_s=0.15, kill_after_s=rng.uniform(0.5, 2.5))
     assert RESTORED.search(log), f"seed {seed}: nothing restored"
+
+
+def test_a_market_with_halts_and_levels_survives_a_sigkill_exactly_once(
+    deployment: DeploymentFactory,
+) -> None:
+    """Version 3 state (halted venues, status times, level sides) resumes exactly: per
+    key, output equals replay across a SIGKILL."""
+    dep = deployment(*generated_v3(17, 8000))
+    log = dep.survive_sigkill(parts=16, pause_s=0.2, kill_after_s=1.5)
+    assert RESTORED.search(log), "nothing restored"
 
 
 def test_the_cny_holiday_scenario_survives_a_sigkill_exactly_once(

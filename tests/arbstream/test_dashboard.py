@@ -19,7 +19,10 @@ WINDOWS = (60_000, 300_000)
 T0 = 1_769_990_400_000  # event time (instrument clock)
 NOW = 1_770_000_000_000  # wall clock of the observing process
 
-ZERO_SIGNALS = {"arb.open": 0, "arb.close": 0, "arb.update": 0, "wide.open": 0, "wide.close": 0}
+ZERO_SIGNALS = {
+    "arb.open": 0, "arb.close": 0, "arb.update": 0, "wide.open": 0, "wide.close": 0,
+    "halt.open": 0, "level.cross": 0,
+}  # fmt: skip
 
 
 def quote(venue: str, bid: float, ask: float, ts: int, **extra: Any) -> dict[str, Any]:
@@ -159,12 +162,12 @@ def test_summary_counts_quotes_spreads_and_signals_exactly() -> None:
     see(d, arb("update", 5.5, T0 + 2000))
     see(d, arb("close", 0.1, T0 + 3000))
     see(d, wide("open", T0))
-    see(d, {"type": "signal", "kind": "halt", "event": "start", "instrument": "XAG", "ts": T0})
+    see(d, {"type": "signal", "kind": "auction", "event": "start", "instrument": "XAG", "ts": T0})
     assert d.summary() == {
         "quotes": {"COMEX": 3, "LBMA": 0, "SGE": 0, "SHFE": 1, "SHUIBEI": 0},
         "spreads": 2,
         "signals": ZERO_SIGNALS
-        | {"arb.open": 1, "arb.update": 1, "arb.close": 1, "wide.open": 1, "halt.start": 1},
+        | {"arb.open": 1, "arb.update": 1, "arb.close": 1, "wide.open": 1, "auction.start": 1},
     }
     assert d.other == 1
 
@@ -439,3 +442,27 @@ def test_delivery_section_shows_coverage_and_since_when_stress_is_open() -> None
     assert d.summary()["signals"]["delivery.open"] == 1
     see(d, {"type": "signal", "kind": "delivery", "event": "open"})  # malformed
     assert d.other == 1
+
+
+def test_a_halted_venue_and_the_last_level_crosses_are_shown() -> None:
+    d = dashboard()
+    see(d, quote("COMEX", 119.0, 119.2, T0))
+    halt = {"type": "signal", "kind": "halt", "event": "open", "instrument": "XAG",
+            "venue": "COMEX", "ts": T0 + 10, "opened_ts": T0 + 10, "note": None}  # fmt: skip
+    see(d, halt)
+    assert venue_row(d, "COMEX")[-1] == "halted"
+    assert "Level crosses" not in rendered(d)  # none yet: no section
+    cross = {"type": "signal", "kind": "level", "event": "cross", "instrument": "XAG",
+             "venue": "COMEX", "name": "resistance-120", "ts": T0 + 20, "price": 120.0,
+             "direction": "up", "mid": 120.31}  # fmt: skip
+    see(d, cross)
+    see(d, cross | {"name": "100", "price": 100.0, "direction": "down", "mid": 99.5, "ts": T0 + 30})
+    lines = rendered(d).splitlines()
+    rows = [line.split() for line in lines if "resistance-120" in line or line.startswith(" 100")]
+    assert [r[:4] for r in rows] == [
+        ["100", "XAG", "COMEX", "↓"],
+        ["resistance-120", "XAG", "COMEX", "↑"],
+    ]
+    assert d.summary()["signals"] | {} == ZERO_SIGNALS | {"halt.open": 1, "level.cross": 2}
+    see(d, halt | {"event": "close", "ts": T0 + 40, "duration_ms": 30})
+    assert venue_row(d, "COMEX")[-1] != "halted"

@@ -105,6 +105,15 @@ def _shot(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"gateway-{name}.png"))
 
 
+def _served(driver: WebDriver, url: str) -> bool:
+    """Whether the page is loaded; loads it if not (the demo names the page's address
+    before its gateway listens: a refused load raises, and ``_until`` tries again)."""
+    if driver.find_elements(By.ID, "conn"):
+        return True
+    driver.get(url)
+    return False
+
+
 def _rows(driver: WebDriver, table: str) -> list[Any]:
     return driver.find_elements(
         By.CSS_SELECTOR, f"#{table} tbody tr[data-key], #{table} tbody tr[data-venue]"
@@ -121,28 +130,37 @@ def _latest_spreads(bootstrap: str, topic: str) -> dict[str, float]:
     return latest
 
 
-def test_the_page_shows_the_live_market_and_reconnects(
-    kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
-) -> None:
-    prefix = f"web{uuid.uuid4().hex[:8]}"
-    config = demo_config(tmp_path, prefix)
+def _start_demo(
+    bootstrap: str, tmp_path: Path, config: Path, args: list[str]
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``arbstream demo`` with ``config`` and ``args`` on the test's broker, every port
+    free: (the process, its gateway's port, its output file)."""
     port = free_port()
     env = {
         **os.environ,
-        "ARBSTREAM_BROKER": f"kafka://{kafka_bootstrap}",
+        "ARBSTREAM_BROKER": f"kafka://{bootstrap}",
         "ARBSTREAM_WEB_PORT": str(free_port()),
         "ARBSTREAM_FEED_METRICS_PORT": str(free_port()),
         "ARBSTREAM_GATEWAY_PORT": str(port),
     }
     command = [sys.executable, "-m", "arbstream.cli", "demo", "--config", str(config)]
-    run = ["--scenario", str(SCENARIO / "ticks.jsonl"), "--speed", "10", "--seconds", "600"]
     log = tmp_path / "demo.out"
     demo = subprocess.Popen(
-        [*command, *run, "--log-dir", str(tmp_path / "logs")],
+        [*command, *args, "--log-dir", str(tmp_path / "logs")],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
+    return demo, port, log
+
+
+def test_the_page_shows_the_live_market_and_reconnects(
+    kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
+) -> None:
+    prefix = f"web{uuid.uuid4().hex[:8]}"
+    config = demo_config(tmp_path, prefix)
+    run = ["--scenario", str(SCENARIO / "ticks.jsonl"), "--speed", "10", "--seconds", "600"]
+    demo, port, log = _start_demo(kafka_bootstrap, tmp_path, config, run)
     second: GatewayProcess | None = None
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -253,6 +271,74 @@ def test_the_page_shows_the_live_market_and_reconnects(
             demo.wait(60)
         if second is not None:
             second.stop()
+
+
+def test_the_run_to_120_demo_shows_the_levels_the_crosses_and_the_halt(
+    kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
+) -> None:
+    """``DEMO_SCENARIO=run-to-120``: the page draws the levels on the pair's prices, lists
+    the crosses, marks COMEX halted during its circuit breaker; the summary counts both."""
+    config = demo_config(tmp_path, f"lvl{uuid.uuid4().hex[:8]}", "run-to-120.toml")
+    scenario = SCENARIOS / "run-to-120-2026-01" / "ticks.jsonl"
+    summary = tmp_path / "summary.json"
+    # at 40x the scenario's hour takes 90 s; its last cross and halt come by 60 s
+    run = ["--scenario", str(scenario), "--speed", "40", "--seconds", "75"]
+    demo, port, log = _start_demo(
+        kafka_bootstrap, tmp_path, config, [*run, "--summary", str(summary)]
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _until(
+            lambda: f"live page is at {url}".encode() in log.read_bytes(), 60, "the demo", browser
+        )
+        _until(lambda: _served(browser, url), 60, "the page", browser)
+        # $100 is crossed 8 s into the scenario: its level is drawn on the pair's prices
+        _until(
+            lambda: "100" in (browser.find_element(By.ID, "prices").get_attribute("data-levels")
+                              or "").split(","),
+            90,
+            "the $100 level on the prices chart",
+            browser,
+        )  # fmt: skip
+
+        def crosses() -> list[tuple[str, str]]:
+            return [
+                (r.find_element(By.CLASS_NAME, "name").text,
+                 r.find_element(By.CLASS_NAME, "direction").text)
+                for r in _rows(browser, "crosses")
+            ]  # fmt: skip
+
+        _until(lambda: ("100", "↑ up") in crosses(), 60, "the cross of $100", browser)
+
+        def comex_halted() -> bool:
+            return any(
+                r.get_attribute("data-venue") == "COMEX"
+                and r.find_element(By.CLASS_NAME, "status").text == "halted"
+                for r in _rows(browser, "venues")
+            )
+
+        _until(comex_halted, 120, "COMEX halted by its circuit breaker", browser)
+        _shot(browser, "halted")
+        assert ("resistance-120", "↑ up") in crosses() and ("resistance-120", "↓ down") in crosses()
+        halts = [
+            r
+            for r in _rows(browser, "signals")
+            if r.find_element(By.CLASS_NAME, "kind").text == "halt"
+        ]
+        assert [r.find_element(By.CLASS_NAME, "figure").text for r in halts] == [
+            "circuit breaker: limit down"
+        ]
+        _until(lambda: ("100", "↓ down") in crosses(), 60, "the fall through $100", browser)
+        assert demo.wait(scaled(240)) == 0, log.read_text()[-3000:]
+        # (the demo loops its scenario: a second lap may have begun before it stopped)
+        counts = orjson.loads(summary.read_bytes())["signals"]
+        assert counts["halt.open"] >= 2 and counts["level.cross"] >= 6, counts
+        status_lines = [line for line in log.read_text().splitlines() if line.startswith("quotes ")]
+        assert f"level.cross {counts['level.cross']}" in status_lines[-1]
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(60)
 
 
 def test_a_gateway_with_tokens_shows_nothing_until_signed_in(

@@ -123,7 +123,7 @@ def test_the_published_schema_is_the_models() -> None:
     )
     assert published == subscribe_schema(), (
         "docs/schemas/gateway-subscribe.schema.json is stale: "
-        "python -m gateway.subscription > docs/schemas/gateway-subscribe.schema.json"
+        "python -m arbstream.gateway.subscription > docs/schemas/gateway-subscribe.schema.json"
     )
 
 

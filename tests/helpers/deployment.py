@@ -24,6 +24,7 @@ from arbstream.agents.produce import produce_lines
 from arbstream.agents.routing import route
 from arbstream.config import Config, load_config
 from helpers.kafka import Record, Where, alter_topic_config, clients, scaled
+from helpers.marketgen import market_case, toml_text
 from helpers.paths import SCENARIOS
 from helpers.pipeline import (
     Worker,
@@ -159,6 +160,32 @@ class Deployment:
             assert second.stop() == 0, second.log_tail()
         return second.log_path.read_bytes()
 
+    def sigkill_rounds(self, rounds: int, seed: int) -> None:
+        """``rounds`` rounds: a worker takes a slice of the input as it arrives and is
+        SIGKILLed at a random point of it; a new worker replaces it. Then the last runs to
+        the end, and the output (duplicates dropped by (key, seq)) must equal replay."""
+        rng = random.Random(seed)
+        lines = self.lines
+        size = -(-len(lines) // (rounds + 1))
+        slices = [lines[i : i + size] for i in range(0, len(lines), size)]
+        for n, part in enumerate(slices[:-1]):
+            worker = self.worker(f"worker-{n}")
+            try:
+                worker.wait_ready()
+                producer = self.produce_paced(parts=4, pause_s=0.1, lines=part)
+                time.sleep(rng.uniform(0.05, 0.6))
+            finally:
+                worker.kill()
+            producer.join(scaled(60))
+        worker = self.worker("worker-last")
+        try:
+            worker.wait_ready()
+            self.produce_paced(parts=1, pause_s=0.0, lines=slices[-1]).join(scaled(60))
+            self.check_equals_replay()
+        finally:
+            assert worker.stop() == 0, worker.log_tail()
+        print(f"{self.duplicates} duplicates dropped")
+
     def finish_with(self, name: str) -> None:
         """A new worker takes over: the output must equal replay, and it stops cleanly."""
         worker = self.worker(name)
@@ -255,3 +282,10 @@ def generated(seed: int, n: int) -> tuple[str, list[bytes]]:
     rng = random.Random(seed)
     venues = random_venues(rng, 4)
     return config_toml(venues, None), random_stream(rng, venues, n, ("XAG", "XAU"))
+
+
+def generated_v3(seed: int, n: int) -> tuple[str, list[bytes]]:
+    """A generated version 3 market: sessions, basis, delivery, sizes, venues halting and
+    resuming, and price levels (helpers/marketgen.py), as config text and input lines."""
+    config, _, lines = market_case(seed, n, v3=True)
+    return toml_text(config), lines

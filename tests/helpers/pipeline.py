@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -102,12 +103,12 @@ class Worker(ChildProcess):
         raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
 
 
-def demo_config(tmp_path: Path, prefix: str) -> Path:
-    """The demo's config (deploy/demo/silver.toml) with topic prefix ``prefix`` and every
+def demo_config(tmp_path: Path, prefix: str, name: str = "silver.toml") -> Path:
+    """A demo's config (deploy/demo/``name``) with topic prefix ``prefix`` and every
     simulated venue on a free port, so that a test's demo shares nothing with others."""
-    text = (REPO / "deploy" / "demo" / "silver.toml").read_text()
+    text = (REPO / "deploy" / "demo" / name).read_text()
     text = text.replace('topic_prefix = "arb"', f'topic_prefix = "{prefix}"')
-    for port in range(47101, 47107):
+    for port in re.findall(r"127\.0\.0\.1:(47\d\d\d)/", text):
         text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{free_port()}/")
     path = tmp_path / f"{prefix}.toml"
     path.write_text(text)
