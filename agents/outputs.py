@@ -80,6 +80,15 @@ class OutputBatches:
             batch = self._open[destination] = self._producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
 
+    def whole(self, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+        """``records`` in one record batch of their own, which Kafka appends whole or not
+        at all; WholeBatchError when they do not fit one."""
+        batch = self._producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise WholeBatchError(topic, partition, len(records))
+        self._full.append(((topic, partition), batch))
+
     async def send(self) -> None:
         """Hand every batch to the producer (``delivered`` waits for the acknowledgements)."""
         batches = self._full + list(self._open.items())
@@ -134,3 +143,14 @@ class DeliveryError(AgentError):
     def permanent(self) -> bool:
         """Sending the same records again cannot succeed."""
         return isinstance(self.cause, PERMANENT_ERRORS)
+
+
+class WholeBatchError(AgentError):
+    """Records that must be written together do not fit one record batch."""
+
+    def __init__(self, topic: str, partition: int, count: int) -> None:
+        super().__init__(
+            f"{topic}[{partition}]: {count} state entries do not fit one record batch; at "
+            "least once writes a batch's state whole, so the worker stops (exactly once, "
+            "the default, has no such limit)"
+        )

@@ -1,10 +1,12 @@
-"""One assigned ticks partition: its engine, its transactional producer, and the task
-that runs its batches (agents/worker.py explains the whole).
+"""One assigned ticks partition: its engine, its producer, and the task that runs its
+batches (agents/worker.py explains the whole).
 
 Each partition runs in its own task, so one partition's commit round trips overlap
 another's engine work, and a slow commit holds up only its own partition. The fetch
 loop appends records to a partition's inbox; the task takes everything there as one
-batch and runs it as one transaction.
+batch and commits it: exactly once, as one transaction; at least once, its outputs
+first, acknowledged, then its state and offset in one record batch, which Kafka appends
+whole or not at all (docs/guarantees.md).
 
 A quiet batch (no outputs: its spreads throttled, or an FX rate reaching a partition
 whose instruments do not use it) is held instead: its state and offset commit with the
@@ -26,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from arbstream.agents import commit_policy
@@ -35,7 +37,7 @@ from arbstream.agents.errors import AgentError
 from arbstream.agents.kafka.aiokafka_private import transaction_error
 from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.metrics import BatchMetrics, TransactionTimes
-from arbstream.agents.outputs import DeliveryError, OutputBatches
+from arbstream.agents.outputs import DeliveryError, OutputBatches, WholeBatchError
 from arbstream.agents.routing import OutputPlacement
 from arbstream.agents.state_store import OFFSET_KEY
 from arbstream.streams.batch import Encoded, encode_values
@@ -54,11 +56,23 @@ class PartitionLostError(AgentError):
 class BatchDeliveryError(AgentError):
     """Kafka refused part of a batch's outputs; the transaction was aborted."""
 
-    def __init__(self, tp: TopicPartition, start: int, end: int, error: DeliveryError) -> None:
-        super().__init__(
-            f"partition {tp.partition}: the outputs of ticks offsets {start}-{end - 1} were "
-            f"not accepted ({error}); nothing of those ticks was committed"
-        )
+    def __init__(
+        self, tp: TopicPartition, start: int, end: int, error: DeliveryError, state: bool = False
+    ) -> None:
+        """``state``: the outputs were acknowledged, and the state that follows them was
+        not (at least once)."""
+        if state:
+            message = (
+                f"partition {tp.partition}: the state of ticks offsets {start}-{end - 1} was "
+                f"not accepted ({error}); their outputs were, and are produced again, with "
+                "the same seq, from the state before them"
+            )
+        else:
+            message = (
+                f"partition {tp.partition}: the outputs of ticks offsets {start}-{end - 1} "
+                f"were not accepted ({error}); nothing of those ticks was committed"
+            )
+        super().__init__(message)
         self.start = start
         self.permanent = error.permanent
 
@@ -76,6 +90,8 @@ def failure_of(error: Exception, refused: bool) -> Failure:
         return Failure.REFUSED
     if isinstance(error, BatchDeliveryError) and error.permanent:
         return Failure.REJECTED
+    if isinstance(error, WholeBatchError):
+        return Failure.REJECTED  # the same state would not fit again
     return Failure.TRANSIENT
 
 
@@ -107,6 +123,16 @@ def stop_reason(error: Exception, refused: str | None, processor: PartitionProce
     return error
 
 
+@dataclass(frozen=True)
+class Commits:
+    """How a worker's partitions commit: ``transactional`` (exactly once) or not (at
+    least once, the group's offsets through ``consumer``), in the group ``group_id``."""
+
+    group_id: str
+    transactional: bool
+    consumer: AIOKafkaConsumer
+
+
 @dataclass
 class Loaded:
     """A partition's committed state, ready to run: what a (re)load gives a processor."""
@@ -131,7 +157,7 @@ class PartitionProcessor:
         loaded: Loaded,
         placement: OutputPlacement,
         topics: Topics,
-        group_id: str,
+        commits: Commits,
         metrics: BatchMetrics,
     ) -> None:
         self.tp = tp
@@ -143,7 +169,7 @@ class PartitionProcessor:
         self.policy = CommitPolicy(commit_policy.WORKER_RULES, time.monotonic())
         self.inbox: list[Any] = []
         self._state_topic = topics.state
-        self._group_id = group_id
+        self._commits = commits
         self._placement = placement
         self._wake = asyncio.Event()
         self._taken = asyncio.Event()
@@ -285,26 +311,35 @@ class PartitionProcessor:
         group's offset; or the group's offset alone."""
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
-            async with self._transaction():
+            async with self._unit():
                 await self._add_offsets(next_offset)
             self.policy.committed(time.monotonic())
             return
         out = OutputBatches(self.producer, self._placement.keys)
         place, p = self._placement, self.tp.partition
         start = self._committed_offset
-        async with self._transaction():
+        async with self._unit():
             for stream, key, data in outputs:
                 topic, partition = place(stream, key, p)
                 out.to(topic, partition, key, data)
             state = self._state_topic
-            for entry_key, entry in self.engine.changes():
-                out.to(state, p, entry_key.encode(), entry)
-            out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
-            t1 = time.perf_counter()
-            try:
-                await out.flush()  # every send acknowledged, or no commit
-            except DeliveryError as exc:
-                raise BatchDeliveryError(self.tp, start, next_offset, exc) from exc
+            if self._commits.transactional:
+                for entry_key, entry in self.engine.changes():
+                    out.to(state, p, entry_key.encode(), entry)
+                out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
+                t1 = time.perf_counter()
+                await self._flush(out, start)  # every send acknowledged, or no commit
+            else:
+                # At least once: the outputs acknowledged before the state that follows
+                # them is written, so a crash between the two repeats outputs (with their
+                # seq) and never loses one; the state and offset in one record batch, so
+                # a crash while it is written leaves the state before or after, never a mix.
+                changes = [(k.encode(), v) for k, v in self.engine.changes()]
+                changes.append((OFFSET_KEY.encode(), str(next_offset).encode()))
+                t1 = time.perf_counter()
+                await self._flush(out, start)
+                out.whole(state, p, changes)
+                await self._flush(out, start, state=True)
             t2 = time.perf_counter()
             if do is Do.COMMIT_WITH_OFFSETS:
                 await self._add_offsets(next_offset)
@@ -320,9 +355,33 @@ class PartitionProcessor:
         self._committed_offset = next_offset
         self.policy.committed(time.monotonic())
 
+    async def _flush(self, out: OutputBatches, start: int, state: bool = False) -> None:
+        """Send what ``out`` holds and wait until Kafka has acknowledged all of it
+        (``state``: the state alone, its outputs acknowledged before)."""
+        try:
+            await out.flush()
+        except DeliveryError as exc:
+            raise BatchDeliveryError(self.tp, start, self.next_offset, exc, state) from exc
+
     async def _add_offsets(self, next_offset: int) -> None:
-        """Put the group's offset into the open transaction."""
-        await self.producer.send_offsets_to_transaction({self.tp: next_offset}, self._group_id)
+        """The group's offset (for lag monitoring only: the state holds the offset a
+        partition resumes from): into the open transaction, or, at least once, committed
+        by the consumer, where a refusal (a rebalance under way) costs nothing."""
+        commits = self._commits
+        if commits.transactional:
+            offsets = {self.tp: next_offset}
+            await self.producer.send_offsets_to_transaction(offsets, commits.group_id)
+            return
+        try:
+            await commits.consumer.commit({self.tp: next_offset})
+        except KafkaError as exc:
+            log.debug("partition %d: group offset not committed (%r)", self.tp.partition, exc)
+
+    def _unit(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """What one commit runs in: a transaction, or (at least once) nothing."""
+        if self._commits.transactional:
+            return self._transaction()
+        return contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:

@@ -1,7 +1,8 @@
-"""Loading a ticks partition for processing: a new transactional producer (which fences
-the partition's previous owner and settles its open transaction), the committed state
-read back from the state topic, an engine rebuilt from it, and the consumer positioned
-at the offset stored with it.
+"""Loading a ticks partition for processing: a new producer (exactly once, a
+transactional one, which fences the partition's previous owner and settles its open
+transaction; at least once, an idempotent one), the committed state read back from the
+state topic, an engine rebuilt from it, and the consumer positioned at the offset stored
+with it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ class PartitionLoader:
         kafka: KafkaClients,
         consumer: AIOKafkaConsumer,
         reader: StateReader,
+        *,
+        transactional: bool = True,
     ) -> None:
         self.config = config
+        self.transactional = transactional
         self.kafka = kafka
         self.topics = Topics(config.topic_prefix)
         self._consumer = consumer
@@ -94,7 +98,9 @@ class PartitionLoader:
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
         producer = self.kafka.producer(
-            transactional_id=self.topics.transactional_id(partition),
+            transactional_id=(
+                self.topics.transactional_id(partition) if self.transactional else None
+            ),
             enable_idempotence=True,
             acks="all",
             linger_ms=0,

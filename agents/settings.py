@@ -26,6 +26,13 @@ if TYPE_CHECKING:  # (not at run time: a config is read without importing Kafka'
 #: batches are small and a record waits for at most the commit in flight on its partition.
 BATCH_MAX = 5000
 
+#: What the worker promises its subscribers (docs/guarantees.md): ``exactly-once``, each
+#: batch's outputs, state and offset in one Kafka transaction; ``at-least-once``, no
+#: transactions, each batch's outputs acknowledged before the state that follows them is
+#: written, and duplicates after a crash identified by ``(key, seq)``.
+Guarantee = Literal["exactly-once", "at-least-once"]
+GUARANTEES: tuple[Guarantee, ...] = ("exactly-once", "at-least-once")
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -35,6 +42,8 @@ class WorkerSettings:
     web_port: int
     web_host: str = "0.0.0.0"
     batch_max: int = BATCH_MAX
+    #: The native worker's (the Faust runtime is at least once whatever this says).
+    guarantee: Guarantee = "exactly-once"
 
 
 class KafkaSettings(Section):
@@ -78,6 +87,12 @@ class ProducerSettings(Section):
     delivery_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
 
 
+class WorkerSection(Section):
+    """``[worker]``: how ``arbstream worker`` commits (``--guarantee`` overrides it)."""
+
+    guarantee: Guarantee = "exactly-once"
+
+
 class MetricsSettings(Section):
     """``[metrics]``."""
 
@@ -110,6 +125,7 @@ class Deployment(EngineConfig):
     topic_prefix: str
     kafka: KafkaSettings
     producer: ProducerSettings
+    worker: WorkerSection
     metric_instruments: frozenset[str]
 
 

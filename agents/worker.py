@@ -1,4 +1,5 @@
-"""``arbstream worker``: the engine on the ticks topic, exactly once.
+"""``arbstream worker``: the engine on the ticks topic, exactly once (or, with
+``guarantee = "at-least-once"``, at least once; the end of this docstring).
 
 The worker is one member of the consumer group ``arbstream-<prefix>`` on the ticks
 topic. For each ticks partition p it is assigned, it keeps one engine
@@ -31,6 +32,14 @@ stopped. At a rebalance every partition finishes its batch in flight, and every
 partition assigned afterwards, kept ones included, is rebuilt from the committed state:
 one rule, with no case in which a kept engine could be stale.
 
+At least once, a partition's producer is idempotent but not transactional: each batch's
+outputs are sent and acknowledged, then its state changes and next offset are written
+as one record batch (Kafka appends it whole), and the group's offset is committed by the
+consumer. Outputs are visible as soon as they are acknowledged, with no transaction to
+wait for; a worker killed between the two writes leaves outputs whose state was not
+written, and the next owner produces them again, identical, with the same ``seq``
+(docs/guarantees.md: what a subscriber does about it).
+
 Why not Faust's agents (the first design planned them): see the module docstring of
 benchmarks/naive_faust.py and the README. In short, Faust's stream delivers at most
 ~16,000 events/s here even to an agent that does nothing, and its exactly_once mode
@@ -59,7 +68,7 @@ from arbstream.agents.kafka.probe import BrokerWatch, broker_reachable, close_qu
 from arbstream.agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from arbstream.agents.metrics import BatchStats, WorkerMetrics, WorkerView
 from arbstream.agents.outputs import DeliveryError
-from arbstream.agents.partition import PartitionProcessor, failure_of, stop_reason
+from arbstream.agents.partition import Commits, PartitionProcessor, failure_of, stop_reason
 from arbstream.agents.recovery import PartitionLoader
 from arbstream.agents.routing import OutputPlacement
 from arbstream.agents.settings import Deployment, WorkerSettings
@@ -133,7 +142,11 @@ class Worker:
             max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
         )
-        self._loader = PartitionLoader(config, settings.kafka, self._consumer, self._reader)
+        transactional = settings.guarantee == "exactly-once"
+        self._commits = Commits(self.group_id, transactional, self._consumer)
+        self._loader = PartitionLoader(
+            config, settings.kafka, self._consumer, self._reader, transactional=transactional
+        )
 
     @property
     def processed(self) -> int:
@@ -390,13 +403,13 @@ class Worker:
         for p in mine:
             tp = TopicPartition(self.topics.ticks, p)
             processor = PartitionProcessor(
-                tp, loaded[p], self._placement, self.topics, self.group_id, self.metrics.batches
+                tp, loaded[p], self._placement, self.topics, self._commits, self.metrics.batches
             )
             self.processors[p] = processor
             processor.start(self._on_partition_error, self._taken)
         self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
         self.ready = self._has_run = True
-        log.info("%s: partitions %s", READY_MESSAGE, mine)
+        log.info("%s: partitions %s (%s)", READY_MESSAGE, mine, self.settings.guarantee)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

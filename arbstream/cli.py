@@ -14,12 +14,13 @@ from arbstream import __version__, streams
 from arbstream.cli_live import demo, gateway, simulate
 from arbstream.commands import (
     EXIT_CONFIG,
+    GUARANTEE,
     LOGLEVEL,
     RUNTIME,
     exit_with,
     load_config_or_exit,
 )
-from arbstream.streams.errors import ArbstreamError
+from arbstream.streams.errors import ArbstreamError, ConfigError
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -157,8 +158,9 @@ def topics(config_path: str, runtime: str) -> None:
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @RUNTIME
+@GUARANTEE
 @LOGLEVEL
-def worker(config_path: str, runtime: str, loglevel: str) -> None:
+def worker(config_path: str, runtime: str, guarantee: str | None, loglevel: str) -> None:
     """Run a stream worker: the engine on the ticks topic, outputs to the spreads, signals
     and dlq topics. Broker from ARBSTREAM_BROKER, web and metrics port from
     ARBSTREAM_WEB_PORT. Start more workers with the same config to scale out."""
@@ -166,8 +168,18 @@ def worker(config_path: str, runtime: str, loglevel: str) -> None:
     from arbstream.agents.settings import WorkerSettings, web_port
 
     config = load_config_or_exit(config_path)
+    if runtime == "faust" and guarantee == "exactly-once":
+        exit_with(
+            ConfigError("--guarantee exactly-once: the Faust runtime is at least once"),
+            EXIT_CONFIG,
+        )
+    chosen = config.worker.guarantee if guarantee is None else guarantee
     try:
-        settings = WorkerSettings(kafka=kafka_clients(), web_port=web_port())
+        settings = WorkerSettings(
+            kafka=kafka_clients(),
+            web_port=web_port(),
+            guarantee="at-least-once" if chosen == "at-least-once" else "exactly-once",
+        )
     except ArbstreamError as exc:
         exit_with(exc, EXIT_CONFIG)
     try:

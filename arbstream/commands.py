@@ -48,6 +48,16 @@ RUNTIME = click.option(
     type=click.Choice(["default", "faust"]),
     default="default",
     show_default=True,
-    help="default: aiokafka transactions, exactly once. faust: Faust agents, at least "
-    "once with duplicates identifiable by seq (docs/guarantees.md).",
+    help="default: aiokafka, exactly once or at least once (--guarantee). faust: Faust "
+    "agents, at least once with duplicates identifiable by seq (docs/guarantees.md).",
+)
+#: The default runtime's guarantee (docs/guarantees.md).
+GUARANTEE = click.option(
+    "--guarantee",
+    type=click.Choice(["exactly-once", "at-least-once"]),
+    default=None,
+    help="exactly-once: one Kafka transaction per batch (readers use read_committed). "
+    "at-least-once: no transactions, the lowest latency; after a crash, duplicates "
+    "identifiable by (key, seq). Default: the config's [worker] guarantee, else "
+    "exactly-once.",
 )

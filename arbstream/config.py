@@ -1,12 +1,12 @@
 """The config file: one TOML file, read once, validated whole (docs/config.md).
 
 Each package defines the tables it uses: the engine's sections come from
-``streams.config``, ``[feeds.*]`` from ``feeds.settings``, ``[kafka]``, ``[producer]``
-and ``[metrics]`` from ``agents.settings``. This module joins them into the model of
-the whole file, so that every error names its key and nothing is read before the whole
-file is known to be good, and gives the :class:`Config` every command works with: the
-engine's settings (it is an ``EngineConfig``, and its fingerprint covers those alone)
-extended by the deployment's.
+``streams.config``, ``[feeds.*]`` from ``feeds.settings``, ``[kafka]``, ``[producer]``,
+``[metrics]`` and ``[worker]`` from ``agents.settings``. This module joins them into the
+model of the whole file, so that every error names its key and nothing is read before
+the whole file is known to be good, and gives the :class:`Config` every command works
+with: the engine's settings (it is an ``EngineConfig``, and its fingerprint covers those
+alone) extended by the deployment's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from arbstream.agents.settings import (
     KafkaSettings,
     MetricsSettings,
     ProducerSettings,
+    WorkerSection,
     kafka_problems,
     metrics_problems,
 )
@@ -44,6 +45,7 @@ class ConfigModel(EngineModel):
     feeds: dict[str, FeedSettings] = Field(default_factory=dict)
     producer: ProducerSettings = ProducerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    worker: WorkerSection = WorkerSection()
 
 
 class Config(Deployment, FeedsConfig):
@@ -55,6 +57,7 @@ class Config(Deployment, FeedsConfig):
         self.kafka = model.kafka
         self.feeds: Mapping[str, FeedSettings] = model.feeds
         self.producer = model.producer
+        self.worker = model.worker
         self.metric_instruments: frozenset[str] = _metric_instruments(model)
 
 

@@ -50,7 +50,8 @@ class Deployment:
     bootstrap: str
     tmp: Path
     runtime: str = "default"  # arbstream worker --runtime
-    duplicates: int = 0  # dropped by check_equals_replay (the Faust runtime's)
+    guarantee: str | None = None  # and --guarantee (the default runtime's; None: the config's)
+    duplicates: int = 0  # dropped by check_equals_replay (when at least once)
     #: On a secured broker: how the test itself reads and writes (an admin's clients),
     #: and each role's ("worker", "feed") variables for the processes it runs.
     admin: Where | None = None
@@ -65,6 +66,12 @@ class Deployment:
         """Where the test's own clients connect."""
         return self.bootstrap if self.admin is None else self.admin
 
+    @property
+    def at_least_once(self) -> bool:
+        """Whether its workers may repeat outputs after a crash (then with their seq)."""
+        guarantee = self.guarantee or self.config.worker.guarantee
+        return self.runtime == "faust" or guarantee == "at-least-once"
+
     def worker(self, name: str = "worker") -> Worker:
         """A worker of this deployment's runtime, logging to ``<name>.log``."""
         role = "faust" if self.runtime == "faust" else "worker"
@@ -74,6 +81,7 @@ class Deployment:
             self.tmp / f"{name}.log",
             self.runtime,
             self.role_env(role),
+            None if self.runtime == "faust" else self.guarantee,
         )
 
     def produce_cli(self) -> None:
@@ -163,7 +171,8 @@ class Deployment:
     def sigkill_rounds(self, rounds: int, seed: int) -> None:
         """``rounds`` rounds: a worker takes a slice of the input as it arrives and is
         SIGKILLed at a random point of it; a new worker replaces it. Then the last runs to
-        the end, and the output (duplicates dropped by (key, seq)) must equal replay."""
+        the end, and the output (duplicates dropped by (key, seq) when at least once) must
+        equal replay."""
         rng = random.Random(seed)
         lines = self.lines
         size = -(-len(lines) // (rounds + 1))
@@ -197,8 +206,15 @@ class Deployment:
     def limit_spreads(self, max_bytes: int) -> None:
         """Make Kafka refuse spread records over ``max_bytes`` (``max.message.bytes`` of the
         spreads topic; Kafka's default is 1048588)."""
+        self.limit_records(self.topics.spreads, max_bytes)
+
+    def limit_records(self, topic: str, max_bytes: int) -> None:
+        """Make Kafka refuse record batches over ``max_bytes`` on ``topic`` (the state
+        topic stays compacted)."""
         config = {"max.message.bytes": str(max_bytes)}
-        asyncio.run(alter_topic_config(self.kafka, self.topics.spreads, config))
+        if topic == self.topics.state:
+            config["cleanup.policy"] = "compact"
+        asyncio.run(alter_topic_config(self.kafka, topic, config))
 
     def check_equals_replay(self, linger_s: float = 2.0) -> None:
         expected, rejected = replay_by_key(self.lines, self.config)
@@ -209,7 +225,7 @@ class Deployment:
             "dlq": sum(expected_dlq(rejected, PARTITIONS).values()),
         }
         outputs = read_outputs(self.kafka, self.topics, counts, linger_s=linger_s)
-        if self.runtime == "faust":  # at least once: duplicates are dropped by seq first
+        if self.at_least_once:  # duplicates are dropped by seq first
             outputs = self._without_duplicates(outputs, counts, linger_s)
         n_fx = sum(1 for line in self.lines if route(line)[0] == "fx")
         ticks = read_ticks(self.kafka, self.topics, len(self.lines) + n_fx * (PARTITIONS - 1))
@@ -243,7 +259,7 @@ DeploymentFactory = Callable[[str, list[bytes]], Deployment]
 
 
 def deployment_factory(
-    bootstrap: str, tmp_path: Path, runtime: str = "default"
+    bootstrap: str, tmp_path: Path, runtime: str = "default", guarantee: str | None = None
 ) -> DeploymentFactory:
     """Makes a deployment from config text and input lines; its topics are created with
     4 partitions before anything runs."""
@@ -251,7 +267,7 @@ def deployment_factory(
     def make(config_text: str, lines: list[bytes]) -> Deployment:
         path, config = deployment_config(tmp_path, config_text)
         asyncio.run(ensure_topics(KafkaClients(bootstrap), config))
-        return Deployment(path, config, lines, bootstrap, tmp_path, runtime)
+        return Deployment(path, config, lines, bootstrap, tmp_path, runtime, guarantee)
 
     return make
 

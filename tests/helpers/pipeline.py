@@ -55,8 +55,10 @@ class Worker(ChildProcess):
         log_path: Path,
         runtime: str = "default",
         env: dict[str, str] | None = None,
+        guarantee: str | None = None,
     ) -> None:
-        """``env``: more variables (a secured broker's user's, say)."""
+        """``env``: more variables (a secured broker's user's, say); ``guarantee``: the
+        ``--guarantee`` to pass (the config's when None)."""
         self.runtime = runtime
         self.web_port = free_port()
         env = {
@@ -66,6 +68,8 @@ class Worker(ChildProcess):
             **(env or {}),
         }
         args = arbstream_command("worker", "--config", str(config_path), "--runtime", runtime)
+        if guarantee is not None:
+            args.extend(["--guarantee", guarantee])
         super().__init__(args, log_path, env=env, name=f"worker ({runtime})")
 
     def get(self, path: str) -> tuple[int, Any]:
