@@ -77,7 +77,7 @@ kafka-up: ## start a local Kafka broker on $$KAFKA_PORT (default 9092), KAFKA_NO
 kafka-down: ## stop the local broker (or cluster) on $$KAFKA_PORT; leaves nothing running
 	deploy/kafka/kafka.sh down
 
-bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out and the latency floor on a local broker; then the speed targets in one table (whole-process replay, the worker vs the naive Faust agent and a quix-streams peer)
+bench: install quix ## benchmarks: the replay loop; Faust's no-op ceiling, the feeds and the gateway's fan-out and the latency floor on a local broker; then the speed targets in one table (whole-process replay; the worker exactly once and at least once, each beside its latency floor measured in the same run; the naive Faust agent and a quix-streams peer)
 	$(BIN)/python -m benchmarks.replay_bench
 	scripts/with-kafka.sh sh -c '$(BIN)/python -m benchmarks.faust_noop && $(BIN)/python -m benchmarks.feed_bench && $(BIN)/python -m benchmarks.gateway_bench && $(BIN)/python -m benchmarks.latency_floor && $(BIN)/python -m benchmarks.summary'
 

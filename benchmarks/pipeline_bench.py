@@ -1,6 +1,7 @@
 """Pipeline benchmark: the worker on the real broker, against a naive agent and quix-streams.
 
-For each agent (``batched``: ``arbstream worker``, exactly-once; ``faust``: ``arbstream
+For each agent (``batched``: ``arbstream worker``, exactly-once, or at-least-once with
+``--guarantee at-least-once``; ``faust``: ``arbstream
 worker --runtime faust``, at-least-once with duplicates identifiable by ``seq``;
 ``naive``: one await per event and per output, Faust's own send and table API,
 at-least-once; ``quix``: the core computation written with quix-streams, exactly-once,
@@ -18,6 +19,7 @@ installs), in the same run:
 
 Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--agent`` picks the agents
 (``all``, the default, runs the four; ``both`` the worker and the naive agent).
+``--guarantee`` picks the worker's (``batched``) guarantee, which the results name.
 ``--profile`` also writes a cProfile of the batched worker's throughput run and prints its
 top functions. The naive agent and the quix peer have no transaction phases; the group
 whose commits end a throughput run is the agent's own (:func:`group_of`).
@@ -68,6 +70,8 @@ FETCH_WAIT_MS = int(os.environ.get("BENCH_FETCH_WAIT_MS", "5"))
 REPO = Path(__file__).resolve().parent.parent
 QUIX_PEER = REPO / "benchmarks" / "quix_peer.py"
 QUIX_PYTHON = Path(os.environ.get("BENCH_QUIX_PYTHON", REPO / ".venv-quix" / "bin" / "python"))
+#: The batched worker's guarantee (``--guarantee``; a list, so that ``main`` can set it).
+GUARANTEE = ["exactly-once"]
 #: What ``--agent`` runs.
 AGENTS = {
     "batched": ("batched",),
@@ -106,7 +110,12 @@ else:
     from arbstream.worker_process import run_worker
     from benchmarks.kafka import bench_kafka
     kafka = bench_kafka(bootstrap)
-    settings = WorkerSettings(kafka=kafka, web_port=int(port), web_host="127.0.0.1")
+    settings = WorkerSettings(
+        kafka=kafka,
+        web_port=int(port),
+        web_host="127.0.0.1",
+        guarantee=os.environ.get("BENCH_GUARANTEE", "exactly-once"),
+    )
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "warning")
     if mode == "faust":
         from arbstream.faust_process import run_faust_worker
@@ -142,7 +151,8 @@ def start_worker(
         env = {**os.environ, QUIX_KAFKA_CONFIG: orjson.dumps(security).decode()}
         return ChildProcess(args, log, name=mode, env=env), port
     args = [str(config_path), mode, str(port), profile, bootstrap]
-    return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode), port
+    env = {**os.environ, "BENCH_GUARANTEE": GUARANTEE[0]}
+    return ChildProcess([sys.executable, "-c", WORKER_CODE, *args], log, name=mode, env=env), port
 
 
 def group_of(mode: str, config: Config) -> str:
@@ -359,6 +369,12 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="skip the throughput run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--guarantee",
+        choices=("exactly-once", "at-least-once"),
+        default="exactly-once",
+        help="the batched worker's guarantee",
+    )
+    parser.add_argument(
         "--agent",
         choices=sorted(AGENTS),
         default="all",
@@ -368,10 +384,12 @@ def main() -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     if not bootstrap:
         sys.exit("pipeline_bench: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
+    GUARANTEE[0] = args.guarantee
     results: dict[str, Any] = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}",
+        "guarantee": args.guarantee,
     }
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -400,7 +418,9 @@ def main() -> None:
     if args.json:
         print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
         return
-    print(f"pipeline benchmark, {results['date']}, {results['machine']}")
+    print(
+        f"pipeline benchmark, {results['date']}, {results['machine']}, the worker {args.guarantee}"
+    )
     for mode in modes:
         t, lat = results[mode]["throughput"], results[mode]["latency"]
         if t:

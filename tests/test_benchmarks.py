@@ -55,17 +55,22 @@ def test_the_summary_table_says_which_targets_are_met() -> None:
         "date": "2026-11-29",
         "machine": "x86_64",
         "replay": {"compiled": {"ticks_per_cpu_s": 260_000}, "source": {"ticks_per_cpu_s": 7}},
+        "floor": {"plain": {"p99_ms": 8.0}, "txn": {"p99_ms": 20.0}},
         "pipeline": {
-            "batched": run(90_000, 10.0),
+            "batched": run(90_000, 25.0),
             "naive": run(15_000, 300.0),
             "quix": run(5_000, 4_000.0),
         },
+        "pipeline_at_least_once": {"batched": run(95_000, 10.5)},
     }
     lines = summary.table(results).splitlines()
     met = {line.split("(")[0].strip(): line.split()[-1] for line in lines if "target" not in line}
     assert met["replay, whole process, compiled"] == "yes"  # 260,000 >= 250,000
     assert met["worker, preloaded"] == "no"  # 90,000 < 100,000
-    assert met["worker, tick-to-output p99 at 5,000 ticks/s"] == "yes"  # 10 ms <= 10 ms
+    assert met["worker p99 / txn floor p99"] == "yes"  # 25 / 20 = 1.25 <= 1.25
+    assert met["worker at-least-once, p99 at 5,000 ticks/s"] == "no"  # 10.5 ms > 10 ms
+    assert met["worker at-least-once p99 / plain floor p99"] == "no"  # 10.5 / 8 > 1.25
+    assert met["floor txn, p99 at 5,000 ticks/s"] == "20.0"  # a figure, no target
     # the peers' rows have figures and no target
     assert met["quix-streams peer, exactly-once, preloaded"] == "5,000"
     assert met["quix-streams peer, p99 at 5,000 ticks/s"] == "4,000.0"
