@@ -59,8 +59,9 @@ replay: install ## offline: replay the 30 Jan 2026 silver dislocation and show i
 		--output out/dislocation.jsonl
 	$(BIN)/python -m arbstream.show out/dislocation.jsonl
 
-prometheus-tools: ## unpack Debian's prometheus and promtool into .tools/ (for the tests; starts no service)
+prometheus-tools: ## unpack Debian's prometheus, promtool, alertmanager and amtool into .tools/ (for the tests; starts no service)
 	scripts/install-prometheus.sh
+	scripts/install-alertmanager.sh
 
 browser: ## install Debian's headless Chromium and chromedriver if missing (for the gateway page's browser test; needs root or sudo)
 	scripts/install-browser.sh >/dev/null

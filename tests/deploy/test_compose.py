@@ -9,8 +9,9 @@ deploy/compose/silver.toml, checked without a Docker engine.
   back through the Dockerfile's COPY to the repo file) and loads; the compose config is
   the demo config but for the feed hosts, which are compose services; bind mounts exist;
   depends_on names services that can satisfy the condition; the worker scales; the image
-  is multi-stage and runs as a non-root user; Prometheus and Grafana see the files of
-  deploy/prometheus and deploy/grafana where their configs expect them.
+  is multi-stage and runs as a non-root user; Prometheus, Alertmanager and Grafana see the
+  files of deploy/prometheus, deploy/alertmanager and deploy/grafana where their configs
+  expect them, and Prometheus sends its alerts to the stack's Alertmanager.
 
 The Kafka image version is test_layout.py's business (it must equal the launcher's).
 """
@@ -41,13 +42,22 @@ DOCKERIGNORE = REPO / ".dockerignore"
 DEMO_CONFIG = REPO / "deploy" / "demo" / "silver.toml"
 COMPOSE_CONFIG = REPO / "deploy" / "compose" / "silver.toml"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 
 #: The console script of the interpreter running the tests (.venv/bin/arbstream).
 ARBSTREAM = Path(sys.executable).with_name("arbstream")
 #: Services built from ./Dockerfile (the shared x-arbstream anchor).
 ARBSTREAM_SERVICES = {"topics", "worker", "feeds", "simulator", "gateway"}
-#: Host ports of the stack (the metrics contract: kafka, feeds, prometheus, grafana).
-PUBLISHED = {"kafka": 9092, "feeds": 9464, "gateway": 8080, "prometheus": 9090, "grafana": 3000}
+#: Host ports of the stack (the metrics contract: kafka, feeds, prometheus, grafana; and
+#: Alertmanager's API).
+PUBLISHED = {
+    "kafka": 9092,
+    "feeds": 9464,
+    "gateway": 8080,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
+}
 TIMEOUT_S = 120
 
 
@@ -488,6 +498,36 @@ def test_prometheus_scrapes_the_compose_services(services: dict[str, dict[str, A
                 assert host in services and int(dns["port"]) == ports[host], host
                 seen.add(host)
     assert {"worker", "feeds", "gateway"} <= seen
+
+
+def test_alertmanager_reads_deploy_alertmanager(services: dict[str, dict[str, Any]]) -> None:
+    alertmanager = services["alertmanager"]
+    assert ("./deploy/alertmanager", "/etc/alertmanager") in _bind_mounts(alertmanager)
+    flags = dict(arg.split("=", 1) for arg in _command(alertmanager) if "=" in arg)
+    assert _host_path(alertmanager, flags["--config.file"]) == ALERTMANAGER_CONFIG
+    # its silences and notification log survive a restart (else it notifies again)
+    assert any(
+        isinstance(v, str) and v.endswith(":" + flags["--storage.path"])
+        for v in alertmanager["volumes"]
+    )
+
+
+def test_prometheus_sends_alerts_to_the_compose_alertmanager(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = _yaml(PROMETHEUS_CONFIG)
+    targets = [
+        target
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+        for target in static["targets"]
+    ]
+    # the service's name and the port it listens on inside the network (its image's
+    # default, 9093: no --web.listen-address), which it also publishes on the host
+    command = " ".join(_command(services["alertmanager"]))
+    assert "--web.listen-address" not in command
+    [port] = services["alertmanager"]["ports"]
+    assert targets == [f"alertmanager:{str(port).split(':')[-1]}"] == ["alertmanager:9093"]
 
 
 def test_grafana_reads_deploy_grafana(services: dict[str, dict[str, Any]]) -> None:

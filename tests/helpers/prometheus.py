@@ -6,7 +6,7 @@
   never skip it.
 - ``PrometheusServer(config_text)``: a context manager running ``prometheus`` with that
   config on a free 127.0.0.1 port, an empty TSDB in a temp dir; ``query(expr)``,
-  ``targets()``, ``rules()``, ``wait_for_series(expr)``.
+  ``targets()``, ``rules()``, ``alerts()``, ``wait_for_series(expr)``.
 - ``alert_exprs(path)``: ``(alert name, expr)`` of every alerting rule in a rules file.
 
 Every timeout is scaled by ``ARBSTREAM_TIMEOUT_FACTOR`` (see ``kafka_helpers.scaled``).
@@ -210,6 +210,12 @@ class PrometheusServer:
         """``GET /api/v1/rules``: the loaded rule groups (each with its ``rules``)."""
         groups: list[dict[str, Any]] = self._get("/api/v1/rules")["data"]["groups"]
         return groups
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/alerts``: the alerts now pending or firing, each with its
+        ``labels``, ``annotations`` and ``state``."""
+        alerts: list[dict[str, Any]] = self._get("/api/v1/alerts")["data"]["alerts"]
+        return alerts
 
     def wait_for_series(self, expr: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Poll ``query(expr)`` until it returns at least one series; return them.
