@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from arbstream.agents.worker import READY_MESSAGE
 from helpers.kafka import free_port, kafka_sh, scaled
 from helpers.paths import REPO
 from helpers.pipeline import demo_config
@@ -83,6 +84,15 @@ class DemoRun:
                 raise AssertionError(f"demo did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
         time.sleep(3.0)
+
+    def worker_ready(self, timeout_s: float = 120.0) -> None:
+        """Until the demo's worker says it is ready (its log in DEMO_LOG_DIR)."""
+        log = Path(self.env["DEMO_LOG_DIR"]) / "worker.log"
+        deadline = time.monotonic() + scaled(timeout_s)
+        while not (log.exists() and READY_MESSAGE.encode() in log.read_bytes()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the demo's worker was not ready:\n{self.log.read_text()}")
+            time.sleep(0.2)
 
     def assert_all_gone(self, since: float, what: str) -> float:
         """Every marked process has ended within STOP_BOUND_S of ``since``, and the broker's
@@ -178,6 +188,9 @@ def test_demo_stops_within_bounds_after_its_broker_was_killed(demo_run: DemoRun)
             env["DEMO_LOG_DIR"],
         )
         demo_run.started()
+        # killed while everything runs, not while the worker still checks its topics (a
+        # broker gone then stops the worker at once, with a setup error)
+        demo_run.worker_ready()
         brokers = [p for p, c in marked(demo_run.mark).items() if "kafka.Kafka" in c]
         assert len(brokers) == 1
         os.kill(brokers[0], signal.SIGKILL)

@@ -17,7 +17,7 @@ the first failover:
 from __future__ import annotations
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from arbstream.agents.errors import DEPLOY_DOC, KafkaRefusedError
 from arbstream.agents.kafka.clients import KafkaClients
@@ -34,11 +34,13 @@ async def check_guarantees(kafka: KafkaClients, config: Deployment) -> None:
     topics = Topics(config.topic_prefix)
     names = [*topics.all(), topics.state]
     admin = kafka.admin()
-    await admin.start()
     try:
+        await admin.start()
         described = await admin.describe_topics(names)
         resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
         responses = await admin.describe_configs(resources)
+    except KafkaError as exc:  # the broker gone since it answered the topics' creation
+        raise SetupError(f"Kafka at {kafka}: cannot read the topics' settings: {exc}") from exc
     finally:
         await admin.close()
     replicas = {
