@@ -281,8 +281,9 @@ def test_the_run_to_120_demo_shows_the_levels_the_crosses_and_the_halt(
     config = demo_config(tmp_path, f"lvl{uuid.uuid4().hex[:8]}", "run-to-120.toml")
     scenario = SCENARIOS / "run-to-120-2026-01" / "ticks.jsonl"
     summary = tmp_path / "summary.json"
-    # at 40x the scenario's hour takes 90 s; its last cross and halt come by 60 s
-    run = ["--scenario", str(scenario), "--speed", "40", "--seconds", "75"]
+    # at 60x the scenario's hour takes 60 s: its last cross comes at 38 s, and COMEX is
+    # halted from 39 s to 47 s
+    run = ["--scenario", str(scenario), "--speed", "60", "--seconds", "55"]
     demo, port, log = _start_demo(
         kafka_bootstrap, tmp_path, config, [*run, "--summary", str(summary)]
     )

@@ -38,6 +38,8 @@ from helpers.pipeline import (
 from helpers.streamgen import config_toml, random_stream, random_venues
 
 PARTITIONS = 4
+#: Kafka's default max.message.bytes.
+KAFKA_MAX_MESSAGE_BYTES = 1048588
 
 
 @dataclass
@@ -194,6 +196,22 @@ class Deployment:
         finally:
             assert worker.stop() == 0, worker.log_tail()
         print(f"{self.duplicates} duplicates dropped")
+
+    def refused_run(self, topic: str, max_bytes: int) -> str:
+        """A worker takes the whole input while Kafka refuses record batches over
+        ``max_bytes`` on ``topic`` (set once the worker is ready, so that the state topic
+        exists): it must stop with status 1 and no traceback. The limit is lifted after;
+        returns the worker's last log line."""
+        worker = self.worker("refused")
+        worker.wait_ready()
+        self.limit_records(topic, max_bytes)
+        self.produce_cli()
+        status = worker.wait()
+        log = worker.log_path.read_text()
+        assert status == 1, log[-3000:]
+        assert "Traceback" not in log
+        self.limit_records(topic, KAFKA_MAX_MESSAGE_BYTES)
+        return log.strip().splitlines()[-1]
 
     def finish_with(self, name: str) -> None:
         """A new worker takes over: the output must equal replay, and it stops cleanly."""

@@ -21,9 +21,11 @@ MARKET_METRICS: frozenset[str] = frozenset(
         "arbstream_delivery_open",
         "arbstream_delivery_open_ratio",
         "arbstream_arb_size_oz",
-        "arbstream_level_side",
     }
 )
+
+#: Worker metrics of price levels: exported only when the config has ``[[levels]]``.
+LEVEL_METRICS: frozenset[str] = frozenset({"arbstream_level_side", "arbstream_level_crosses_total"})
 
 #: Worker and feeds: their topics' partitions as the cluster's metadata says
 #: (agents/kafka/health.py), once it has answered.
@@ -37,6 +39,7 @@ KAFKA_METRICS: frozenset[str] = frozenset(
 #: Worker: /metrics on ARBSTREAM_WEB_PORT (default 6066), Prometheus job "arbstream-worker".
 WORKER_METRICS: frozenset[str] = (
     MARKET_METRICS
+    | LEVEL_METRICS
     | KAFKA_METRICS
     | frozenset(
         {
@@ -48,7 +51,6 @@ WORKER_METRICS: frozenset[str] = (
             "arbstream_venue_stale_seconds",
             "arbstream_venue_open",
             "arbstream_venue_halted",
-            "arbstream_level_crosses_total",
             "arbstream_spread_usd",
             "arbstream_spread_bps",
             "arbstream_spread_zscore",
