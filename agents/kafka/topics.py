@@ -27,8 +27,13 @@ TICKS_TOPIC_CONFIG = {"max.message.bytes": str(TICKS_MAX_MESSAGE_BYTES)}
 METADATA_WAIT_S = 10.0
 UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION
 #: The worker's state changelog keeps the latest value of each key only, for ever (a
-#: deleted entry's tombstone for a day, Kafka's default delete.retention.ms).
-STATE_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+#: deleted entry's tombstone for a day, Kafka's default delete.retention.ms). It takes
+#: record batches as large as the ticks topic's records: at least once, one batch of
+#: ticks writes its whole state as one record batch (agents/partition.py).
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "max.message.bytes": str(TICKS_MAX_MESSAGE_BYTES),
+}
 #: The Faust runtime's tables (agents/faust_app.py), each with a changelog topic.
 FAUST_TABLES = ("state", "open-signals")
 #: The runtimes, and the topics of its own each keeps its state in.

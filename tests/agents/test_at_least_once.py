@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from arbstream.agents import outputs
 from arbstream.agents.commit_policy import Failure
 from arbstream.agents.outputs import KeyPlacement, OutputBatches, WholeBatchError
 from arbstream.agents.partition import failure_of
@@ -164,12 +165,15 @@ def test_a_guarantee_the_runtime_cannot_keep_or_an_unknown_one_is_a_config_error
     assert "worker.guarantee" in bad.stderr, bad.stderr
 
 
-def test_a_state_that_does_not_fit_one_record_batch_is_refused_for_what_it_is() -> None:
+def test_a_state_that_does_not_fit_one_record_batch_is_refused_for_what_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """At least once, a batch's state is written as one record batch (appended whole);
     state that would not fit stops the worker instead of being written in pieces."""
+    monkeypatch.setattr(outputs, "WHOLE_BATCH_BYTES", 1024)  # (16 MiB in earnest)
 
     async def fill() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", max_batch_size=1024)
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")
         out = OutputBatches(producer, placement=KeyPlacement({}))
         entries = [(f"entry-{i}".encode(), b"x" * 100) for i in range(50)]
         with pytest.raises(WholeBatchError, match=r"50 state entries do not fit one record"):
