@@ -102,35 +102,54 @@ VENUES = (
 )
 
 
+def fx_line(fx: float, ts: int) -> bytes:
+    """A USDCNY record around ``fx``."""
+    return b'{"type":"fx","pair":"USDCNY","bid":%.5f,"ask":%.5f,"ts":%d}' % (
+        fx - 0.0003,
+        fx + 0.0003,
+        ts,
+    )
+
+
+def quote_line(
+    venue: bytes, instrument: bytes, bid: float, ask: float, ts: int, cny_kg: float | None
+) -> bytes:
+    """A quote of ``bid`` / ``ask`` in USD/oz, or, with ``cny_kg`` (CNY per USD/oz, VAT
+    included), in whole CNY/kg."""
+    if cny_kg is not None:
+        low, high = round(bid * cny_kg), round(ask * cny_kg) + 1
+        return b'{"type":"quote","venue":"%s","instrument":"%s","bid":%d.0,"ask":%d.0,"ts":%d}' % (
+            venue,
+            instrument,
+            low,
+            high,
+            ts,
+        )
+    return b'{"type":"quote","venue":"%s","instrument":"%s","bid":%.3f,"ask":%.3f,"ts":%d}' % (
+        venue,
+        instrument,
+        bid,
+        ask,
+        ts,
+    )
+
+
 def ticks(n: int, seed: int = 7, instrument: str = "XAG") -> Iterator[bytes]:
     """``n`` ticks (quotes plus an FX record every 1,000) as JSON lines without newline."""
     rng = random.Random(seed)
     ref = 78.0
     fx = 7.10
     gauss = rng.gauss
+    name = instrument.encode()
     for i in range(n):
         ts = START_TS + i
         if i % 1000 == 0:
             fx *= 1 + gauss(0, 0.0002)
-            yield (
-                b'{"type":"fx","pair":"USDCNY","bid":%.5f,"ask":%.5f,"ts":%d}'
-                % (fx - 0.0003, fx + 0.0003, ts)
-            )
+            yield fx_line(fx, ts)
             continue
         ref *= 1 + gauss(0, 0.00002)
         venue, premium, cny = VENUES[i % 5]
         mid = ref + premium + gauss(0, 0.05)
         half = 0.005 + abs(gauss(0, 0.01))
-        bid, ask = mid - half, mid + half
-        if cny:
-            scale = 1.13 * fx * KG
-            bid, ask = round(bid * scale), round(ask * scale) + 1
-            yield (
-                b'{"type":"quote","venue":"%s","instrument":"%s","bid":%d.0,"ask":%d.0,"ts":%d}'
-                % (venue.encode(), instrument.encode(), bid, ask, ts)
-            )
-        else:
-            yield (
-                b'{"type":"quote","venue":"%s","instrument":"%s","bid":%.3f,"ask":%.3f,"ts":%d}'
-                % (venue.encode(), instrument.encode(), bid, ask, ts)
-            )
+        scale = 1.13 * fx * KG if cny else None
+        yield quote_line(venue.encode(), name, mid - half, mid + half, ts, scale)
