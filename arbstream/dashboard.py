@@ -122,6 +122,13 @@ class Dashboard:
             f"wide open {len(self._signals('wide'))}",
             f"signals {signals}",
         ]
+        # what the full view shows of halts and levels, for a log or a pipe
+        halted = sorted({f"{r['venue']}/{r['instrument']}" for r in self._signals("halt")})
+        if halted:
+            parts.append(f"halted {' '.join(halted)}")
+        if view.crosses:
+            last = view.crosses[-1].record
+            parts.append(f"last cross {last['name']} {last['direction']} ({last['venue']})")
         if view.other:
             parts.append(f"other {view.other}")
         return " | ".join(parts)

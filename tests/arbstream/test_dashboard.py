@@ -464,5 +464,8 @@ def test_a_halted_venue_and_the_last_level_crosses_are_shown() -> None:
         ["resistance-120", "XAG", "COMEX", "↑"],
     ]
     assert d.summary()["signals"] | {} == ZERO_SIGNALS | {"halt.open": 1, "level.cross": 2}
+    # the one-line status (a log, a pipe) says it too
+    assert "| halted COMEX/XAG | last cross 100 down (COMEX)" in d.status_line(T0 + 30)
     see(d, halt | {"event": "close", "ts": T0 + 40, "duration_ms": 30})
     assert venue_row(d, "COMEX")[-1] != "halted"
+    assert "halted" not in d.status_line(T0 + 40)
