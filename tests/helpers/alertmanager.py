@@ -19,9 +19,7 @@ Every timeout is scaled by ``ARBSTREAM_TIMEOUT_FACTOR`` (see ``helpers.kafka.sca
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -30,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from helpers.kafka import free_port, scaled
 from helpers.paths import REPO
+from helpers.server import ServerProcess
 
 #: Where scripts/install-alertmanager.sh unpacks Debian's package. The server runs with
 #: this as its working directory: Debian's build reads its default notification
@@ -93,7 +91,7 @@ class AlertmanagerError(RuntimeError):
     """The Alertmanager answered an API request with an error."""
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(ServerProcess):
     """A throwaway Alertmanager with ``config_text`` as its configuration.
 
     ``files`` are written beside the config (templates, or secrets a receiver reads with
@@ -101,6 +99,8 @@ class AlertmanagerServer:
     returns once ``/-/ready`` answers 200; ``__exit__`` stops it with SIGTERM (SIGKILL
     after a timeout) and deletes its data. No clustering: one instance, no gossip port.
     """
+
+    NAME = "alertmanager"
 
     def __init__(
         self,
@@ -111,95 +111,28 @@ class AlertmanagerServer:
         start_timeout_s: float = 30.0,
         stop_timeout_s: float = 20.0,
     ) -> None:
-        self.port = port or free_port()
+        super().__init__(port=port, start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
         self.config_text = config_text
         self.files = dict(files or {})
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._start_timeout_s = start_timeout_s
-        self._stop_timeout_s = stop_timeout_s
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
 
     def __enter__(self) -> AlertmanagerServer:
         binary = alertmanager_bin_dir() / "alertmanager"
-        self._tmp = tempfile.TemporaryDirectory(prefix="arbstream-alertmanager-")
-        root = Path(self._tmp.name)
+        root = self.workdir()
         for name, text in self.files.items():
             (root / name).write_text(text)
         config = root / "alertmanager.yml"
         config.write_text(self.config_text.replace("{dir}", str(root)))
-        self._log_path = root / "alertmanager.log"
-        with self._log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                [
-                    str(binary),
-                    f"--config.file={config}",
-                    f"--storage.path={root / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                    "--log.level=debug",  # each notification and inhibition, for failures
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=TOOLS_ROOT,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._stop()
-            raise
+        args = [
+            str(binary),
+            f"--config.file={config}",
+            f"--storage.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=debug",  # each notification and inhibition, for failures
+        ]
+        # (its templates are found relative to .tools/alertmanager: the install script)
+        self.launch(args, root, cwd=TOOLS_ROOT)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + scaled(self._start_timeout_s)
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise RuntimeError(f"alertmanager exited with code {code} at start\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"alertmanager not ready on {self.url} within "
-                    f"{scaled(self._start_timeout_s):.0f} s\n{self.log()}"
-                )
-            time.sleep(0.05)
-
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=scaled(self._stop_timeout_s))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=scaled(10))
-        finally:
-            tmp, self._tmp = self._tmp, None
-            if tmp is not None:
-                tmp.cleanup()
-
-    def log(self) -> str:
-        """The server's output so far (empty once the server is stopped)."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        return f"--- alertmanager log ---\n{self._log_path.read_text(errors='replace')}"
 
     # ---- HTTP API (v2) --------------------------------------------------------------
 

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from helpers.kafka import free_port, scaled
+from helpers.kafka import scaled
+from helpers.server import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".tools" / "prometheus" / "usr" / "bin"
@@ -78,7 +75,7 @@ class PrometheusError(RuntimeError):
     """Prometheus answered an API request with an error."""
 
 
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """A throwaway Prometheus server with ``config_text`` as its configuration.
 
     ``files`` are written beside the config (e.g. ``{"alerts.yml": ...}`` for
@@ -89,6 +86,8 @@ class PrometheusServer:
     config can scrape the server itself.
     """
 
+    NAME = "prometheus"
+
     def __init__(
         self,
         config_text: str,
@@ -98,95 +97,27 @@ class PrometheusServer:
         start_timeout_s: float = 30.0,
         stop_timeout_s: float = 20.0,
     ) -> None:
-        self.port = port or free_port()
+        super().__init__(port=port, start_timeout_s=start_timeout_s, stop_timeout_s=stop_timeout_s)
         self.config_text = config_text.replace("{port}", str(self.port))
         self.files = dict(files or {})
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._start_timeout_s = start_timeout_s
-        self._stop_timeout_s = stop_timeout_s
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     def __enter__(self) -> PrometheusServer:
         binary = prometheus_bin_dir() / "prometheus"
-        self._tmp = tempfile.TemporaryDirectory(prefix="arbstream-prometheus-")
-        root = Path(self._tmp.name)
+        root = self.workdir()
         config = root / "prometheus.yml"
         config.write_text(self.config_text)
         for name, text in self.files.items():
             (root / name).write_text(text)
-        self._log_path = root / "prometheus.log"
-        with self._log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                [
-                    str(binary),
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={root / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._stop()
-            raise
+        args = [
+            str(binary),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        self.launch(args, root, cwd=root)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + scaled(self._start_timeout_s)
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise RuntimeError(f"prometheus exited with code {code} at start\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"prometheus not ready on {self.url} within "
-                    f"{scaled(self._start_timeout_s):.0f} s\n{self.log()}"
-                )
-            time.sleep(0.05)
-
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=scaled(self._stop_timeout_s))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=scaled(10))
-        finally:
-            tmp, self._tmp = self._tmp, None
-            if tmp is not None:
-                tmp.cleanup()
-
-    def log(self) -> str:
-        """The server's output so far (empty once the server is stopped)."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        return f"--- prometheus log ---\n{self._log_path.read_text(errors='replace')}"
 
     # ---- HTTP API -------------------------------------------------------------------
 
