@@ -322,21 +322,20 @@ class PartitionProcessor:
             for stream, key, data in outputs:
                 topic, partition = place(stream, key, p)
                 out.to(topic, partition, key, data)
-            state = self._state_topic
-            if self._commits.transactional:
-                for entry_key, entry in self.engine.changes():
-                    out.to(state, p, entry_key.encode(), entry)
-                out.to(state, p, OFFSET_KEY.encode(), str(next_offset).encode())
-                t1 = time.perf_counter()
+            state, transactional = self._state_topic, self._commits.transactional
+            changes = [(k.encode(), v) for k, v in self.engine.changes()]
+            changes.append((OFFSET_KEY.encode(), str(next_offset).encode()))
+            if transactional:
+                for key, value in changes:
+                    out.to(state, p, key, value)
+            t1 = time.perf_counter()
+            if transactional:
                 await self._flush(out, start)  # every send acknowledged, or no commit
             else:
                 # At least once: the outputs acknowledged before the state that follows
                 # them is written, so a crash between the two repeats outputs (with their
                 # seq) and never loses one; the state and offset in one record batch, so
                 # a crash while it is written leaves the state before or after, never a mix.
-                changes = [(k.encode(), v) for k, v in self.engine.changes()]
-                changes.append((OFFSET_KEY.encode(), str(next_offset).encode()))
-                t1 = time.perf_counter()
                 await self._flush(out, start)
                 out.whole(state, p, changes)
                 await self._flush(out, start, state=True)
