@@ -193,7 +193,9 @@ def _bucket_quantile(cumulative: list[tuple[float, float]], rank: float) -> floa
             if bound == float("inf"):
                 return lower_bound
             width = count - lower_count
-            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width or 0.0)
+            # (an empty histogram: rank 0 in a bucket of no count, at its lower bound)
+            fraction = (rank - lower_count) / width if width else 0.0
+            return lower_bound + (bound - lower_bound) * fraction
         lower_bound, lower_count = bound, count
     return lower_bound
 
