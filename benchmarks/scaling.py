@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -41,15 +41,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from arbstream.agents.kafka.topics import Topics, ensure_topics
 from arbstream.agents.produce import produce_lines, send_line
 from arbstream.config import load_config
+from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
 from benchmarks.kafka import bench_kafka
 from benchmarks.offered import collector_off, paced, settled
-from benchmarks.pipeline_bench import committed_all, end_offsets, peak_rss_mib, start_worker
+from benchmarks.pipeline_bench import (
+    committed_all,
+    end_offsets,
+    peak_rss_mib,
+    phase_quantiles,
+    start_worker,
+)
 from benchmarks.workload import KG, START_TS, fx_line, quote_line
 
 REPLAY_TICKS = 100_000
@@ -146,34 +152,44 @@ def _deployment(tmp: Path, venues: int, instruments: int, partitions: int) -> tu
     return path, load_config(path)
 
 
+@contextlib.contextmanager
+def _joined_worker(
+    bootstrap: str, tmp: Path, venues: int, instruments: int, partitions: int
+) -> Iterator[tuple[ChildProcess, int, Topics]]:
+    """A worker on topics of its own, once it has joined its group and loaded its (empty)
+    partitions: (its process, its metrics port, its topics); stopped and its topics
+    deleted after."""
+    path, config = _deployment(tmp, venues, instruments, partitions)
+    topics = Topics(config.topic_prefix)
+    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+    log = tmp / f"worker-{venues}-{instruments}-{partitions}.log"
+    proc, port = start_worker(path, "batched", bootstrap, log)
+    try:
+        time.sleep(12)  # join, assignment and (empty) recovery
+        yield proc, port, topics
+    finally:
+        proc.stop(60)
+        drop_topics_now(bootstrap, config.topic_prefix)
+
+
 def worker_preloaded(
     bootstrap: str, tmp: Path, venues: int, instruments: int, partitions: int = 8
 ) -> dict[str, Any]:
     """The worker's CPU per tick and peak RSS on ``WORKER_TICKS`` ticks sent as fast as
-    this process can, once the worker has joined its group and loaded its (empty)
-    partitions: the CPU counted is the batches' alone."""
-    path, config = _deployment(tmp, venues, instruments, partitions)
-    topics = Topics(config.topic_prefix)
-    kafka = bench_kafka(bootstrap)
-    asyncio.run(ensure_topics(kafka, config))
-    log = tmp / f"worker-{venues}-{instruments}-{partitions}.log"
-    proc, _ = start_worker(path, "batched", bootstrap, log)
-    try:
-        time.sleep(12)  # join, assignment and (empty) recovery
+    this process can, once the worker has joined its group: the CPU counted is the
+    batches' alone."""
+    with _joined_worker(bootstrap, tmp, venues, instruments, partitions) as (proc, _, topics):
         before = cpu_seconds(proc.pid)
         lines = scaled_ticks(WORKER_TICKS, venues, instruments)
-        asyncio.run(produce_lines(lines, topics, kafka))
+        asyncio.run(produce_lines(lines, topics, bench_kafka(bootstrap)))
         ends = asyncio.run(end_offsets(bootstrap, topics.ticks, "read_uncommitted"))
         deadline = time.time() + 600
         while not asyncio.run(committed_all(bootstrap, topics.group, ends)):
             if not proc.alive() or time.time() > deadline:
-                raise RuntimeError(f"the worker did not finish; see {log}")
+                raise RuntimeError(f"the worker did not finish; see {tmp}")
             time.sleep(0.05)
         cpu = cpu_seconds(proc.pid) - before
         peak = peak_rss_mib(proc.pid)
-    finally:
-        proc.stop(60)
-        drop_topics_now(bootstrap, config.topic_prefix)
     return {
         "ticks": WORKER_TICKS,
         "cpu_us_per_tick": round(1e6 * cpu / WORKER_TICKS, 2),
@@ -185,23 +201,13 @@ def worker_offered(bootstrap: str, tmp: Path, partitions: int) -> dict[str, Any]
     """The worker at ``OFFERED_RATE`` ticks/s over 5 venues and 32 instruments: CPU per
     tick while the load runs, and its batches (transactions) per second."""
     venues, instruments = 5, 32
-    path, config = _deployment(tmp, venues, instruments, partitions)
-    topics = Topics(config.topic_prefix)
-    kafka = bench_kafka(bootstrap)
-    asyncio.run(ensure_topics(kafka, config))
-    log = tmp / f"worker-offered-{partitions}.log"
-    proc, port = start_worker(path, "batched", bootstrap, log)
-    try:
-        time.sleep(12)  # join, assignment and (empty) recovery
-        before = cpu_seconds(proc.pid), _transactions(port)
+    with _joined_worker(bootstrap, tmp, venues, instruments, partitions) as (proc, port, topics):
+        before = cpu_seconds(proc.pid), _commits(port)
         n = asyncio.run(_offer(bootstrap, topics, venues, instruments))
         time.sleep(3.0)  # drain
         cpu = cpu_seconds(proc.pid) - before[0]
-        transactions = _transactions(port) - before[1]
+        transactions = _commits(port) - before[1]
         peak = peak_rss_mib(proc.pid)
-    finally:
-        proc.stop(60)
-        drop_topics_now(bootstrap, config.topic_prefix)
     return {
         "ticks": n,
         "rate": OFFERED_RATE,
@@ -209,6 +215,12 @@ def worker_offered(bootstrap: str, tmp: Path, partitions: int) -> dict[str, Any]
         "transactions_per_s": round(transactions / (OFFERED_SECONDS + 3.0)),
         "peak_rss_mib": peak,
     }
+
+
+def _commits(port: int) -> int:
+    """The worker's commits so far: the count of its ``engine`` phase, as pipeline_bench
+    reads the phases."""
+    return int(phase_quantiles(port).get("engine", {}).get("transactions", 0))
 
 
 async def _offer(bootstrap: str, topics: Topics, venues: int, instruments: int) -> int:
@@ -229,18 +241,6 @@ async def _offer(bootstrap: str, topics: Topics, venues: int, instruments: int) 
     finally:
         await producer.stop()
     return n
-
-
-def _transactions(port: int) -> float:
-    """The worker's commits so far (the count of its ``engine`` phase histogram)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == "arbstream_transaction_phase_seconds":
-            for sample in family.samples:
-                if sample.name.endswith("_count") and sample.labels.get("phase") == "engine":
-                    return float(sample.value)
-    return 0.0
 
 
 def table(results: dict[str, Any]) -> str:
