@@ -15,8 +15,9 @@ from arbstream.agents.kafka.probe import BrokerWatch
 from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.topic_reader import TopicReader
 from arbstream.gateway.access import TokenBook
+from arbstream.gateway.alerts import AlertsReport, AlertWatch
 from arbstream.gateway.auth import RequestAuth
-from arbstream.gateway.clients import Hub
+from arbstream.gateway.clients import Hub, control
 from arbstream.gateway.metrics import gateway_registry
 from arbstream.gateway.server import GatewayServer
 from arbstream.gateway.settings import GatewaySettings
@@ -69,6 +70,17 @@ class Gateway:
             self.auth,
             settings.max_per_client,
         )
+        self.alerts = (
+            None
+            if settings.alertmanager_url is None
+            else AlertWatch(settings.alertmanager_url, self._on_alerts, settings.alerts_every_s)
+        )
+
+    def _on_alerts(self, report: AlertsReport) -> None:
+        message = control("alerts", **report.message())
+        self.server.alerts_message = message
+        if self.reader.caught_up and self.hub.clients:
+            self.hub.broadcast(message)
 
     def _on_record(self, item: TopicRecord) -> None:
         # Until the reader has caught up, clients would get history as if it were live:
@@ -115,6 +127,9 @@ class Gateway:
                 asyncio.create_task(self._venues(), name="gateway venues"),
                 asyncio.create_task(self.broker.run(), name="gateway broker watch"),
             ]
+            if self.alerts is not None:
+                log.info("gateway: showing the alerts of the Alertmanager at %s", self.alerts.url)
+                tasks.append(asyncio.create_task(self.alerts.run(), name="gateway alerts"))
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()

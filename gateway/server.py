@@ -6,11 +6,12 @@ Protocol (docs/gateway.md has it in full):
   at any time, as often as it likes; gateway/subscription.py says what the filters
   mean). The gateway answers ``{"type": "subscribed", "filters": ...}``, then the
   snapshot between ``{"type": "snapshot", "phase": "begin"}`` and ``... "end"}``, then
-  live records, each as ``{"topic": ..., "key": ..., "record": {...}}``, and once a
-  second ``{"type": "venues", ...}``. A message it cannot take gets
-  ``{"type": "error", "error": ...}`` and the connection stays; a binary frame closes
-  it with 1003, a frame over the size limit with 1009, a client too slow to keep up
-  with 1013.
+  live records, each as ``{"topic": ..., "key": ..., "record": {...}}``, once a
+  second ``{"type": "venues", ...}``, and, when the gateway reads an Alertmanager,
+  ``{"type": "alerts", ...}`` in the snapshot and whenever the firing alerts change.
+  A message it cannot take gets ``{"type": "error", "error": ...}`` and the
+  connection stays; a binary frame closes it with 1003, a frame over the size limit
+  with 1009, a client too slow to keep up with 1013.
 * SSE ``/events?types=...&kinds=...&instruments=...``: the same messages, subscribed
   from the query, as ``event: record|venues|snapshot`` lines.
 
@@ -89,6 +90,8 @@ class GatewayServer:
         self._waiting: dict[Client, Subscription] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._closing = False
+        #: The latest ``alerts`` message (gateway/alerts.py); None: no Alertmanager.
+        self.alerts_message: bytes | None = None
         self.app = web.Application()
         r = self.app.router
         r.add_get("/", self._static("index.html"))
@@ -150,8 +153,10 @@ class GatewayServer:
         messages += [
             self.venues_message(),
             control("levels", levels=self.view.levels()),
-            control("snapshot", phase="end"),
         ]
+        if self.alerts_message is not None:
+            messages.append(self.alerts_message)
+        messages.append(control("snapshot", phase="end"))
         client.matcher, client.subscribed = matcher, True
         if not client.replace_queue(messages):
             self.hub.evict(client, f"snapshot of {len(messages)} messages exceeds the queue")

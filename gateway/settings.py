@@ -16,6 +16,7 @@ from pathlib import Path
 
 from arbstream.agents.kafka.clients import KafkaClients
 from arbstream.gateway.access import parse_origins
+from arbstream.gateway.alerts import parse_alertmanager_url
 from arbstream.gateway.errors import GatewayError
 from arbstream.streams.errors import SetupError
 
@@ -48,6 +49,10 @@ class GatewaySettings:
     #: Serve https and wss only, with this certificate and key (PEM).
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: The Alertmanager whose firing alerts the page shows (None: no alerts panel).
+    alertmanager_url: str | None = None
+    #: How often the Alertmanager is asked (the demo asks every 2 s).
+    alerts_every_s: float = 5.0
 
     @property
     def scheme(self) -> str:
@@ -120,6 +125,7 @@ def gateway_settings(kafka: KafkaClients, env: Mapping[str, str] = os.environ) -
         raise GatewayError(
             "ARBSTREAM_GATEWAY_TLS_CERT and ARBSTREAM_GATEWAY_TLS_KEY: set both, or neither"
         )
+    alertmanager = env.get("ARBSTREAM_GATEWAY_ALERTMANAGER_URL", "").strip()
     return GatewaySettings(
         kafka=kafka,
         host=host,
@@ -133,4 +139,10 @@ def gateway_settings(kafka: KafkaClients, env: Mapping[str, str] = os.environ) -
         origins=parse_origins(env.get("ARBSTREAM_GATEWAY_ORIGINS", "")),
         tls_cert=tls_cert,
         tls_key=tls_key,
+        alerts_every_s=float(_int(env, "ARBSTREAM_GATEWAY_ALERTS_EVERY_S", 5, 1, 3600)),
+        alertmanager_url=(
+            parse_alertmanager_url(alertmanager, "ARBSTREAM_GATEWAY_ALERTMANAGER_URL")
+            if alertmanager
+            else None
+        ),
     )

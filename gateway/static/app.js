@@ -20,6 +20,7 @@
     venues: [],             // latest venues message
     levels: [],             // the config's price levels (levels message)
     crosses: [],            // the last level crosses, newest first: [key, record]
+    alerts: null,           // latest alerts message (null: the gateway reads no Alertmanager)
     hist: new Map(),        // spread key -> {t: [], v: [], m: []}
     clocks: new Map(),      // instrument -> newest ts seen (the market clock)
     maxClock: -Infinity,
@@ -68,11 +69,13 @@
     signals: ['kind', 'instrument', 'subject', 'figure', 'since'],
     basis: ['pair', 'instrument', 'basis', 'bps', 'days', 'lease', 'ts'],
     crosses: ['ts', 'instrument', 'name', 'venue', 'direction', 'mid'],
+    alerts: ['severity', 'name', 'subject', 'summary', 'since'],
   };
   const MAX_CROSSES = 20;
   const EMPTY = {
     venues: 'no venues yet', spreads: 'no spreads yet', arbs: 'no open arbitrage',
     signals: 'no other open signals', basis: 'no basis yet', crosses: 'no level crossed yet',
+    alerts: 'no alert firing',
   };
   const tables = {};
   for (const [name, cols] of Object.entries(COLS)) {
@@ -216,6 +219,43 @@
     set(c.direction, r.direction === 'up' ? '↑ up' : r.direction === 'down' ? '↓ down' : DASH);
     attr(c.direction, 'data-dir', r.direction);
     set(c.mid, fix(r.mid, 2));
+  }
+
+  // An alert as the Alertmanager holds it (gateway/alerts.py); an inhibited one is shown
+  // dimmed (another alert speaks for its cause), and so is one resolved a little while ago.
+  function updAlert(tr, a) {
+    const c = tr._c;
+    const resolved = num(a.resolved_at);
+    set(c.severity, String(a.severity ?? DASH));
+    attr(tr, 'data-severity', a.severity);
+    attr(tr, 'data-inhibited', a.inhibited ? 'yes' : '');
+    attr(tr, 'data-state', resolved ? 'resolved' : a.inhibited ? 'inhibited' : 'firing');
+    set(c.name, String(a.name ?? DASH).replace(/^Arbstream/, ''));
+    const labels = a.labels && typeof a.labels === 'object' ? a.labels : {};
+    set(c.subject, Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(' ') || DASH);
+    const state = resolved ? `(resolved ${utc(a.resolved_at * 1000)}) ` : a.inhibited ? '(inhibited) ' : '';
+    set(c.summary, state + String(a.summary ?? ''));
+    attr(c.summary, 'title', a.runbook_url ? 'runbook: ' + a.runbook_url : '');
+    const since = Date.parse(a.since);
+    set(c.since, Number.isNaN(since) ? DASH : utc(since));
+  }
+
+  function renderAlerts() {
+    const m = S.alerts;
+    const panel = $('alerts-panel');
+    if (m == null) { panel.hidden = true; return; }
+    panel.hidden = false;
+    attr(panel, 'data-ok', m.ok ? 'yes' : 'no');
+    const held = Array.isArray(m.alerts) ? m.alerts : [];
+    const resolved = Array.isArray(m.resolved) ? m.resolved : [];
+    const firing = held.filter((a) => !a.inhibited).length;
+    const more = [held.length > firing ? `${held.length - firing} inhibited` : '',
+      resolved.length ? `${resolved.length} resolved lately` : ''].filter(Boolean);
+    set($('alerts-source'), (m.ok
+      ? `${firing} firing` : `Alertmanager not answering (${m.error}); as last seen:`)
+      + (more.length ? ', ' + more.join(', ') : '') + ` · Alertmanager ${m.source}`);
+    const key = (a) => a.name + '\u0000' + JSON.stringify(a.labels);
+    sync(tables.alerts, [...held.map((a) => [key(a), a]), ...resolved.map((a) => ['r' + key(a), a])], updAlert);
   }
 
   function updBasis(tr, r) {
@@ -424,6 +464,7 @@
     sync(tables.signals, others.sort(byKey), updSignal);
     sync(tables.basis, [...S.basis].sort(byKey), updBasis);
     sync(tables.crosses, S.crosses, updCross);
+    renderAlerts();
     const r = S.selected != null ? S.spreads.get(S.selected) : null;
     if (chartDirty || (r && Math.abs((S.clocks.get(r.instrument) ?? chartEnd) - chartEnd) > 1000)) {
       drawChart();
@@ -529,6 +570,7 @@
       if (Array.isArray(m.levels)) S.levels = m.levels.filter((l) => l && num(l.price));
       chartDirty = true;
     }
+    else if (m.type === 'alerts') S.alerts = m;
     else if (m.type === 'error') flash('gateway error: ' + String(m.error));
     schedule();
   }

@@ -528,6 +528,9 @@ def test_prometheus_sends_alerts_to_the_compose_alertmanager(
     assert "--web.listen-address" not in command
     [port] = services["alertmanager"]["ports"]
     assert targets == [f"alertmanager:{str(port).split(':')[-1]}"] == ["alertmanager:9093"]
+    # the gateway's page shows what the same Alertmanager holds
+    url = services["gateway"]["environment"]["ARBSTREAM_GATEWAY_ALERTMANAGER_URL"]
+    assert url == f"http://{targets[0]}"
 
 
 def test_grafana_reads_deploy_grafana(services: dict[str, dict[str, Any]]) -> None:

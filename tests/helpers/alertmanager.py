@@ -146,6 +146,21 @@ class AlertmanagerServer(ServerProcess):
         """``POST /api/v2/alerts``, as Prometheus sends them."""
         self._request("POST", "/api/v2/alerts", alerts)
 
+    def silence(self, alertname: str, hours: float = 1.0) -> None:
+        """``POST /api/v2/silences``: silence every alert of that name from now on."""
+        start = time.time()
+        self._request(
+            "POST",
+            "/api/v2/silences",
+            {
+                "matchers": [{"name": "alertname", "value": alertname, "isRegex": False}],
+                "startsAt": _rfc3339(start),
+                "endsAt": _rfc3339(start + hours * 3600),
+                "createdBy": "arbstream tests",
+                "comment": "silenced by a test",
+            },
+        )
+
     def _request(self, method: str, path: str, body: object = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
@@ -162,6 +177,10 @@ class AlertmanagerServer(ServerProcess):
                 f"{method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}"
             ) from exc
         return json.loads(raw) if raw.strip() else None
+
+
+def _rfc3339(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
 @dataclass(frozen=True)
