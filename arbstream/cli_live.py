@@ -180,6 +180,25 @@ def simulate(
     help="Also write the summary here as JSON.",
 )
 @click.option("--log-dir", type=click.Path(file_okay=False), default="out/demo", show_default=True)
+@click.option(
+    "--alerts",
+    is_flag=True,
+    help="Also run Prometheus and an Alertmanager with the shipped rules and routes; the "
+    "terminal and the page show the alerts that fire.",
+)
+@click.option(
+    "--deploy-dir",
+    type=click.Path(file_okay=False, exists=True),
+    default="deploy",
+    show_default=True,
+    help="With --alerts: where prometheus/alerts.yml and alertmanager/alertmanager.yml are.",
+)
+@click.option("--prometheus-bin", default=None, help="With --alerts: default prometheus on PATH.")
+@click.option(
+    "--alertmanager-bin", default=None, help="With --alerts: default alertmanager on PATH."
+)
+@click.option("--prometheus-port", type=click.IntRange(1, 65535), default=9090, show_default=True)
+@click.option("--alertmanager-port", type=click.IntRange(1, 65535), default=9093, show_default=True)
 def demo(
     config_path: str,
     scenario: str | None,
@@ -187,23 +206,48 @@ def demo(
     seconds: float | None,
     summary_path: str | None,
     log_dir: str,
+    alerts: bool,
+    deploy_dir: str,
+    prometheus_bin: str | None,
+    alertmanager_bin: str | None,
+    prometheus_port: int,
+    alertmanager_port: int,
 ) -> None:
     """The live system on one machine: simulator, feeds, a worker and the gateway on the
     broker of ARBSTREAM_BROKER, with a terminal view of spreads, open routes and venues,
-    and the web page on ARBSTREAM_GATEWAY_PORT (default 8080)."""
+    and the web page on ARBSTREAM_GATEWAY_PORT (default 8080); with --alerts, Prometheus
+    and an Alertmanager too, and the alerts that fire in both views."""
     from arbstream.agents.kafka.clients import kafka_clients
     from arbstream.agents.settings import feed_metrics_port, web_port
     from arbstream.demo import DemoSettings, child_env, run_demo
+    from arbstream.demo_alerts import AlertStack, find_binary
     from arbstream.feed_process import select_feeds
     from arbstream.gateway.settings import gateway_settings
+    from arbstream.process import require_free_port
 
     config = load_config_or_exit(config_path)
+    stack = None
     try:
         kafka = kafka_clients()
-        web_port()  # the children read these: fail here, naming the variable
-        feed_metrics_port()
         env = child_env(config, kafka.bootstrap, dict(os.environ))
+        if alerts:
+            stack = AlertStack(
+                deploy_dir=Path(deploy_dir),
+                prometheus_bin=find_binary(prometheus_bin, "prometheus", "--prometheus-bin"),
+                alertmanager_bin=find_binary(
+                    alertmanager_bin, "alertmanager", "--alertmanager-bin"
+                ),
+                prometheus_port=prometheus_port,
+                alertmanager_port=alertmanager_port,
+            )
+            require_free_port("127.0.0.1", prometheus_port, "--prometheus-port")
+            require_free_port("127.0.0.1", alertmanager_port, "--alertmanager-port")
+            env["ARBSTREAM_GATEWAY_ALERTMANAGER_URL"] = stack.alertmanager_url
+            env.setdefault("ARBSTREAM_GATEWAY_ALERTS_EVERY_S", "2")  # as the terminal asks
+        # the children read these: fail here, naming the variable
+        ports = {"arbstream-worker": web_port(env), "arbstream-feeds": feed_metrics_port(env)}
         gateway = gateway_settings(kafka, env)
+        ports["arbstream-gateway"] = gateway.port
         select_feeds(config, (), env)
     except ArbstreamError as exc:
         exit_with(exc, EXIT_CONFIG)
@@ -217,6 +261,8 @@ def demo(
         kafka=kafka,
         env=env,
         page_url=f"http://{gateway.host}:{gateway.port}/",
+        alerts=stack,
+        metrics_ports=ports,
     )
     try:
         status = run_demo(config, settings)

@@ -36,6 +36,7 @@ from arbstream.dashboard_parts import (
     window_label,
     z_style,
 )
+from arbstream.gateway.alerts import Alert, AlertsReport
 from arbstream.streams.market_view import MarketView, TopicRecord, number
 
 #: The signals the summary lists even before any is seen.
@@ -44,6 +45,8 @@ SIGNAL_KEYS = (
 )  # fmt: skip
 #: Level crosses the terminal lists, newest first.
 CROSSES_SHOWN = 5
+#: Alert names the status line gives.
+NAMES_IN_STATUS = 3
 
 
 class Dashboard:
@@ -60,6 +63,12 @@ class Dashboard:
         # venue -> [wall ms, count] pairs, one per distinct ms: at most rate_window_ms + 1
         # entries per venue however fast quotes arrive, unlike one entry per quote
         self._arrivals: dict[str, deque[list[int]]] = {v: deque() for v in view.quote_counts}
+        #: What the Alertmanager last said (None: the demo runs none, or not asked yet).
+        self.alerts: AlertsReport | None = None
+        #: Every alert name seen firing (not inhibited) while it was watched.
+        self.alerts_seen: set[str] = set()
+        #: The webhook's count of notifications, when the demo ran one.
+        self.notified: dict[str, Any] | None = None
 
     @property
     def other(self) -> int:
@@ -75,6 +84,11 @@ class Dashboard:
             else:
                 arrivals.append([now_ms, 1])
             self._trim(arrivals, now_ms)
+
+    def show_alerts(self, report: AlertsReport) -> None:
+        """The Alertmanager's latest answer (gateway/alerts.py)."""
+        self.alerts = report
+        self.alerts_seen.update(a.name for a in report.firing)
 
     # -- reading the view ---------------------------------------------------------------
 
@@ -98,11 +112,18 @@ class Dashboard:
 
     def summary(self) -> dict[str, Any]:
         view = self.view
-        return {
+        summary: dict[str, Any] = {
             "quotes": dict(view.quote_counts),
             "spreads": view.spread_count,
             "signals": dict.fromkeys(SIGNAL_KEYS, 0) | view.signal_counts,
         }
+        if self.alerts is not None or self.notified is not None:
+            summary["alerts"] = {
+                "seen": sorted(self.alerts_seen),
+                "firing_at_end": [a.title() for a in self.alerts.firing] if self.alerts else [],
+                **(self.notified or {}),
+            }
+        return summary
 
     def status_line(self, now_ms: int) -> str:
         view = self.view
@@ -131,7 +152,25 @@ class Dashboard:
             parts.append(f"last cross {last['name']} {last['direction']} ({last['venue']})")
         if view.other:
             parts.append(f"other {view.other}")
+        if self.alerts is not None:
+            parts.append(self._alerts_status(self.alerts))
         return " | ".join(parts)
+
+    @staticmethod
+    def _alerts_status(report: AlertsReport) -> str:
+        def named(alerts: Sequence[Alert]) -> str:
+            names = sorted({a.name.removeprefix("Arbstream") for a in alerts})
+            more = " ..." if len(names) > NAMES_IN_STATUS else ""
+            return f" ({' '.join(names[:NAMES_IN_STATUS])}{more})" if names else ""
+
+        firing = report.firing
+        if report.ok:
+            words = f"alerts firing {len(firing)}{named(firing)}"
+        else:
+            words = f"alerts unknown (Alertmanager: {report.error}; {len(firing)} when last seen)"
+        if report.resolved:
+            words += f", resolved lately {len(report.resolved)}{named(report.resolved)}"
+        return words
 
     def render(self, now_ms: int) -> RenderableType:
         view = self.view
@@ -141,7 +180,10 @@ class Dashboard:
             f"{view.other}",
             style="bold",
         )
-        parts: list[RenderableType] = [title, self._spread_table(), self._arb_table()]
+        parts: list[RenderableType] = [title]
+        if self.alerts is not None:
+            parts.append(self._alert_table(self.alerts))
+        parts += [self._spread_table(), self._arb_table()]
         backwardation: dict[tuple[str, ...], int] = {
             (r["instrument"], r["spot"], r["future"]): r.get("opened_ts") or r["ts"]
             for r in self._signals("basis")
@@ -244,6 +286,32 @@ class Dashboard:
                 age(self._clock_age(r["instrument"], r["ts"])),
             )
         footer(table, min(len(crosses), CROSSES_SHOWN), "none yet")
+        return table
+
+    def _alert_table(self, report: AlertsReport) -> Table:
+        """What the Alertmanager holds: critical first; inhibited ones dimmed."""
+        title = f"Alerts (Alertmanager {report.source})"
+        if not report.ok:
+            title = f"Alerts: the Alertmanager does not answer ({report.error}); as last seen"
+        table = new_table(title)
+        for col in ("severity", "alert", "subject", "summary"):
+            table.add_column(col)
+        shown = [*report.alerts, *report.resolved]
+        for alert in shown[:MAX_ROWS]:
+            state = (
+                "(resolved) " if alert.resolved_at is not None
+                else "(inhibited) " if alert.inhibited_by
+                else ""
+            )  # fmt: skip
+            style = "dim" if state else ""
+            severity = "red bold" if alert.severity == "critical" else "yellow"
+            table.add_row(
+                Text(alert.severity, style=style or severity),
+                Text(alert.name.removeprefix("Arbstream"), style=style),
+                Text(" ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())), style=style),
+                Text(state + alert.summary, style=style),
+            )
+        footer(table, len(shown), "none firing")
         return table
 
     def _wide_table(self) -> Table:

@@ -33,6 +33,8 @@ from arbstream.agents.kafka.topics import Topics, prepare
 from arbstream.agents.topic_reader import TopicReader
 from arbstream.config import Config
 from arbstream.dashboard import Dashboard
+from arbstream.demo_alerts import AlertStack, Webhook, start_alerting
+from arbstream.gateway.alerts import AlertWatch
 from arbstream.process import configure_logging
 from arbstream.streams.errors import ArbstreamError
 from arbstream.streams.market_view import MarketView, TopicRecord
@@ -63,6 +65,10 @@ class DemoSettings:
     kafka: KafkaClients
     env: dict[str, str]  # for the children (broker, its credentials, ports, API keys)
     page_url: str = "http://127.0.0.1:8080/"
+    #: Run a Prometheus and an Alertmanager beside the rest (None: no alerts).
+    alerts: AlertStack | None = None
+    #: The demo's scrape targets, by the shipped job names (for ``alerts``).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
 
 def start_children(settings: DemoSettings) -> list[ChildProcess]:
@@ -107,7 +113,8 @@ def stop_children(
     then their source, then the worker, which commits what it has; whatever still runs
     at the end of the budget is killed (a worker killed mid-batch loses nothing: its
     open transaction is aborted and redone by the next worker)."""
-    order = {"feeds": 0, "simulator": 1, "worker": 2}
+    # (Prometheus and the Alertmanager last: they report on the others' stops)
+    order = {"feeds": 0, "simulator": 1, "worker": 2, "gateway": 3}
     start = time.monotonic()
     for child in sorted(children, key=lambda c: order.get(c.name, 9)):
         child.terminate()
@@ -211,13 +218,41 @@ async def _demo(
     # from the topics' ends: the summary counts what this run publishes
     reader = TopicReader(settings.kafka, Topics(config.topic_prefix), see, lookback_s=None)
     await reader.start()
-    children = start_children(settings)
-    print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
-    print(f"demo: the live page is at {settings.page_url} (the gateway; WebSocket at /ws)")
+    children: list[ChildProcess] = []
+    webhook = watch = None
+    tasks: list[asyncio.Task[None]] = []
     try:
+        if settings.alerts is not None:
+            webhook = Webhook()
+            await webhook.start()
+            children += start_alerting(
+                settings.alerts,
+                settings.speed,
+                settings.metrics_ports,
+                webhook.url,
+                settings.log_dir,
+                settings.env,
+            )
+            watch = AlertWatch(settings.alerts.alertmanager_url, dashboard.show_alerts, 2.0)
+            tasks.append(asyncio.create_task(watch.run(), name="demo alerts"))
+        children += start_children(settings)
+        print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")
+        print(f"demo: the live page is at {settings.page_url} (the gateway; WebSocket at /ws)")
+        if settings.alerts is not None:
+            print(
+                f"demo: Prometheus at {settings.alerts.prometheus_url}/alerts, the "
+                f"Alertmanager at {settings.alerts.alertmanager_url}/ (rules' `for` divided "
+                f"by the speed, {settings.speed:g})"
+            )
         await _watch(reader, dashboard, children, settings, stop)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         outcome.statuses = await asyncio.to_thread(stop_children, children)
+        if webhook is not None:
+            dashboard.notified = webhook.summary()
+            await webhook.stop()
         # The outputs of the last ticks were committed as the worker stopped: read them,
         # if the broker is there to read them from.
         outcome.broker_answered = await broker_reachable(settings.kafka.bootstrap)

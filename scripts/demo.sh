@@ -13,6 +13,12 @@
 #                    premium: its own config), "generated" (endless random), or a JSONL file
 #   DEMO_CONFIG=F    another config (default: the scenario's, deploy/demo/*.toml)
 #   DEMO_LOG_DIR=D   where the components' logs go (default out/demo)
+#   DEMO_ALERTS=1    also run Prometheus (http://127.0.0.1:9090) and an Alertmanager
+#                    (http://127.0.0.1:9093) with the shipped rules and routes, each
+#                    rule's `for` divided by the speed; the terminal and the page show
+#                    the alerts that fire, the summary what was notified. Unpacks Debian's
+#                    binaries into .tools/ first (`make prometheus-tools`; needs apt).
+#                    DEMO_PROMETHEUS_PORT, DEMO_ALERTMANAGER_PORT move them.
 #
 # However it is stopped (Ctrl-C, SIGTERM or SIGHUP to make or to this script, `timeout N
 # make demo`, the terminal closing), the demo is told to stop, this script waits for it,
@@ -51,6 +57,11 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'on_signal 129' HUP
 
+if [[ ${DEMO_ALERTS:-0} == 1 ]]; then
+    # before the broker: a machine without apt stops here, having started nothing
+    prometheus_dir=$(scripts/install-prometheus.sh | tail -1)
+    alertmanager_dir=$(scripts/install-alertmanager.sh | tail -1)
+fi
 if [[ -n ${DEMO_BROKER:-} ]]; then
     # A broker of one's own (a company's cluster, say), with its ARBSTREAM_KAFKA_*
     # credentials in the environment: every component runs as that user.
@@ -92,6 +103,12 @@ if [[ -n ${DEMO_SECONDS:-} ]]; then
 fi
 if [[ -n ${DEMO_SUMMARY:-} ]]; then
     args+=(--summary "$DEMO_SUMMARY")
+fi
+if [[ ${DEMO_ALERTS:-0} == 1 ]]; then
+    args+=(--alerts --prometheus-bin "$prometheus_dir/prometheus")
+    args+=(--alertmanager-bin "$alertmanager_dir/alertmanager")
+    args+=(--prometheus-port "${DEMO_PROMETHEUS_PORT:-9090}")
+    args+=(--alertmanager-port "${DEMO_ALERTMANAGER_PORT:-9093}")
 fi
 # In the background, so that a signal runs its trap at once (bash runs traps only after
 # a foreground command ends); `wait` returns early on a trapped signal, hence the loop.

@@ -4,6 +4,7 @@ counts, open signals, tick rates, ages and each venue's status."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from arbstream.config import parse_config
 from arbstream.dashboard import Dashboard
+from arbstream.gateway.alerts import AlertsReport, parse_alerts, with_resolved
 from arbstream.streams.market_view import MAX_KEYS, MarketView, TopicRecord
 
 VENUES = ("COMEX", "LBMA", "SHFE", "SGE", "SHUIBEI")
@@ -469,3 +471,62 @@ def test_a_halted_venue_and_the_last_level_crosses_are_shown() -> None:
     see(d, halt | {"event": "close", "ts": T0 + 40, "duration_ms": 30})
     assert venue_row(d, "COMEX")[-1] != "halted"
     assert "halted" not in d.status_line(T0 + 40)
+
+
+def test_alerts_show_in_the_table_the_status_line_and_the_summary() -> None:
+    def held(name: str, severity: str, inhibited: bool = False, **labels: str) -> dict[str, Any]:
+        return {
+            "labels": {"alertname": name, "severity": severity, **labels},
+            "annotations": {"summary": f"{name} summary"},
+            "startsAt": "2026-12-07T08:00:00Z",
+            "status": {"inhibitedBy": ["k"] if inhibited else []},
+        }
+
+    d = dashboard()
+    assert "alerts" not in d.summary() and "alerts" not in d.status_line(NOW)
+    first = AlertsReport(
+        "http://am:9093",
+        True,
+        parse_alerts(
+            [
+                held("ArbstreamQuoteStale", "warning", True, venue="SGE"),
+                held("ArbstreamFeedKafkaDisconnected", "critical", feed="sge"),
+                held("ArbstreamArbOpenTooLong", "warning", route="COMEX>SGE"),
+            ]
+        ),
+        checked_at=1.0,
+    )
+    d.show_alerts(first)
+    assert d.status_line(NOW).endswith(
+        "| alerts firing 2 (ArbOpenTooLong FeedKafkaDisconnected)"
+    )  # the inhibited one is not firing
+    text = rendered(d, width=160)
+    assert "Alerts (Alertmanager http://am:9093)" in text
+    rows = [
+        line.split()[:2]
+        for line in text.splitlines()
+        if line.split()[:1] in (["critical"], ["warning"])
+    ]
+    assert rows == [
+        ["critical", "FeedKafkaDisconnected"],
+        ["warning", "ArbOpenTooLong"],
+        ["warning", "QuoteStale"],
+    ], text
+    assert "(inhibited) ArbstreamQuoteStale summary" in text
+    # the Kafka alert resolves; then the Alertmanager stops answering
+    second = with_resolved(first, replace(first, alerts=first.alerts[1:], checked_at=2.0))
+    d.show_alerts(second)
+    assert d.status_line(NOW).endswith(
+        "| alerts firing 1 (ArbOpenTooLong), resolved lately 1 (FeedKafkaDisconnected)"
+    )
+    assert "(resolved) ArbstreamFeedKafkaDisconnected summary" in rendered(d, width=160)
+    d.show_alerts(with_resolved(second, AlertsReport("http://am:9093", False, error="refused")))
+    assert "alerts unknown (Alertmanager: refused; 1 when last seen)" in d.status_line(NOW)
+    assert "the Alertmanager does not answer (refused); as last seen" in rendered(d, width=160)
+    d.notified = {"notified": {"arbstream-page firing": 1}, "notified_names": {}}
+    assert d.summary()["alerts"] == {
+        "seen": ["ArbstreamArbOpenTooLong", "ArbstreamFeedKafkaDisconnected"],
+        "firing_at_end": ["ArbstreamArbOpenTooLong route=COMEX>SGE"],
+        "notified": {"arbstream-page firing": 1},
+        "notified_names": {},
+    }

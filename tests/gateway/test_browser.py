@@ -23,10 +23,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from arbstream.agents.kafka.topics import Topics
+from helpers.alertmanager import alertmanager_bin_dir
 from helpers.gateway import GatewayProcess, quotes_site
 from helpers.kafka import consume, free_port, scaled
 from helpers.paths import REPO, SCENARIOS
 from helpers.pipeline import demo_config
+from helpers.prometheus import prometheus_bin_dir
 
 ARTIFACTS = REPO / "out" / "test-artifacts"
 SCENARIO = SCENARIOS / "dislocation-2026-01-30"
@@ -273,19 +275,31 @@ def test_the_page_shows_the_live_market_and_reconnects(
             second.stop()
 
 
-def test_the_run_to_120_demo_shows_the_levels_the_crosses_and_the_halt(
+@pytest.mark.prometheus
+def test_the_run_to_120_demo_shows_the_levels_the_crosses_the_halt_and_the_alert(
     kafka_bootstrap: str, tmp_path: Path, browser: WebDriver
 ) -> None:
-    """``DEMO_SCENARIO=run-to-120``: the page draws the levels on the pair's prices, lists
-    the crosses, marks COMEX halted during its circuit breaker; the summary counts both."""
+    """``DEMO_ALERTS=1 DEMO_SCENARIO=run-to-120``: the page draws the levels on the pair's
+    prices, lists the crosses, marks COMEX halted during its circuit breaker, and shows
+    the alert that a real Prometheus fires on the shipped rules and a real Alertmanager
+    holds (and notifies to the demo's webhook); the summary and the terminal's status
+    line count them."""
     config = demo_config(tmp_path, f"lvl{uuid.uuid4().hex[:8]}", "run-to-120.toml")
     scenario = SCENARIOS / "run-to-120-2026-01" / "ticks.jsonl"
     summary = tmp_path / "summary.json"
     # at 60x the scenario's hour takes 60 s: its last cross comes at 38 s, and COMEX is
     # halted from 39 s to 47 s
     run = ["--scenario", str(scenario), "--speed", "60", "--seconds", "55"]
+    alerts = [
+        "--alerts",
+        f"--deploy-dir={REPO / 'deploy'}",
+        f"--prometheus-bin={prometheus_bin_dir() / 'prometheus'}",
+        f"--alertmanager-bin={alertmanager_bin_dir() / 'alertmanager'}",
+        f"--prometheus-port={free_port()}",
+        f"--alertmanager-port={free_port()}",
+    ]
     demo, port, log = _start_demo(
-        kafka_bootstrap, tmp_path, config, [*run, "--summary", str(summary)]
+        kafka_bootstrap, tmp_path, config, [*run, *alerts, "--summary", str(summary)]
     )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -310,6 +324,22 @@ def test_the_run_to_120_demo_shows_the_levels_the_crosses_and_the_halt(
             ]  # fmt: skip
 
         _until(lambda: ("100", "↑ up") in crosses(), 60, "the cross of $100", browser)
+
+        # COMEX>SGE stays open past the rule's 900 s of market time (15 s here) from about
+        # 31 s: Prometheus fires ArbstreamArbOpenTooLong, the Alertmanager holds it, the
+        # gateway shows it, firing or (from about 37 s) resolved lately
+        def arb_alert() -> dict[str, str]:
+            for r in _rows(browser, "alerts"):
+                cells = {c: r.find_element(By.CLASS_NAME, c).text for c in ("name", "summary")}
+                if cells["name"] == "ArbOpenTooLong":
+                    return {**cells, "state": r.get_attribute("data-state") or ""}
+            return {}
+
+        alert = _until(arb_alert, 90, "the ArbOpenTooLong alert on the page", browser)
+        _shot(browser, "alert")
+        assert alert["state"] in ("firing", "resolved"), alert
+        assert "Arbitrage COMEX>SGE on XAG open for" in alert["summary"], alert
+        assert browser.find_element(By.ID, "alerts-panel").is_displayed()
 
         def comex_halted() -> bool:
             return any(
@@ -336,6 +366,13 @@ def test_the_run_to_120_demo_shows_the_levels_the_crosses_and_the_halt(
         assert counts["halt.open"] >= 2 and counts["level.cross"] >= 6, counts
         status_lines = [line for line in log.read_text().splitlines() if line.startswith("quotes ")]
         assert f"level.cross {counts['level.cross']}" in status_lines[-1]
+        # the terminal's view of the alerts, and what reached the demo's webhook (the
+        # ticket route: a warning), firing and then resolved
+        assert any("(ArbOpenTooLong)" in line for line in status_lines), status_lines
+        alerted = orjson.loads(summary.read_bytes())["alerts"]
+        assert "ArbstreamArbOpenTooLong" in alerted["seen"], alerted
+        assert alerted["notified_names"].get("ArbstreamArbOpenTooLong", 0) >= 1, alerted
+        assert alerted["notified"].get("arbstream-ticket firing", 0) >= 1, alerted
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGTERM)
