@@ -33,6 +33,7 @@ COMPILED = (
     "freshness",
     "halts",
     "market",
+    "routes",
     "sessions",
     "signals",
     "spreads",

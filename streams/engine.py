@@ -25,15 +25,9 @@ from arbstream.streams.counters import EngineCounters
 from arbstream.streams.errors import StateError
 from arbstream.streams.freshness import mark_fresh
 from arbstream.streams.halts import halt_signal, level_crosses
-from arbstream.streams.market import delivery_signal, evaluate_basis, route_size_oz, venues_closed
-from arbstream.streams.signals import (
-    IDLE,
-    ArbLimits,
-    RouteTerms,
-    WideLimits,
-    evaluate_route,
-    wide_signal,
-)
+from arbstream.streams.market import delivery_signal, evaluate_basis
+from arbstream.streams.routes import INDEX_FROM, Routes
+from arbstream.streams.signals import RouteTerms, WideLimits, wide_signal
 from arbstream.streams.spreads import Spreads
 from arbstream.streams.state import InstrumentState, VenueQuote
 
@@ -56,8 +50,13 @@ class Engine:
     """Validate, normalise and evaluate input records; see docs/evaluation.md."""
 
     def __init__(
-        self, config: EngineConfig, source_of: Callable[[int], Source] = line_source
+        self,
+        config: EngineConfig,
+        source_of: Callable[[int], Source] = line_source,
+        route_index_from: int = INDEX_FROM,
     ) -> None:
+        """``route_index_from``: the routes from which they are indexed by venue
+        (streams/routes.py; the outputs are the same either way)."""
         self.config = config
         self.counters = EngineCounters()
         # Builds a rejected record's ``source`` from the input's position (line number,
@@ -79,14 +78,7 @@ class Engine:
         self._fx_pair: dict[str, str | None] = {
             name: None if cur == "USD" else "USD" + cur for name, cur in config.currency.items()
         }
-        fee = config.fee_bps
-        self._routes = [
-            RouteTerms(
-                r, fee[r.buy] + fee[r.sell], self._venue_index[r.buy], self._venue_index[r.sell]
-            )
-            for r in config.routes
-        ]
-        self._route_keys = [f"arb|{r.buy}>{r.sell}" for r in config.routes]
+        self._routes = Routes(config, self._venue_index, route_index_from)
         # Identifies the config in snapshots, so state is never restored under another one.
         self._digest = hashlib.sha256(config.fingerprint().encode()).hexdigest()[:16]
         self._has_basis = bool(config.basis_pairs)
@@ -96,7 +88,6 @@ class Engine:
         # The settings read per record, held here: attributes of this (compiled) class
         # are read natively, the config's through Python's attribute protocol.
         self._fx_stale_ms = config.fx_stale_ms
-        self._arb = ArbLimits(config.arb)
         self._wide = WideLimits(config.wide)
         #: The last spread record emitted per (instrument, "A|B"), for metrics. Not state:
         #: a rebuilt engine starts without, and fills it as it emits.
@@ -199,7 +190,7 @@ class Engine:
         if halt is not None:
             out.append(("signals", f"{instrument}|halt|{venue}", halt))
         mark_fresh(state.quotes, self._fx, t, self._fx_stale_ms, self._sessions)
-        self._arbitrage(instrument, state, t, out)
+        self._routes.evaluate(instrument, state, t, out)
         if self._has_basis:
             # (no venue: a status emits basis signals, never basis records)
             evaluate_basis(self.config, instrument, state, "", t, [], out)
@@ -293,7 +284,7 @@ class Engine:
         if self._has_basis:
             basis_signals = []
             evaluate_basis(self.config, instrument, state, venue, t, out, basis_signals)
-        self._arbitrage(instrument, state, t, out)
+        self._routes.evaluate(instrument, state, t, out)
         if basis_signals:
             out += basis_signals
         wide = wide_signal(state.wide_open, self._wide, venue, bid, ask, t)
@@ -305,43 +296,6 @@ class Engine:
             if levels is not None:
                 level_crosses(instrument, state, venue, levels, quote, t, out)
         return out
-
-    def _arbitrage(
-        self, instrument: str, state: InstrumentState, t: int, out: list[Output]
-    ) -> None:
-        """Evaluate every route of the instrument at ``t`` (its legs' freshness marked)."""
-        arb = self._arb
-        open_usd = arb.open_usd
-        routes, route_states, route_keys, slots = (
-            self._routes, state.routes, self._route_keys, state.slots
-        )  # fmt: skip
-        for i in range(len(routes)):  # by index: zip would build a tuple per route
-            terms = routes[i]
-            rstate = route_states[i]
-            qb = slots[terms.buy_index]
-            qs = slots[terms.sell_index]
-            if qb is None or qs is None or qb.book is None or qs.book is None:
-                continue  # a leg never normalised: the route has never left idle
-            eligible = qb.fresh and qs.fresh
-            idle = rstate.state == IDLE
-            if idle and not eligible:
-                continue
-            buy_ask, sell_bid = qb.nask, qs.nbid
-            net = sell_bid - buy_ask - (terms.cost_usd + terms.cost_frac * buy_ask)  # .net()
-            if idle and net < open_usd:
-                continue  # the common case, decided without a call
-            record = evaluate_route(rstate, terms.route, arb, buy_ask, sell_bid, net, eligible, t)
-            if record is not None:
-                record["instrument"] = instrument
-                if record["reason"] == "stale":
-                    halted = state.halted
-                    if halted and (terms.buy in halted or terms.sell in halted):
-                        record["reason"] = "halted"
-                    elif venues_closed(self.config, t, terms.buy, terms.sell):
-                        record["reason"] = "closed"
-                record["size_oz"] = size_oz = route_size_oz(qb, qs)
-                record["edge_usd"] = None if size_oz is None else record["net"] * size_oz
-                out.append(("signals", f"{instrument}|{route_keys[i]}", record))
 
     # ------------------------------------------------------------- read-only views
 
@@ -358,7 +312,7 @@ class Engine:
     @property
     def route_terms(self) -> list[RouteTerms]:
         """The configured routes with their costs, in ``InstrumentState.routes`` order."""
-        return self._routes
+        return self._routes.terms
 
     # ------------------------------------------------------------------ state
 

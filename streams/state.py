@@ -120,10 +120,15 @@ class InstrumentState:
         "coverage",
         "delivery_open",
         "halted",
+        "leg_ask",
+        "leg_bid",
+        "leg_seen",
         "level_sides",
+        "live_routes",
         "pair_slots",
         "pairs",
         "quotes",
+        "route_live",
         "routes",
         "seq",
         "slots",
@@ -154,3 +159,13 @@ class InstrumentState:
         # would hash a name or a tuple. Not state: rebuilt from the dicts (Engine.load).
         self.slots: list[VenueQuote | None] = []
         self.pair_slots: list[PairState | None] = []
+        # What each venue's leg looked like at the last route evaluation (the engine's
+        # Engine._arbitrage): 0 unpriced, 1 priced but not fresh, 2 fresh, -1 not yet
+        # seen; its normalised ask and bid. And the routes that evaluation did not park
+        # (``route_live[i]``, and the same as a set). Not state: empty here, which makes
+        # the next evaluation look at every route, as after a restore.
+        self.leg_seen: list[int] = []
+        self.leg_ask: list[float] = []
+        self.leg_bid: list[float] = []
+        self.route_live: list[bool] = []
+        self.live_routes: set[int] = set()
