@@ -115,6 +115,14 @@ def gateway_token(name: str) -> None:
     metavar="S",
     help="Hold the clock until every feed has a subscribed client, at most S s.",
 )
+@click.option(
+    "--max-gap",
+    type=POSITIVE,
+    default=None,
+    metavar="S",
+    help="A quiet stretch of the scenario (a weekend, a holiday) lasts at most S s of wall "
+    "time (default: as long as its event time over --speed).",
+)
 @LOGLEVEL
 def simulate(
     config_path: str,
@@ -127,6 +135,7 @@ def simulate(
     stall_for: float | None,
     bad_every: int | None,
     wait_for_clients: float,
+    max_gap: float | None,
     loglevel: str,
 ) -> None:
     """Serve a scenario's venues on local WebSockets, each in the protocol its feed is
@@ -145,6 +154,7 @@ def simulate(
             bad_every=bad_every,
             wait_for_clients_s=wait_for_clients,
             seed=seed,
+            max_gap_s=max_gap,
         )
     except ArbstreamError as exc:
         exit_with(exc, EXIT_CONFIG)

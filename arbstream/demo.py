@@ -48,6 +48,9 @@ CATCH_UP_S = 3.0
 CLOSE_TIMEOUT_S = 1.0
 #: Without a terminal, a status line this often.
 STATUS_EVERY_S = 5.0
+#: The longest quiet stretch of a scenario, in wall time (cny-holiday's Chinese New Year
+#: week would otherwise be 57 minutes of nothing at 200x).
+MAX_GAP_S = 5.0
 
 
 class DemoError(ArbstreamError):
@@ -77,6 +80,8 @@ def start_children(settings: DemoSettings) -> list[ChildProcess]:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     config = str(settings.config_path)
     simulate = ["simulate", "--config", config, "--speed", str(settings.speed), "--loop"]
+    # a weekend or a holiday in the scenario is a pause of seconds, not of an hour
+    simulate += ["--max-gap", str(MAX_GAP_S)]
     if settings.scenario is not None:
         simulate += ["--scenario", str(settings.scenario)]
     children: list[ChildProcess] = []

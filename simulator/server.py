@@ -58,6 +58,7 @@ class SimulatorSettings:
     bad_every: int | None = None  # after every N-th frame on a connection, a garbled one
     wait_for_clients_s: float = 30.0  # hold the clock until every feed has a subscriber
     seed: int = 1  # of the generated scenario
+    max_gap_s: float | None = None  # a quiet stretch lasts at most this long (None: as due)
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float | None) -> None:
@@ -68,6 +69,7 @@ class SimulatorSettings:
         positive("drop_every_s", self.drop_every_s)
         positive("stall_every_s", self.stall_every_s)
         positive("stall_for_s", self.stall_for_s)
+        positive("max_gap_s", self.max_gap_s)
         if (self.stall_every_s is None) != (self.stall_for_s is None):
             raise FeedError("simulator stall_every_s and stall_for_s go together")
         every, length = self.stall_every_s, self.stall_for_s
@@ -191,7 +193,7 @@ class Simulator:
         """Send every value when due; True at the end of the source, False if stopped."""
         loop = asyncio.get_running_loop()
         burst = 0
-        for offset, value in pace(source, self.settings.speed):
+        for offset, value in pace(source, self.settings.speed, self.settings.max_gap_s):
             if stop.is_set():
                 return False
             delay = start + offset - loop.time()

@@ -42,24 +42,34 @@ def event_ts(value: Any) -> int | None:
     return ts
 
 
-def pace(values: Iterable[Any], speed: float = 1.0) -> Iterator[tuple[float, Any]]:
+def pace(
+    values: Iterable[Any], speed: float = 1.0, max_gap_s: float | None = None
+) -> Iterator[tuple[float, Any]]:
     """``(wall_offset_s, value)`` for each value; offsets never decrease.
 
     A value without a usable ``ts`` (a malformed line) is due with the value before it.
+    ``max_gap_s``: a quiet stretch of event time (a weekend, a holiday) lasts at most
+    this long in wall time; the records keep their ``ts``.
     """
     if not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed!r}")
+    if max_gap_s is not None and not max_gap_s > 0:
+        raise ValueError(f"max_gap_s must be > 0, got {max_gap_s!r}")
     first: int | None = None
     latest: int | None = None
+    skipped = 0.0  # wall seconds of quiet stretches left out
     for value in values:
         ts = event_ts(value)
         if ts is not None:
             if first is None:
                 first = latest = ts
             elif latest is None or ts > latest:
+                gap = 0.0 if latest is None else (ts - latest) / 1000.0 / speed
+                if max_gap_s is not None and gap > max_gap_s:
+                    skipped += gap - max_gap_s
                 latest = ts
         offset = 0.0 if first is None or latest is None else (latest - first) / 1000.0 / speed
-        yield offset, value
+        yield offset - skipped, value
 
 
 class ScenarioFile:

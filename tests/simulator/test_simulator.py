@@ -219,6 +219,25 @@ def test_pacing_scales_event_time_and_never_goes_back() -> None:
         next(pace(values, speed=0))
 
 
+def test_a_quiet_stretch_lasts_at_most_max_gap_in_wall_time() -> None:
+    """A weekend or a holiday in a scenario: the records keep their ts, and the wait
+    before the first record after it is at most ``max_gap_s``."""
+    values = [
+        {"ts": T0},
+        {"ts": T0 + 1000},
+        {"ts": T0 + 1000 + 7 * 86_400_000},  # a week later
+        {"ts": T0 + 2000},  # late: at once
+        {"ts": T0 + 1500 + 7 * 86_400_000},
+    ]
+    offsets = [offset for offset, _ in pace(values, speed=2.0, max_gap_s=3.0)]
+    assert offsets == [0.0, 0.5, 3.5, 3.5, 3.75]
+    assert [v for _, v in pace(values, max_gap_s=3.0)] == values
+    # gaps below the cap are as due
+    assert [o for o, _ in pace(values[:2], speed=2.0, max_gap_s=3.0)] == [0.0, 0.5]
+    with pytest.raises(ValueError):
+        next(pace(values, max_gap_s=0))
+
+
 def test_a_looped_file_moves_forward_in_event_time(tmp_path: Path) -> None:
     lines = [_quote("BIN", 0), _quote("BIN", 30), _quote("BIN", 10)]  # span 3000 ms
     path = tmp_path / "ticks.jsonl"
@@ -330,6 +349,23 @@ def test_binance_client_gets_the_quotes_in_order_at_pace(caplog: pytest.LogCaptu
     text = caplog.text
     assert "simulator serving 1 feeds: bin=ws://127.0.0.1:" in text
     assert "scenario done: 21 frames" in text
+
+
+def test_a_weekend_in_the_scenario_passes_in_max_gap_seconds() -> None:
+    """Two quotes a day apart at speed 1: with max_gap_s 0.5 the second comes half a
+    second after the first, with its own ts."""
+    config = _config("comex")
+    records = [_quote("COMEX", 0), {**_quote("COMEX", 1), "ts": T0 + 86_400_000}]
+
+    async def client(stop: asyncio.Event) -> list[tuple[float, str]]:
+        async with await _connect(_url(config, "comex")) as ws:  # native: streams at once
+            return await _messages(ws)
+
+    settings = SimulatorSettings(wait_for_clients_s=5, max_gap_s=0.5)
+    stats, got = asyncio.run(_with_simulator(config, records, settings, client))
+    assert [orjson.loads(text)["ts"] for _, text in got] == [T0, T0 + 86_400_000]
+    assert 0.4 < got[1][0] - got[0][0] < scaled(1.5)
+    assert stats.done
 
 
 def test_massive_authenticates_and_streams_subscribed_pairs_only() -> None:
@@ -512,6 +548,7 @@ def test_a_taken_port_or_a_tls_url_is_a_feed_error() -> None:
         {"stall_every_s": 1.0, "stall_for_s": 1.0},
         {"bad_every": 0},
         {"wait_for_clients_s": -1.0},
+        {"max_gap_s": 0.0},
     ],
 )
 def test_bad_simulator_settings_are_feed_errors(bad: dict[str, Any]) -> None:
