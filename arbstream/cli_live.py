@@ -230,7 +230,7 @@ def demo(
     from arbstream.agents.kafka.clients import kafka_clients
     from arbstream.agents.settings import feed_metrics_port, web_port
     from arbstream.demo import DemoSettings, child_env, run_demo
-    from arbstream.demo_alerts import AlertStack, find_binary
+    from arbstream.demo_alerts import ALERTS_EVERY_S, AlertStack, find_binary
     from arbstream.feed_process import select_feeds
     from arbstream.gateway.settings import gateway_settings
     from arbstream.process import require_free_port
@@ -253,7 +253,7 @@ def demo(
             require_free_port("127.0.0.1", prometheus_port, "--prometheus-port")
             require_free_port("127.0.0.1", alertmanager_port, "--alertmanager-port")
             env["ARBSTREAM_GATEWAY_ALERTMANAGER_URL"] = stack.alertmanager_url
-            env.setdefault("ARBSTREAM_GATEWAY_ALERTS_EVERY_S", "2")  # as the terminal asks
+            env.setdefault("ARBSTREAM_GATEWAY_ALERTS_EVERY_S", str(ALERTS_EVERY_S))
         # the children read these: fail here, naming the variable
         ports = {"arbstream-worker": web_port(env), "arbstream-feeds": feed_metrics_port(env)}
         gateway = gateway_settings(kafka, env)

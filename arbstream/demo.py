@@ -33,7 +33,7 @@ from arbstream.agents.kafka.topics import Topics, prepare
 from arbstream.agents.topic_reader import TopicReader
 from arbstream.config import Config
 from arbstream.dashboard import Dashboard
-from arbstream.demo_alerts import AlertStack, Webhook, start_alerting
+from arbstream.demo_alerts import ALERTS_EVERY_S, AlertStack, Webhook, start_alerting
 from arbstream.gateway.alerts import AlertWatch
 from arbstream.process import configure_logging
 from arbstream.streams.errors import ArbstreamError
@@ -238,7 +238,9 @@ async def _demo(
                 settings.log_dir,
                 settings.env,
             )
-            watch = AlertWatch(settings.alerts.alertmanager_url, dashboard.show_alerts, 2.0)
+            watch = AlertWatch(
+                settings.alerts.alertmanager_url, dashboard.show_alerts, ALERTS_EVERY_S
+            )
             tasks.append(asyncio.create_task(watch.run(), name="demo alerts"))
         children += start_children(settings)
         print(f"demo: started {', '.join(c.name for c in children)}; logs in {settings.log_dir}")

@@ -40,6 +40,8 @@ WEBHOOK_PATH = "/arbstream"
 #: Scrape and evaluation interval of the demo's Prometheus (shipped: 5 s): the demo's
 #: shortened `for`s are a few seconds.
 INTERVAL = "2s"
+#: How often the demo's terminal and its gateway ask the Alertmanager (shipped: 5 s).
+ALERTS_EVERY_S = 2
 _FOR = re.compile(r"^(\s+for: )(\d+)([smh])\b", re.M)
 _GROUP_TIMING = re.compile(r"^(\s+group_(?:wait|interval): )(\d+)([smh])\b", re.M)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
