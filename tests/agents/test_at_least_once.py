@@ -22,6 +22,7 @@ from arbstream.agents import outputs
 from arbstream.agents.commit_policy import Failure
 from arbstream.agents.outputs import KeyPlacement, OutputBatches, WholeBatchError
 from arbstream.agents.partition import failure_of
+from arbstream.agents.state_store import OFFSET_KEY
 from arbstream.agents.worker import READY_MESSAGE
 from helpers.deployment import (
     DeploymentFactory,
@@ -61,11 +62,19 @@ def test_a_clean_run_equals_replay_with_no_duplicate_and_no_transaction(
     state = dep.topics.state
     records = asyncio.run(consume(kafka_bootstrap, state, 1, timeout_s=30, linger_s=1.0))
     by_partition: dict[int, list[int]] = {}
+    resumes: dict[int, list[int]] = {}
     for record in records:
         by_partition.setdefault(record.partition, []).append(record.offset)
+        if record.key == OFFSET_KEY.encode():
+            resumes.setdefault(record.partition, []).append(int(record.value))
     assert by_partition
     for offsets in by_partition.values():
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets))), offsets
+    # Each batch's state is acknowledged before the next batch's outputs are sent: the
+    # states land in order, each resuming past the one before.
+    assert sorted(resumes) == [0, 1, 2, 3]
+    for partition, offsets in resumes.items():
+        assert offsets == sorted(set(offsets)), (partition, offsets)
 
 
 def test_workers_sigkilled_three_times_lose_nothing_and_every_duplicate_has_its_seq(
