@@ -19,7 +19,8 @@ The worker's rules (:data:`WORKER_RULES`):
   same result.
 - **The group's offset rides along at most every ``group_offsets_every_s``**, and on its
   own after ``group_offsets_idle_s`` without records: it is for lag monitoring only (the
-  state holds the offset a partition resumes from) and costs two round trips.
+  state holds the offset a partition resumes from), committed by the consumer once the
+  state that resumes there is committed, off the batch's path.
 - **A failed commit** is aborted and the partition rebuilt from its committed state when
   the broker may answer differently next time; a fenced producer drops the partition
   (another worker owns it); a refused right, records Kafka refuses for what they are,

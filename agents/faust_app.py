@@ -241,7 +241,7 @@ class FaustRuntime:
         for work, start, timestamps, _ in done:
             work.policy.committed(now)
             wait_s = max(0.0, time.time() - min(timestamps) / 1000.0) if timestamps else 0.0
-            times = TransactionTimes(wait_s, t1 - t0, t2 - t1, 0.0, t3 - t2)
+            times = TransactionTimes(wait_s, t1 - t0, t2 - t1, t3 - t2)
             self.metrics.batches.committed(work.next_offset - start, times, timestamps, work.engine)
 
     def _outputs_of(

@@ -61,7 +61,7 @@ PHASE_BUCKETS = (
     0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 #: The phases of a transaction, in order (agents/partition.py times them).
-PHASES = ("wait", "engine", "flush", "offsets", "commit")
+PHASES = ("wait", "engine", "flush", "commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +70,12 @@ class TransactionTimes:
     batch's oldest record to the batch's start (what a record waits before its
     transaction begins: fetching, and the transaction in flight); ``engine`` evaluates
     the batch and queues its records; ``flush`` waits until Kafka has acknowledged every
-    record; ``offsets`` adds the group's offset (0 when not due); ``commit`` commits (the
-    coordinator writes the transaction's markers after it answers)."""
+    record; ``commit`` commits (the coordinator writes the transaction's markers after
+    it answers). The group's offset, when due, is committed after, off this path."""
 
     wait: float
     engine: float
     flush: float
-    offsets: float
     commit: float
 
 
@@ -174,8 +173,8 @@ class BatchMetrics:
             "arbstream_transaction_phase_seconds",
             "Time in each phase of a committed transaction: wait (the batch's oldest record, "
             "from its Kafka timestamp to the batch's start), engine (evaluate the batch, "
-            "queue its records), flush (until Kafka acknowledged every record), offsets "
-            "(the group offset, when due), commit (until the coordinator logged it).",
+            "queue its records), flush (until Kafka acknowledged every record), commit "
+            "(until the coordinator logged it).",
             labelnames=["phase"],
             buckets=PHASE_BUCKETS,
             registry=registry,
@@ -205,11 +204,11 @@ class BatchMetrics:
         if times is None:
             self.window.records += records
         else:
-            commit_s = times.flush + times.offsets + times.commit
+            commit_s = times.flush + times.commit
             self.window.add(records, times.engine, commit_s)
             self._records.observe(records)
             self._commit.observe(commit_s)
-            phases = (times.wait, times.engine, times.flush, times.offsets, times.commit)
+            phases = (times.wait, times.engine, times.flush, times.commit)
             for phase, seconds in zip(self._phases, phases, strict=True):
                 phase.observe(seconds)
         self.latency.observe_batch(time.time() * 1000.0, timestamps_ms)

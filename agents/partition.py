@@ -126,9 +126,9 @@ def stop_reason(error: Exception, refused: str | None, processor: PartitionProce
 @dataclass(frozen=True)
 class Commits:
     """How a worker's partitions commit: ``transactional`` (exactly once) or not (at
-    least once, the group's offsets through ``consumer``), in the group ``group_id``."""
+    least once); either way the group's offsets (for lag monitoring) through
+    ``consumer``."""
 
-    group_id: str
     transactional: bool
     consumer: AIOKafkaConsumer
 
@@ -177,6 +177,8 @@ class PartitionProcessor:
         # the quiet batches evaluated since the last commit, for its metrics: (when, in
         # ms since the epoch; their records' Kafka timestamps)
         self._held: list[tuple[float, list[float]]] = []
+        # the group's offset being committed after a commit (off the batch's path)
+        self._group_offset: asyncio.Task[None] | None = None
 
     def install(self, loaded: Loaded) -> None:
         """Continue from a rebuilt state (after a failed batch)."""
@@ -223,13 +225,22 @@ class PartitionProcessor:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._group_offset_settled()
         do = self.policy.settle()
         if do is not Do.WAIT:
             try:
                 await self._commit([], [], 0.0, time.perf_counter(), do)
             except Exception:
                 self.policy.failed(Failure.TRANSIENT)
+        await self._group_offset_settled()
         self.inbox.clear()
+
+    async def _group_offset_settled(self) -> None:
+        """Wait for the group's offset in flight, if any (its failure is logged)."""
+        task, self._group_offset = self._group_offset, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
     async def _run(self, on_error: ErrorHandler) -> None:
         policy = self.policy
@@ -311,8 +322,7 @@ class PartitionProcessor:
         group's offset; or the group's offset alone."""
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
-            async with self._unit():
-                await self._add_offsets(next_offset)
+            await self._commit_group_offset(next_offset)
             self.policy.committed(time.monotonic())
             return
         out = OutputBatches(self.producer, self._placement.keys)
@@ -340,12 +350,11 @@ class PartitionProcessor:
                 out.whole(state, p, changes)
                 await self._flush(out, start, state=True)
             t2 = time.perf_counter()
-            if do is Do.COMMIT_WITH_OFFSETS:
-                await self._add_offsets(next_offset)
-            t3 = time.perf_counter()
+        if do is Do.COMMIT_WITH_OFFSETS:
+            self._group_offset_after(next_offset)
         # no phases for a transaction of held batches only: it ran no batch of its own
         times = (
-            TransactionTimes(wait_s, t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
+            TransactionTimes(wait_s, t1 - t0, t2 - t1, time.perf_counter() - t2)
             if timestamps
             else None
         )
@@ -362,19 +371,28 @@ class PartitionProcessor:
         except DeliveryError as exc:
             raise BatchDeliveryError(self.tp, start, self.next_offset, exc, state) from exc
 
-    async def _add_offsets(self, next_offset: int) -> None:
-        """The group's offset (for lag monitoring only: the state holds the offset a
-        partition resumes from): into the open transaction, or, at least once, committed
-        by the consumer, where a refusal (a rebalance under way) costs nothing."""
-        commits = self._commits
-        if commits.transactional:
-            offsets = {self.tp: next_offset}
-            await self.producer.send_offsets_to_transaction(offsets, commits.group_id)
-            return
+    async def _commit_group_offset(self, next_offset: int) -> None:
+        """Commit the group's offset, once the state that resumes there is committed.
+
+        It is for lag monitoring only (the state holds the offset a partition resumes
+        from), so it is committed by the consumer, outside any transaction, where a
+        refusal (a rebalance under way) costs nothing. Sent with the transaction, it
+        cost the batch that carried it two more round trips to the coordinators, once a
+        second (docs/performance.md)."""
         try:
-            await commits.consumer.commit({self.tp: next_offset})
+            await self._commits.consumer.commit({self.tp: next_offset})
         except KafkaError as exc:
             log.debug("partition %d: group offset not committed (%r)", self.tp.partition, exc)
+
+    def _group_offset_after(self, next_offset: int) -> None:
+        """Commit the group's offset in the background, the state that resumes there
+        being committed; one at a time, so that offsets never go back (one still in
+        flight a second later lets this one go: the next is due soon)."""
+        if self._group_offset is not None and not self._group_offset.done():
+            return
+        self._group_offset = asyncio.create_task(
+            self._commit_group_offset(next_offset), name=f"group-offset-{self.tp}"
+        )
 
     def _unit(self) -> contextlib.AbstractAsyncContextManager[None]:
         """What one commit runs in: a transaction, or (at least once) nothing."""

@@ -18,7 +18,8 @@ transaction:
    (agents/outputs.py), with no await per record;
 3. writes the engine's state changes and the next ticks offset to partition p of the
    state topic (agents/state_store.py);
-4. at most once a second, the group's offset (for lag monitoring); then commits.
+4. commits; then, at most once a second, the group's offset (for lag monitoring only,
+   committed by the consumer outside the transaction: agents/partition.py).
 
 A batch with no outputs is held instead, and commits with the next transaction, at
 most a second later (agents/partition.py, "quiet batches").
@@ -143,7 +144,7 @@ class Worker:
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
         )
         transactional = settings.guarantee == "exactly-once"
-        self._commits = Commits(self.group_id, transactional, self._consumer)
+        self._commits = Commits(transactional, self._consumer)
         self._loader = PartitionLoader(
             config, settings.kafka, self._consumer, self._reader, transactional=transactional
         )

@@ -62,7 +62,7 @@ def _process(engine: Engine, lines: list[bytes], first_line: int = 1) -> None:
 
 
 def _commit(metrics: WorkerMetrics, engine: Engine) -> None:
-    metrics.batches.committed(1, TransactionTimes(0.002, 0.0005, 0.0006, 0.0, 0.0004), [], engine)
+    metrics.batches.committed(1, TransactionTimes(0.002, 0.0005, 0.0006, 0.0004), [], engine)
 
 
 def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:
@@ -93,7 +93,7 @@ def test_every_metric_of_the_contract_is_exported_with_its_labels() -> None:
     assert "arbstream_batch_commit_seconds_bucket" in samples
     phases = {lab["phase"]: v for lab, v in samples["arbstream_transaction_phase_seconds_sum"]}
     assert phases == pytest.approx(
-        {"wait": 0.002, "engine": 0.0005, "flush": 0.0006, "offsets": 0.0, "commit": 0.0004}
+        {"wait": 0.002, "engine": 0.0005, "flush": 0.0006, "commit": 0.0004}
     )
     assert "process_resident_memory_bytes" in samples
 
@@ -278,7 +278,7 @@ def test_held_quiet_batches_count_once_with_their_latency_to_evaluation() -> Non
     assert sum(metrics.batches.totals.quotes.values()) > 0  # the engine's counts drained
 
     own_batch = [time.time() * 1000.0 - 5.0]
-    times = TransactionTimes(0.002, 0.0005, 0.0006, 0.0, 0.0004)
+    times = TransactionTimes(0.002, 0.0005, 0.0006, 0.0004)
     metrics.batches.committed(4, times, own_batch, engine, held[:1])
     assert metrics.batches.records == 7
     assert metrics.batches.latency.count == 6
