@@ -177,8 +177,10 @@ class PartitionProcessor:
         # the quiet batches evaluated since the last commit, for its metrics: (when, in
         # ms since the epoch; their records' Kafka timestamps)
         self._held: list[tuple[float, list[float]]] = []
-        # the group's offset being committed after a commit (off the batch's path)
+        # the group's offset: its committer (off the batch's path), and the offset it is
+        # still to commit
         self._group_offset: asyncio.Task[None] | None = None
+        self._group_offset_wanted: int | None = None
 
     def install(self, loaded: Loaded) -> None:
         """Continue from a rebuilt state (after a failed batch)."""
@@ -223,24 +225,27 @@ class PartitionProcessor:
         that fail, the next owner evaluates the held batches again."""
         self.policy.stop()
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self._group_offset_settled()
-        do = self.policy.settle()
-        if do is not Do.WAIT:
-            try:
-                await self._commit([], [], 0.0, time.perf_counter(), do)
-            except Exception:
-                self.policy.failed(Failure.TRANSIENT)
-        await self._group_offset_settled()
+        try:
+            if self._task is not None:
+                await self._task
+            do = self.policy.settle()
+            if do is not Do.WAIT:
+                try:
+                    await self._commit([], [], 0.0, time.perf_counter(), do)
+                except Exception:
+                    self.policy.failed(Failure.TRANSIENT)
+            await self._group_offset_settled()
+        finally:
+            self.abandon()  # a close cut short leaves no commit behind
         self.inbox.clear()
 
-    async def _group_offset_settled(self) -> None:
-        """Wait for the group's offset in flight, if any (its failure is logged)."""
-        task, self._group_offset = self._group_offset, None
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
+    def abandon(self) -> None:
+        """Stop committing the group's offset: the partition is another worker's now
+        (a retry of an old commit could write over the new owner's offset)."""
+        self._group_offset_wanted = None
+        if self._group_offset is not None:
+            self._group_offset.cancel()
+            self._group_offset = None
 
     async def _run(self, on_error: ErrorHandler) -> None:
         policy = self.policy
@@ -322,7 +327,8 @@ class PartitionProcessor:
         group's offset; or the group's offset alone."""
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
-            await self._commit_group_offset(next_offset)
+            self._want_group_offset(next_offset)
+            await self._group_offset_settled()
             self.policy.committed(time.monotonic())
             return
         out = OutputBatches(self.producer, self._placement.keys)
@@ -351,7 +357,7 @@ class PartitionProcessor:
                 await self._flush(out, start, state=True)
             t2 = time.perf_counter()
         if do is Do.COMMIT_WITH_OFFSETS:
-            self._group_offset_after(next_offset)
+            self._want_group_offset(next_offset)
         # no phases for a transaction of held batches only: it ran no batch of its own
         times = (
             TransactionTimes(wait_s, t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -383,16 +389,38 @@ class PartitionProcessor:
             await self._commits.consumer.commit({self.tp: next_offset})
         except KafkaError as exc:
             log.debug("partition %d: group offset not committed (%r)", self.tp.partition, exc)
+        except Exception:
+            log.warning(
+                "partition %d: group offset not committed", self.tp.partition, exc_info=True
+            )
 
-    def _group_offset_after(self, next_offset: int) -> None:
-        """Commit the group's offset in the background, the state that resumes there
-        being committed; one at a time, so that offsets never go back (one still in
-        flight a second later lets this one go: the next is due soon)."""
-        if self._group_offset is not None and not self._group_offset.done():
+    def _want_group_offset(self, next_offset: int) -> None:
+        """Commit the group's offset up to ``next_offset`` in the background, the state
+        that resumes there being committed. One committer per partition commits the
+        latest offset wanted until no newer one is: offsets never go back, and none
+        wanted is dropped."""
+        self._group_offset_wanted = next_offset
+        if self._group_offset is None or self._group_offset.done():
+            self._group_offset = asyncio.create_task(
+                self._group_offset_committer(), name=f"group-offset-{self.tp}"
+            )
+
+    async def _group_offset_committer(self) -> None:
+        while self._group_offset_wanted is not None:
+            offset, self._group_offset_wanted = self._group_offset_wanted, None
+            await self._commit_group_offset(offset)
+
+    async def _group_offset_settled(self) -> None:
+        """Wait, for a bounded time, until the group's offset wanted is committed (or
+        its failure logged); past the bound it is given up (it is for monitoring)."""
+        task = self._group_offset
+        if task is None:
             return
-        self._group_offset = asyncio.create_task(
-            self._commit_group_offset(next_offset), name=f"group-offset-{self.tp}"
-        )
+        done, _ = await asyncio.wait({task}, timeout=ABORT_TIMEOUT_S)
+        if not done:
+            self.abandon()
+        else:
+            self._group_offset = None
 
     def _unit(self) -> contextlib.AbstractAsyncContextManager[None]:
         """What one commit runs in: a transaction, or (at least once) nothing."""

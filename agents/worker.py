@@ -312,6 +312,7 @@ class Worker:
         if do is Do.DROP:
             log.warning("%s; dropping partition %d until the next rebalance", error, p)
             self.processors.pop(p, None)
+            processor.abandon()
             self._consumer.pause(processor.tp)
             await close_quietly(processor.producer)
         elif do is Do.STOP:
@@ -390,6 +391,7 @@ class Worker:
         if not done:
             # Cancelled, not awaited: its transaction stays open (see _transaction).
             closing.cancel()
+            processor.abandon()
             log.warning(
                 "partition %d: its batch did not finish within %.0f s; left uncommitted",
                 processor.tp.partition,

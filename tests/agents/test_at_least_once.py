@@ -31,7 +31,7 @@ from helpers.deployment import (
     generated_v3,
     scenario,
 )
-from helpers.kafka import consume
+from helpers.kafka import consume, wait_group_at_end
 
 AT_LEAST_ONCE = "at-least-once"
 
@@ -52,6 +52,7 @@ def test_a_clean_run_equals_replay_with_no_duplicate_and_no_transaction(
         dep.produce_cli()
         dep.check_equals_replay()
         assert dep.duplicates == 0  # nothing crashed: nothing repeats
+        wait_group_at_end(dep.kafka, dep.topics.group, dep.topics.ticks)
         assert worker.get("/readyz") == (200, {"ready": True, "partitions": [0, 1, 2, 3]})
     finally:
         assert worker.stop() == 0, worker.log_tail()

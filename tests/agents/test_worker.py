@@ -28,7 +28,7 @@ from helpers.deployment import (
     generated_v3,
     scenario,
 )
-from helpers.kafka import Record, consume
+from helpers.kafka import Record, consume, wait_group_at_end
 from helpers.pipeline import replay_by_key
 from helpers.streamgen import config_toml, random_stream, random_venues
 
@@ -45,6 +45,8 @@ def run_to_end(dep: Deployment) -> None:
     worker = dep.worker()
     try:
         dep.check_equals_replay()
+        # the group's offset, committed outside the transactions, reaches the end too
+        wait_group_at_end(dep.kafka, dep.topics.group, dep.topics.ticks)
         assert worker.alive(), worker.log_tail()
         assert worker.get("/healthz") == (200, {"status": "ok"})
         assert worker.get("/readyz") == (200, {"ready": True, "partitions": [0, 1, 2, 3]})

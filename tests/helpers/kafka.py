@@ -212,6 +212,31 @@ async def end_offsets(bootstrap: Where, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def group_offsets(bootstrap: Where, group: str) -> dict[int, int]:
+    """Partition -> the offset consumer group ``group`` has committed, of every topic
+    (the partitions it has committed nothing for are left out)."""
+    admin = _admin(bootstrap)
+    await asyncio.wait_for(admin.start(), scaled(30))
+    try:
+        offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(group), scaled(30))
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+
+
+def wait_group_at_end(bootstrap: Where, group: str, topic: str, timeout_s: float = 20.0) -> None:
+    """Wait until ``group`` has committed every partition of ``topic`` up to its end (a
+    worker's lag, as Kafka's own tools show it, back to 0 once it is idle)."""
+    ends = asyncio.run(end_offsets(bootstrap, topic))
+    seen: dict[int, int] = {}
+
+    def at_end() -> bool:
+        seen.update(asyncio.run(group_offsets(bootstrap, group)))
+        return all(seen.get(p, 0) >= end for p, end in ends.items())
+
+    wait_for(at_end, timeout_s, f"group {group} at {ends} (committed: {seen})", every_s=0.5)
+
+
 async def create_topic(
     bootstrap: Where,
     name: str,
