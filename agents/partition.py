@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from arbstream.agents import commit_policy
 from arbstream.agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
 from arbstream.agents.errors import AgentError
+from arbstream.agents.group_offset import GroupOffset
 from arbstream.agents.kafka.aiokafka_private import transaction_error
 from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.metrics import BatchMetrics, TransactionTimes
@@ -177,10 +178,8 @@ class PartitionProcessor:
         # the quiet batches evaluated since the last commit, for its metrics: (when, in
         # ms since the epoch; their records' Kafka timestamps)
         self._held: list[tuple[float, list[float]]] = []
-        # the group's offset: its committer (off the batch's path), and the offset it is
-        # still to commit
-        self._group_offset: asyncio.Task[None] | None = None
-        self._group_offset_wanted: int | None = None
+        # committed after the state, off the batch's path
+        self._group_offset = GroupOffset(commits.consumer, tp)
 
     def install(self, loaded: Loaded) -> None:
         """Continue from a rebuilt state (after a failed batch)."""
@@ -234,7 +233,7 @@ class PartitionProcessor:
                     await self._commit([], [], 0.0, time.perf_counter(), do)
                 except Exception:
                     self.policy.failed(Failure.TRANSIENT)
-            await self._group_offset_settled()
+            await self._group_offset.settled(ABORT_TIMEOUT_S)
         finally:
             self.abandon()  # a close cut short leaves no commit behind
         self.inbox.clear()
@@ -242,10 +241,7 @@ class PartitionProcessor:
     def abandon(self) -> None:
         """Stop committing the group's offset: the partition is another worker's now
         (a retry of an old commit could write over the new owner's offset)."""
-        self._group_offset_wanted = None
-        if self._group_offset is not None:
-            self._group_offset.cancel()
-            self._group_offset = None
+        self._group_offset.abandon()
 
     async def _run(self, on_error: ErrorHandler) -> None:
         policy = self.policy
@@ -327,8 +323,8 @@ class PartitionProcessor:
         group's offset; or the group's offset alone."""
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
-            self._want_group_offset(next_offset)
-            await self._group_offset_settled()
+            self._group_offset.want(next_offset)
+            await self._group_offset.settled(ABORT_TIMEOUT_S)
             self.policy.committed(time.monotonic())
             return
         out = OutputBatches(self.producer, self._placement.keys)
@@ -357,7 +353,7 @@ class PartitionProcessor:
                 await self._flush(out, start, state=True)
             t2 = time.perf_counter()
         if do is Do.COMMIT_WITH_OFFSETS:
-            self._want_group_offset(next_offset)
+            self._group_offset.want(next_offset)
         # no phases for a transaction of held batches only: it ran no batch of its own
         times = (
             TransactionTimes(wait_s, t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -376,51 +372,6 @@ class PartitionProcessor:
             await out.flush()
         except DeliveryError as exc:
             raise BatchDeliveryError(self.tp, start, self.next_offset, exc, state) from exc
-
-    async def _commit_group_offset(self, next_offset: int) -> None:
-        """Commit the group's offset, once the state that resumes there is committed.
-
-        It is for lag monitoring only (the state holds the offset a partition resumes
-        from), so it is committed by the consumer, outside any transaction, where a
-        refusal (a rebalance under way) costs nothing. Sent with the transaction, it
-        cost the batch that carried it two more round trips to the coordinators, once a
-        second (docs/performance.md)."""
-        try:
-            await self._commits.consumer.commit({self.tp: next_offset})
-        except KafkaError as exc:
-            log.debug("partition %d: group offset not committed (%r)", self.tp.partition, exc)
-        except Exception:
-            log.warning(
-                "partition %d: group offset not committed", self.tp.partition, exc_info=True
-            )
-
-    def _want_group_offset(self, next_offset: int) -> None:
-        """Commit the group's offset up to ``next_offset`` in the background, the state
-        that resumes there being committed. One committer per partition commits the
-        latest offset wanted until no newer one is: offsets never go back, and none
-        wanted is dropped."""
-        self._group_offset_wanted = next_offset
-        if self._group_offset is None or self._group_offset.done():
-            self._group_offset = asyncio.create_task(
-                self._group_offset_committer(), name=f"group-offset-{self.tp}"
-            )
-
-    async def _group_offset_committer(self) -> None:
-        while self._group_offset_wanted is not None:
-            offset, self._group_offset_wanted = self._group_offset_wanted, None
-            await self._commit_group_offset(offset)
-
-    async def _group_offset_settled(self) -> None:
-        """Wait, for a bounded time, until the group's offset wanted is committed (or
-        its failure logged); past the bound it is given up (it is for monitoring)."""
-        task = self._group_offset
-        if task is None:
-            return
-        done, _ = await asyncio.wait({task}, timeout=ABORT_TIMEOUT_S)
-        if not done:
-            self.abandon()
-        else:
-            self._group_offset = None
 
     def _unit(self) -> contextlib.AbstractAsyncContextManager[None]:
         """What one commit runs in: a transaction, or (at least once) nothing."""
