@@ -212,16 +212,16 @@ async def end_offsets(bootstrap: Where, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def group_offsets(bootstrap: Where, group: str) -> dict[int, int]:
-    """Partition -> the offset consumer group ``group`` has committed, of every topic
-    (the partitions it has committed nothing for are left out)."""
+async def group_offsets(bootstrap: Where, group: str, topic: str) -> dict[int, int]:
+    """Partition of ``topic`` -> the offset consumer group ``group`` has committed (the
+    partitions it has committed nothing for are left out)."""
     admin = _admin(bootstrap)
     await asyncio.wait_for(admin.start(), scaled(30))
     try:
         offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(group), scaled(30))
     finally:
         await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 def wait_group_at_end(bootstrap: Where, group: str, topic: str, timeout_s: float = 20.0) -> None:
@@ -231,10 +231,14 @@ def wait_group_at_end(bootstrap: Where, group: str, topic: str, timeout_s: float
     seen: dict[int, int] = {}
 
     def at_end() -> bool:
-        seen.update(asyncio.run(group_offsets(bootstrap, group)))
+        seen.update(asyncio.run(group_offsets(bootstrap, group, topic)))
         return all(seen.get(p, 0) >= end for p, end in ends.items())
 
-    wait_for(at_end, timeout_s, f"group {group} at {ends} (committed: {seen})", every_s=0.5)
+    try:
+        wait_for(at_end, timeout_s, f"group {group} at {ends}", every_s=0.5)
+    except AssertionError as exc:
+        # what was committed is known only now (the message was built before polling)
+        raise AssertionError(f"{exc}; committed: {seen}") from None
 
 
 async def create_topic(
