@@ -47,6 +47,7 @@ from faust.types import TP
 from mode import CrashingSupervisor
 
 from arbstream.agents.commit_policy import FAUST_RULES, CommitPolicy, CommitPolicyError, Do, Failure
+from arbstream.agents.faust_fetch import GuardedTransport
 from arbstream.agents.faust_state import PartitionState, SlottedState
 from arbstream.agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, KafkaClients
 from arbstream.agents.kafka.health import PartitionHealth
@@ -342,6 +343,13 @@ class _NamedTable(faust.Table[bytes, bytes]):
         return self._changelog_name
 
 
+class _App(faust.App):
+    """Faust's app with its consumer's fetch mended (agents/faust_fetch.py)."""
+
+    def _new_transport(self) -> Any:
+        return GuardedTransport(self.conf.broker_consumer, self)
+
+
 def credentials(security: KafkaSecurity) -> Any:
     """Faust's ``broker_credentials`` for the process's settings (None for PLAINTEXT)."""
     if security.sasl:
@@ -367,7 +375,7 @@ def make_app(
     """The Faust app (its id is ``arbstream-<prefix>-faust``: it never shares a group
     with the exactly-once workers) and its runtime."""
     topics = Topics(config.topic_prefix)
-    app = faust.App(
+    app = _App(
         topics.faust_group,
         broker=[f"kafka://{h}" for h in kafka.bootstrap.split(",")],
         broker_credentials=credentials(kafka.security),
