@@ -2,10 +2,12 @@
 background.
 
 It is for lag monitoring only: a worker resumes from the offset stored with its state
-(agents/recovery.py), so the group's offset is committed by the consumer after the state
-that resumes there, outside any transaction, where a refusal (a rebalance under way)
-costs nothing. Sent with the transaction it cost the batch that carried it two more
-round trips to the coordinators, once a second (docs/performance.md).
+(agents/recovery.py), so the group's offset is committed after the state that resumes
+there, outside any transaction, where a refusal (a rebalance under way) costs nothing.
+Sent with the transaction it cost the batch that carried it two more round trips to the
+coordinators, once a second (docs/performance.md). One request at a time
+(agents/kafka/aiokafka_private.py, ``commit_once``), tried again here while the
+coordinator is away, so that abandoning a commit cancels it and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,9 +16,27 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+from arbstream.agents.kafka.aiokafka_private import commit_once
 
 log = logging.getLogger(__name__)
+
+#: How long a partition waits for its group offset's commit when it goes idle or closes:
+#: bounded, since the offset only feeds the lag gauges (a commit cut short is retried by
+#: the partition's next owner or its next batch).
+SETTLE_TIMEOUT_S = 5.0
+#: The pause before a commit the broker could not take (its coordinator away) is tried
+#: again, unless a newer offset is wanted by then.
+RETRY_S = 0.5
+
+#: The group rebalanced since the partition was assigned here.
+_REBALANCED = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
 
 
 class GroupOffset:
@@ -63,9 +83,14 @@ class GroupOffset:
 
     async def _commit(self, next_offset: int) -> None:
         try:
-            await self._consumer.commit({self._tp: next_offset})
+            await commit_once(self._consumer, {self._tp: next_offset})
+        except _REBALANCED as exc:  # the partition may be another member's: give it up
+            log.debug("partition %d: group offset not committed (%r)", self._tp.partition, exc)
         except KafkaError as exc:
             log.debug("partition %d: group offset not committed (%r)", self._tp.partition, exc)
+            if exc.retriable and self._wanted is None:  # nothing newer: this one again
+                self._wanted = next_offset
+                await asyncio.sleep(RETRY_S)
         except Exception:
             log.warning(
                 "partition %d: group offset not committed", self._tp.partition, exc_info=True

@@ -34,7 +34,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from arbstream.agents import commit_policy
 from arbstream.agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
 from arbstream.agents.errors import AgentError
-from arbstream.agents.group_offset import GroupOffset
+from arbstream.agents.group_offset import SETTLE_TIMEOUT_S, GroupOffset
 from arbstream.agents.kafka.aiokafka_private import transaction_error
 from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.metrics import BatchMetrics, TransactionTimes
@@ -233,7 +233,7 @@ class PartitionProcessor:
                     await self._commit([], [], 0.0, time.perf_counter(), do)
                 except Exception:
                     self.policy.failed(Failure.TRANSIENT)
-            await self._group_offset.settled(ABORT_TIMEOUT_S)
+            await self._group_offset.settled(SETTLE_TIMEOUT_S)
         finally:
             self.abandon()  # a close cut short leaves no commit behind
         self.inbox.clear()
@@ -324,7 +324,7 @@ class PartitionProcessor:
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
             self._group_offset.want(next_offset)
-            await self._group_offset.settled(ABORT_TIMEOUT_S)
+            await self._group_offset.settled(SETTLE_TIMEOUT_S)
             self.policy.committed(time.monotonic())
             return
         out = OutputBatches(self.producer, self._placement.keys)

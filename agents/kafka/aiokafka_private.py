@@ -20,6 +20,11 @@
 * ``abandon_producer``: close a producer without delivering what it holds. aiokafka has
   no public "close now": its ``stop`` first waits for the accumulator to drain. The
   sender task (``producer._sender.sender_task``) is cancelled first.
+* ``commit_once``: one OffsetCommit request for a consumer's group, no retry. The
+  consumer's ``commit`` retries in a loop around a shielded request; a caller cancelled
+  during that request (a partition handed over, a close cut short) leaves the request's
+  task behind, and CPython's ``shield`` then drops the callback that would retrieve its
+  error, which asyncio logs with a traceback as never retrieved.
 * Two requests aiokafka does not send: Metadata v8 and DescribeGroups v3 with the
   operations the broker authorises this client for on each topic and group (KIP-430).
   aiokafka's own DescribeGroups v3 decodes its answer with the v2 schema, which has no
@@ -38,10 +43,13 @@ from typing import Any
 import aiokafka
 from aiokafka import conn as _conn
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.consumer import group_coordinator as _group_coordinator
+from aiokafka.errors import IllegalStateError
 from aiokafka.producer import sender as _sender
 from aiokafka.producer import transaction_manager as _transactions
 from aiokafka.protocol import api as _api
 from aiokafka.protocol import types as _types
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from arbstream.agents.errors import AgentError
 
@@ -51,6 +59,8 @@ _NEEDED = (
     (_api, "RequestStruct"),
     (_api, "Response"),
     (AIOKafkaAdminClient, "_send_request"),
+    (_group_coordinator.GroupCoordinator, "_do_commit_offsets"),
+    (_group_coordinator.GroupCoordinator, "ensure_coordinator_known"),
     (_transactions.TransactionManager, "wait_for_transaction_end"),
     (_sender, "BACKOFF_OVERRIDE"),
     (_sender.Sender, "sender_task"),
@@ -107,6 +117,18 @@ async def abandon_producer(producer: Any, timeout_s: float = 5.0) -> None:
     # here, or its connections and metadata task would outlive it.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.client.close(), 1)
+
+
+async def commit_once(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+    """Commit ``offsets`` for ``consumer``'s group in one request (raises its error);
+    cancelling the caller cancels the request and leaves nothing behind."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    subscription = consumer._subscription.subscription
+    if coordinator is None or subscription is None or subscription.assignment is None:
+        raise IllegalStateError("the consumer has no group assignment to commit for")
+    await coordinator.ensure_coordinator_known()
+    metadata = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}
+    await coordinator._do_commit_offsets(subscription.assignment, metadata)
 
 
 def transaction_error(producer: Any) -> BaseException | None:
