@@ -1,6 +1,6 @@
 """Replay benchmark: decode + evaluate + encode on the standard workload, one core.
 
-    python -m benchmarks.replay_bench [--ticks N] [--sessions] [--profile]
+    python -m benchmarks.replay_bench [--ticks N] [--sessions] [--spread-emit-ms MS] [--profile]
 
 Reports ticks per CPU-second of the replay loop (the input is generated into memory
 first and not timed), the resident memory at checkpoints (to show it stops growing
@@ -16,6 +16,7 @@ import io
 import os
 import platform
 import pstats
+import re
 import resource
 import sys
 import time
@@ -43,15 +44,22 @@ SESSIONS = 'timezone = "Asia/Shanghai"\nsessions = ["00:00-00:00"]\ndays = ' + s
 ).replace("'", '"')
 
 
-def config_text(sessions: bool) -> str:
+def config_text(sessions: bool, spread_emit_ms: int | None = None) -> str:
+    """The workload's config; ``spread_emit_ms`` as the latency benchmark sets it (0: a
+    spread record for every sample, where the workload's config throttles them)."""
+    text = CONFIG_TOML
+    if spread_emit_ms is not None:
+        text = re.sub(r"(?m)^spread_emit_ms = .*$", f"spread_emit_ms = {spread_emit_ms}", text)
     if not sessions:
-        return CONFIG_TOML
-    return CONFIG_TOML.replace('\nunit = "', f'\n{SESSIONS}\nunit = "')
+        return text
+    return text.replace('\nunit = "', f'\n{SESSIONS}\nunit = "')
 
 
-def run(n: int, checkpoint: int, sessions: bool = False) -> dict[str, object]:
+def run(
+    n: int, checkpoint: int, sessions: bool = False, spread_emit_ms: int | None = None
+) -> dict[str, object]:
     lines = list(ticks(n))
-    engine = Engine(parse_config(tomllib.loads(config_text(sessions))))
+    engine = Engine(parse_config(tomllib.loads(config_text(sessions, spread_emit_ms))))
     dumps = orjson.dumps
     outputs = 0
     out_bytes = 0
@@ -86,8 +94,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile a 200k-tick run")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--sessions", action="store_true", help="every venue has sessions")
+    parser.add_argument(
+        "--spread-emit-ms",
+        type=int,
+        default=None,
+        help="the config's spread_emit_ms (0 as in the latency benchmark: every sample)",
+    )
     args = parser.parse_args()
-    result = run(args.ticks, args.checkpoint, args.sessions)
+    result = run(args.ticks, args.checkpoint, args.sessions, args.spread_emit_ms)
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}"
