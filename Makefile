@@ -44,7 +44,7 @@ typecheck: install ## mypy (strict on streams/)
 	$(BIN)/mypy
 
 test: lint typecheck prometheus-tools browser ## lint, type-check, then pytest against a real Kafka broker (and a real Prometheus and headless Chromium); the engine's own tests once more on its Python sources
-	scripts/with-kafka.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/with-kafka.sh $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 	@# (the slow property tests ran above, on the compiled engine: 2 of this pass's 3 minutes)
 	ARBSTREAM_ENGINE=python $(BIN)/python -m pytest -q -m "not slow" tests/streams
 
