@@ -23,7 +23,7 @@ from socket import socket
 from aiokafka.admin import NewTopic
 
 from benchmarks.cleanup import drop_topics_now
-from benchmarks.kafka import bench_kafka
+from benchmarks.kafka import bench_kafka, wait_for_leaders
 
 N = 100_000
 
@@ -60,6 +60,7 @@ async def load(bootstrap: str, topic: str) -> None:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 4, 1)])
+        await wait_for_leaders(admin, {topic: 4})
     finally:
         await admin.close()
     producer = bench_kafka(bootstrap).producer(linger_ms=5, max_batch_size=262144)

@@ -4,7 +4,10 @@ benchmark runs against a secured cluster as the product does (docs/config.md).""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from typing import Any
 
 from arbstream.agents.kafka.clients import KafkaClients
 from arbstream.agents.kafka.security import kafka_security
@@ -18,3 +21,26 @@ def bench_kafka(bootstrap: str) -> KafkaClients:
 def bench_bootstrap() -> str | None:
     """``KAFKA_BOOTSTRAP``, or None when it is not set."""
     return os.environ.get("KAFKA_BOOTSTRAP") or None
+
+
+async def wait_for_leaders(admin: Any, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Wait until the metadata shows every partition of each topic (``{name: count}``)
+    with a leader: a client started before that can miss a topic it subscribes to
+    (librdkafka then looks again only after ``topic.metadata.refresh.interval.ms``, 5
+    minutes) or log NotLeaderForPartition for its first fetches."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(partitions))
+        ready = {
+            topic["topic"]
+            for topic in described
+            if topic["error_code"] == 0
+            and len(topic["partitions"]) == partitions.get(topic["topic"])
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+        }
+        if ready == set(partitions):
+            return
+        if time.monotonic() > deadline:
+            missing = sorted(set(partitions) - ready)
+            raise RuntimeError(f"topics without a leader after {timeout_s:.0f} s: {missing}")
+        await asyncio.sleep(0.05)

@@ -40,7 +40,7 @@ from aiokafka.admin import NewTopic
 
 from arbstream.agents.kafka.aiokafka_private import shorten_first_partition_retry
 from benchmarks.cleanup import drop_topics
-from benchmarks.kafka import bench_kafka
+from benchmarks.kafka import bench_kafka, wait_for_leaders
 from benchmarks.offered import collector_off, paced, settled, time_receipts
 from benchmarks.stats import percentiles
 
@@ -55,6 +55,7 @@ async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(names[0], 1, 1), NewTopic(names[1], OUT_PARTITIONS, 1)])
+        await wait_for_leaders(admin, {names[0]: 1, names[1]: OUT_PARTITIONS})
     finally:
         await admin.close()
     return names
@@ -242,7 +243,8 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
     deadline = time.monotonic() + 30
     while not (relay.ready() and subscriber.assignment()):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{mode}: the relay was not assigned its partition in 30 s")
+            waiting = "the relay" if not relay.ready() else "the subscriber"
+            raise RuntimeError(f"{mode}: {waiting} was not assigned its partitions in 30 s")
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # positioned, and the first fetches parked
     n = 0
