@@ -1,5 +1,5 @@
-"""A mend of faust-streaming's fetch across a rebalance: no record is fetched and then
-dropped, so a table's recovery never waits for changelog records it has already skipped.
+"""A mend of faust-streaming's fetch across a rebalance, so that a table's recovery never
+waits for changelog records its consumer fetched and dropped.
 
 Faust's consumer thread asks aiokafka for records of the *active* partitions (a live set
 that Faust changes as it pauses and resumes them) and waits up to a second for some. Two
@@ -21,6 +21,13 @@ live set selects nothing), and records drained while the flow is stopped are put
 (each partition sought to the first offset returned, before any other seek can run on
 that thread) instead of returned. tests/agents/test_faust_fetch.py shows both on a
 broker.
+
+What it does not cover, and need not: Faust still drops the rest of a batch when the
+flow stops while it hands the batch out, or when the flow stops between this check and
+Faust's own. Those records were drained before the rebalance's recovery seeks the
+changelogs, so recovery reads them again. A seek made from the main thread (the Faust
+runtime's ``seek_again``) can race with a put-back; the runtime pauses and seeks such a
+partition again (agents/faust_app.py, ``SEEK_AGAIN_AFTER_S``).
 """
 
 from __future__ import annotations
@@ -67,7 +74,8 @@ async def fetch_guarded(
     partitions = None if active_partitions is None else LivePartitions(active_partitions)
     records = await fetch(partitions)
     if records and not flow_active():
-        # No await between the drain and the seeks: nothing else seeks in between.
+        # No await between the drain and the seeks: no other seek on this thread comes
+        # in between (a seek from the main thread can; see the module's docstring).
         for tp, batch in records.items():
             consumer.seek(tp, batch[0].offset)
         log.info(

@@ -121,14 +121,22 @@ async def abandon_producer(producer: Any, timeout_s: float = 5.0) -> None:
 
 async def commit_once(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
     """Commit ``offsets`` for ``consumer``'s group in one request (raises its error);
-    cancelling the caller cancels the request and leaves nothing behind."""
+    cancelling the caller cancels the request and leaves nothing behind.
+
+    As the consumer's ``commit`` does, only for partitions assigned to it: the broker
+    does not check who owns a partition, so a commit for one handed over would write
+    over its new owner's offset. The assignment is read after the coordinator lookup,
+    the one wait before the request."""
     coordinator = getattr(consumer, "_coordinator", None)
-    subscription = consumer._subscription.subscription
-    if coordinator is None or subscription is None or subscription.assignment is None:
-        raise IllegalStateError("the consumer has no group assignment to commit for")
+    if coordinator is None:
+        raise IllegalStateError("the consumer is not in a group")
     await coordinator.ensure_coordinator_known()
+    subscription = consumer._subscription.subscription
+    assignment = None if subscription is None else subscription.assignment
+    if assignment is None or not set(offsets) <= set(assignment.tps):
+        raise IllegalStateError("a partition to commit is not assigned to this consumer")
     metadata = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}
-    await coordinator._do_commit_offsets(subscription.assignment, metadata)
+    await coordinator._do_commit_offsets(assignment, metadata)
 
 
 def transaction_error(producer: Any) -> BaseException | None:

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from arbstream.agents.faust_fetch import fetch_guarded
-from helpers.kafka import produce, scaled
+from helpers.kafka import produce, scaled, until
 
 pytestmark = pytest.mark.kafka
 
@@ -86,7 +86,10 @@ def test_an_empty_active_set_fetches_nothing_and_moves_no_position(
     on_a_consumer: Callable[[Scenario], None],
 ) -> None:
     async def scenario(consumer: AIOKafkaConsumer) -> None:
-        records = await fetch_guarded(_fetch(consumer, 1.0), consumer, set(), lambda: True)
+        # Once the fetcher holds both partitions' records, an unmended call would take them.
+        fetched = consumer._fetcher._records
+        await until(lambda: len(fetched) == 2, scaled(10), "the fetcher holding records")
+        records = await fetch_guarded(_fetch(consumer, 0.5), consumer, set(), lambda: True)
         assert records == {}
         assert await _positions(consumer) == {0: 0, 1: 0}
 

@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from arbstream.agents.group_offset import SETTLE_TIMEOUT_S, GroupOffset
+from arbstream.agents.kafka.aiokafka_private import commit_once
 from helpers.kafka import group_offsets, scaled, until
 
 pytestmark = pytest.mark.kafka
@@ -96,11 +98,27 @@ def test_a_commit_abandoned_mid_request_leaves_no_task_behind(
         assert _commit_requests(), "aiokafka's commit no longer leaves its request behind"
         await asyncio.gather(*_commit_requests(), return_exceptions=True)
 
+        # Ours makes no task of its own (a guard against going back to commit()).
         committer = GroupOffset(consumer, tp)
         committer.want(2)
         await _steps_until(lambda: False, steps=5)  # the committer's request on its way
         committer.abandon()
         await asyncio.sleep(0)
         assert not _commit_requests()
+
+    in_a_group(scenario)
+
+
+def test_a_partition_not_assigned_here_is_not_committed(
+    in_a_group: Callable[[Scenario], None], kafka_bootstrap: str
+) -> None:
+    """The broker would take it and overwrite the owner's offset: the consumer's own
+    ``commit`` refuses it, and so does ``commit_once``."""
+
+    async def scenario(consumer: AIOKafkaConsumer, tp: TopicPartition, group: str) -> None:
+        elsewhere = TopicPartition(f"{tp.topic}-other", 0)
+        with pytest.raises(IllegalStateError, match="not assigned"):
+            await commit_once(consumer, {tp: 4, elsewhere: 4})
+        assert await group_offsets(kafka_bootstrap, group, tp.topic) == {}
 
     in_a_group(scenario)
