@@ -27,7 +27,8 @@ async def wait_for_leaders(admin: Any, partitions: dict[str, int], timeout_s: fl
     """Wait until the metadata shows every partition of each topic (``{name: count}``)
     with a leader: a client started before that can miss a topic it subscribes to
     (librdkafka then looks again only after ``topic.metadata.refresh.interval.ms``, 5
-    minutes) or log NotLeaderForPartition for its first fetches."""
+    minutes). aiokafka may still log NotLeaderForPartition once for a brand-new
+    partition's first offset lookup, and retries it."""
     deadline = time.monotonic() + timeout_s
     while True:
         described = await admin.describe_topics(list(partitions))
