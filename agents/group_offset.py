@@ -16,12 +16,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import (
-    IllegalGenerationError,
-    KafkaError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
+from aiokafka.errors import KafkaError
 
 from arbstream.agents.kafka.aiokafka_private import commit_once
 
@@ -34,9 +29,6 @@ SETTLE_TIMEOUT_S = 5.0
 #: The pause before a commit the broker could not take (its coordinator away) is tried
 #: again, unless a newer offset is wanted by then.
 RETRY_S = 0.5
-
-#: The group rebalanced since the partition was assigned here.
-_REBALANCED = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
 
 
 class GroupOffset:
@@ -84,10 +76,10 @@ class GroupOffset:
     async def _commit(self, next_offset: int) -> None:
         try:
             await commit_once(self._consumer, {self._tp: next_offset})
-        except _REBALANCED as exc:  # the partition may be another member's: give it up
-            log.debug("partition %d: group offset not committed (%r)", self._tp.partition, exc)
         except KafkaError as exc:
             log.debug("partition %d: group offset not committed (%r)", self._tp.partition, exc)
+            # A rebalance (unknown member, illegal generation, rebalance in progress) is
+            # not retriable: the partition may be another member's, so it is given up.
             if exc.retriable and self._wanted is None:  # nothing newer: this one again
                 self._wanted = next_offset
                 await asyncio.sleep(RETRY_S)
