@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from helpers.pipeline import arbstream_process
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 #: The input is produced in this many slices, this far apart: about 30 s of flow, so a
-#: node fails while it arrives, and commits must resume before it ends.
+#: node fails while it arrives; its last slice waits until the failure is over.
 PARTS, PAUSE_S = 80, 0.4
 #: How long after the input starts the failure comes, and how long a node stays down.
 FAIL_AFTER_S, DOWN_S = 4.0, 6.0
@@ -68,12 +69,14 @@ def survive(
     try:
         worker.wait_ready()
         watch.start()
-        producer = dep.produce_paced(parts, PAUSE_S)
+        over = threading.Event()
+        producer = dep.produce_paced(parts, PAUSE_S, hold_last=over)
         time.sleep(FAIL_AFTER_S)
-        assert producer.is_alive(), "the input ended before the failure"
         began = time.monotonic()
         failure()
-        assert producer.is_alive(), "the input ended before the failure was over"
+        # (the last slice of input arrives only now: commits must resume for it, however
+        # long the failure took on a busy machine)
+        over.set()
         producer.join(scaled(180))
         assert not producer.is_alive(), "the input was not delivered"
         ended = time.monotonic()

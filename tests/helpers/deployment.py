@@ -105,16 +105,24 @@ class Deployment:
         )
 
     def produce_paced(
-        self, parts: int, pause_s: float, lines: list[bytes] | None = None
+        self,
+        parts: int,
+        pause_s: float,
+        lines: list[bytes] | None = None,
+        hold_last: threading.Event | None = None,
     ) -> threading.Thread:
         """Produce the input (or ``lines`` of it) in ``parts`` slices with pauses, in a
         background thread, so that workers can be killed or stopped while the stream is
-        still arriving."""
+        still arriving. With ``hold_last``, the last slice waits until it is set: input
+        still arrives after a failure however long the failure takes on a busy machine."""
         todo = self.lines if lines is None else lines
 
         def run() -> None:
             size = -(-len(todo) // parts)
-            for i in range(0, len(todo), size):
+            starts = range(0, len(todo), size)
+            for i in starts:
+                if hold_last is not None and i == starts[-1]:
+                    hold_last.wait(scaled(300))
                 asyncio.run(produce_lines(todo[i : i + size], self.topics, clients(self.kafka)))
                 time.sleep(pause_s)
 
