@@ -21,7 +21,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
 from arbstream.agents import sink as sink_module
-from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.topics import Topics, ensure_topics, partition_counts
 from arbstream.agents.outputs import KeyPlacement, OutputBatches
 from arbstream.agents.sink import CHUNK_MAX, KafkaSink, Pending
 from arbstream.config import Config
@@ -39,7 +39,7 @@ from benchmarks.feed_workload import (
     feed_settings,
     quotes,
 )
-from benchmarks.kafka import bench_kafka
+from benchmarks.kafka import bench_kafka, wait_for_leaders
 from benchmarks.stats import percentiles
 
 # --- instrumentation (subprocesses only) ---------------------------------------------
@@ -135,26 +135,17 @@ async def topics_ready(bootstrap: str, config: Config, timeout_s: float = 30) ->
     The sink creates missing topics itself, but its first sends to a topic created a
     moment ago meet NotLeaderForPartition and back off; that is start-up, not feed.
     """
-    topics = await ensure_topics(bench_kafka(bootstrap), config)
-    admin = bench_kafka(bootstrap).admin()
+    kafka = bench_kafka(bootstrap)
+    topics = await ensure_topics(kafka, config)
+    counts = await partition_counts(kafka, list(topics.all()))
+    admin = kafka.admin()
     await admin.start()
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            described = await admin.describe_topics(list(topics.all()))
-            if all(
-                t["error_code"] == 0
-                and t["partitions"]
-                and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in described
-            ):
-                await asyncio.sleep(0.5)  # leaders known, but not yet all serving
-                return topics
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics {topics.prefix}.* have no leaders: {described}")
-            await asyncio.sleep(0.1)
+        await wait_for_leaders(admin, counts, timeout_s)
     finally:
         await admin.close()
+    await asyncio.sleep(0.5)  # leaders known, but not yet all serving
+    return topics
 
 
 class LoopLag:
