@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arbstream.agents.kafka.clients import KafkaClients
-from helpers.kafka import free_port, kafka_sh, launched, scaled, wait_for
+from helpers.kafka import bindable, free_port, kafka_sh, launched, scaled, wait_for
 
 NODES = 3
 
@@ -103,20 +103,9 @@ def three_free_ports() -> int:
     """A port p with p, p + 1 and p + 2 free."""
     for _ in range(100):
         port = free_port()
-        if port + NODES < 65536 and all(_free(port + n) for n in range(1, NODES)):
+        if all(bindable(port + n) for n in range(1, NODES)):
             return port
     raise RuntimeError("no three consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def three_node_cluster(tmp: Path) -> Iterator[Cluster]:

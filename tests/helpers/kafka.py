@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -69,11 +70,51 @@ def wait_for(
     return time.monotonic() - start
 
 
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (chosen by the kernel)."""
+#: Where test servers listen: below the kernel's ephemeral range (outgoing connections
+#: take their source ports from it, so a port the kernel chose there can be taken by a
+#: client's connection before the server meant for it starts: CI saw a simulated venue
+#: fail with "address already in use").
+PORTS_FROM = 20000
+_ports = random.Random()  # its own: a test that seeds the global one must not repeat ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _port_slice() -> tuple[int, int]:
+    """This test process's ports: its own share of the range, so that the processes of
+    ``pytest -n`` never pick the same one."""
+    low, high = PORTS_FROM, max(PORTS_FROM + 1000, _ephemeral_low())
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    size = (high - low) // max(1, count)
+    return low + index * size, low + (index + 1) * size
+
+
+def bindable(port: int) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now, drawn at random from this process's share of
+    the ports below the ephemeral range."""
+    low, high = _port_slice()
+    for _ in range(500):
+        port = _ports.randrange(low, high)
+        if bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {low}-{high - 1}")
 
 
 @dataclass(frozen=True)
