@@ -21,7 +21,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, serve
 
 from arbstream.agents import sink as sink_module
-from arbstream.agents.kafka.topics import Topics, ensure_topics, partition_counts
+from arbstream.agents.kafka.topics import Topics, prepare
 from arbstream.agents.outputs import KeyPlacement, OutputBatches
 from arbstream.agents.sink import CHUNK_MAX, KafkaSink, Pending
 from arbstream.config import Config
@@ -136,8 +136,7 @@ async def topics_ready(bootstrap: str, config: Config, timeout_s: float = 30) ->
     moment ago meet NotLeaderForPartition and back off; that is start-up, not feed.
     """
     kafka = bench_kafka(bootstrap)
-    topics = await ensure_topics(kafka, config)
-    counts = await partition_counts(kafka, list(topics.all()))
+    counts = await prepare(kafka, config, runtime=None)  # the feeds' topics, made
     admin = kafka.admin()
     await admin.start()
     try:
@@ -145,7 +144,7 @@ async def topics_ready(bootstrap: str, config: Config, timeout_s: float = 30) ->
     finally:
         await admin.close()
     await asyncio.sleep(0.5)  # leaders known, but not yet all serving
-    return topics
+    return Topics(config.topic_prefix)
 
 
 class LoopLag:

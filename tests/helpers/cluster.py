@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arbstream.agents.kafka.clients import KafkaClients
-from helpers.kafka import bindable, free_port, kafka_sh, launched, scaled, wait_for
+from helpers.kafka import bindable, free_port, kafka_sh, launched, port_slice, scaled, wait_for
 
 NODES = 3
 
@@ -100,10 +100,10 @@ async def _under_replicated(bootstrap: str) -> int:
 
 
 def three_free_ports() -> int:
-    """A port p with p, p + 1 and p + 2 free."""
+    """A port p with p, p + 1 and p + 2 free, all in this process's share."""
     for _ in range(100):
         port = free_port()
-        if all(bindable(port + n) for n in range(1, NODES)):
+        if port + NODES <= port_slice()[1] and all(bindable(port + n) for n in range(1, NODES)):
             return port
     raise RuntimeError("no three consecutive free ports")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -85,9 +86,10 @@ def _ephemeral_low() -> int:
         return 32768  # Linux's default
 
 
-def _port_slice() -> tuple[int, int]:
-    """This test process's ports: its own share of the range, so that the processes of
-    ``pytest -n`` never pick the same one."""
+@functools.cache
+def port_slice() -> tuple[int, int]:
+    """This test process's ports, [low, high): its own share of the range, so that the
+    processes of ``pytest -n`` never pick the same one."""
     low, high = PORTS_FROM, max(PORTS_FROM + 1000, _ephemeral_low())
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
@@ -109,7 +111,7 @@ def bindable(port: int) -> bool:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 free now, drawn at random from this process's share of
     the ports below the ephemeral range."""
-    low, high = _port_slice()
+    low, high = port_slice()
     for _ in range(500):
         port = _ports.randrange(low, high)
         if bindable(port):
