@@ -62,7 +62,7 @@ from aiokafka.errors import KafkaError
 from arbstream.agents.commit_policy import Do
 from arbstream.agents.errors import AgentError, KafkaRefusedError
 from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
-from arbstream.agents.kafka.aiokafka_private import shorten_first_partition_retry
+from arbstream.agents.kafka.aiokafka_private import bare_records, shorten_first_partition_retry
 from arbstream.agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from arbstream.agents.kafka.health import PartitionHealth
 from arbstream.agents.kafka.probe import BrokerWatch, broker_reachable, close_quietly
@@ -142,6 +142,8 @@ class Worker:
             # A multi-megabyte garbage record must reach the engine (and the dlq) too.
             max_partition_fetch_bytes=TICKS_MAX_MESSAGE_BYTES,
             fetch_max_bytes=2 * TICKS_MAX_MESSAGE_BYTES,
+            # aiokafka's records as decoded: the partitions read offset, timestamp, value
+            value_deserializer=bare_records,
         )
         transactional = settings.guarantee == "exactly-once"
         self._commits = Commits(transactional, self._consumer)
