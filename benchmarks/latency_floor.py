@@ -18,7 +18,15 @@ relay is the worker without the engine, its state or its metrics, in five modes:
 What the worker adds on top of ``txn`` is its own time; what ``txn`` adds on top of
 ``plain`` is the price of exactly once; ``plain`` is the machine's and the broker's.
 
+By default an output is its tick's value as sent (the tick's number, a few bytes).
+``--value-bytes N`` makes every output a JSON object of N bytes that carries the tick's
+number as ``ts`` (the subscriber then parses each output, as ``pipeline_bench``'s
+does): with N the size of the worker's outputs (:data:`WORKER_OUTPUT_BYTES`), the broker
+and the subscriber carry the worker's bytes, and what is left between the worker and
+this floor is the worker's own CPU and its state records.
+
     KAFKA_BOOTSTRAP=... python -m benchmarks.latency_floor [--rate 5000] [--pairs 2]
+        [--value-bytes N]
 """
 
 from __future__ import annotations
@@ -47,6 +55,24 @@ from benchmarks.stats import percentiles
 MODES = ("plain", "txn", "txn2", "rdkafka", "rdkafka-txn")
 OUTPUTS_PER_TICK = 4
 OUT_PARTITIONS = 8
+#: The mean size of the worker's outputs in the latency benchmark (spread records with
+#: two windows' statistics, ``spread_emit_ms = 0``): 495 bytes, measured by replaying
+#: ``pipeline_bench``'s latency ticks (20,000 ticks, 81,665 outputs) on 2026-12-07.
+WORKER_OUTPUT_BYTES = 495
+
+
+def sized(value: bytes, size: int) -> bytes:
+    """The output of a tick whose value is ``value`` (its number): ``value`` itself when
+    ``size`` is 0, else a JSON object of ``size`` bytes (at least its ``ts``)."""
+    if size <= 0:
+        return value
+    head = b'{"ts":' + value + b',"pad":"'
+    return head + b"x" * max(0, size - len(head) - 2) + b'"}'
+
+
+def _ts_of(value: bytes) -> int:
+    ts: int = orjson.loads(value)["ts"]
+    return ts
 
 
 async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
@@ -65,7 +91,9 @@ class Relay:
     """Reads the input, writes ``OUTPUTS_PER_TICK`` records per tick, batch by batch
     (aiokafka, in the measuring process's event loop, as the worker runs)."""
 
-    def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
+    def __init__(
+        self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str], value_bytes: int = 0
+    ) -> None:
         n = {"plain": 1, "txn": 1, "txn2": 2}[mode]
         transactional = mode != "plain"
         self.producers = [
@@ -86,6 +114,7 @@ class Relay:
         )
         self.transactional = transactional
         self.out = topics[1]
+        self.value_bytes = value_bytes
         self.inbox: list[Any] = []
         self.wake = asyncio.Event()
         self.batches = 0
@@ -125,11 +154,12 @@ class Relay:
             self.batches += 1
             if self.transactional:
                 await producer.begin_transaction()
-            sent = [
-                await producer.send(self.out, m.value, partition=(m.offset * 4 + j) % 8)
-                for m in batch
-                for j in range(OUTPUTS_PER_TICK)
-            ]
+            sent = []
+            for m in batch:
+                value = sized(m.value, self.value_bytes)
+                for j in range(OUTPUTS_PER_TICK):
+                    partition = (m.offset * 4 + j) % 8
+                    sent.append(await producer.send(self.out, value, partition=partition))
             await asyncio.gather(*sent)
             if self.transactional:
                 await producer.commit_transaction()
@@ -138,8 +168,11 @@ class Relay:
 class RdkafkaRelay:
     """The same relay with librdkafka's consumer and producer, in a thread of its own."""
 
-    def __init__(self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str]) -> None:
+    def __init__(
+        self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str], value_bytes: int = 0
+    ) -> None:
         self.transactional = mode == "rdkafka-txn"
+        self.value_bytes = value_bytes
         security = bench_kafka(bootstrap).security.librdkafka()
         conf: dict[str, Any] = {
             **security,
@@ -207,8 +240,9 @@ class RdkafkaRelay:
                 offset = m.offset()
                 if m.error() is not None or offset is None:
                     raise RuntimeError(f"rdkafka relay: {m.error()}")
+                value = sized(m.value(), self.value_bytes)
                 for j in range(OUTPUTS_PER_TICK):
-                    producer.produce(out, m.value(), partition=(offset * 4 + j) % 8)
+                    producer.produce(out, value, partition=(offset * 4 + j) % 8)
             if self.transactional:
                 producer.commit_transaction(30)  # flushes, then commits
             elif producer.flush(30):
@@ -216,15 +250,18 @@ class RdkafkaRelay:
             self.batches += 1
 
 
-async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[str, Any]:
-    """One run: p50/p99 of send-to-subscriber for every output, and the counts."""
+async def measure(
+    bootstrap: str, mode: str, rate: int, seconds: float, value_bytes: int = 0
+) -> dict[str, Any]:
+    """One run: p50/p99 of send-to-subscriber for every output, and the counts; outputs
+    of ``value_bytes`` bytes each (0: the tick's value as sent)."""
     tag = uuid.uuid4().hex[:8]
     topics = await _topics(bootstrap, tag)
     relay: Relay | RdkafkaRelay
     if mode.startswith("rdkafka"):
-        relay = RdkafkaRelay(bootstrap, tag, mode, topics)
+        relay = RdkafkaRelay(bootstrap, tag, mode, topics, value_bytes)
     else:
-        relay = Relay(bootstrap, tag, mode, topics)
+        relay = Relay(bootstrap, tag, mode, topics, value_bytes)
     subscriber = bench_kafka(bootstrap).consumer(
         topics[1],
         auto_offset_reset="earliest",
@@ -238,7 +275,8 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     stop = asyncio.Event()
-    receipts = time_receipts(subscriber, sent_at, int, latencies, stop)
+    key_of = _ts_of if value_bytes > 0 else int
+    receipts = time_receipts(subscriber, sent_at, key_of, latencies, stop)
     tasks = [asyncio.create_task(c) for c in (receipts, *relay.tasks(stop))]
     deadline = time.monotonic() + 30
     while not (relay.ready() and subscriber.assignment()):
@@ -268,7 +306,13 @@ async def measure(bootstrap: str, mode: str, rate: int, seconds: float) -> dict[
     await drop_topics(bootstrap, tag)
     if len(latencies) != n * OUTPUTS_PER_TICK:
         raise RuntimeError(f"{mode}: {len(latencies)} outputs of {n * OUTPUTS_PER_TICK}")
-    counts = {"mode": mode, "rate": rate, "outputs": len(latencies), "batches": relay.batches}
+    counts = {
+        "mode": mode,
+        "rate": rate,
+        "value_bytes": value_bytes,
+        "outputs": len(latencies),
+        "batches": relay.batches,
+    }
     return counts | percentiles(latencies)
 
 
@@ -278,6 +322,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--pairs", type=int, default=2, help="rounds of every mode, in turn")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--value-bytes",
+        type=int,
+        default=0,
+        help=f"each output's size (0: the tick's number; the worker's: {WORKER_OUTPUT_BYTES})",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
@@ -287,14 +337,15 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         sys.exit(f"latency_floor: --modes takes {', '.join(MODES)}")
+    sized_note = f" ({args.value_bytes} B outputs)" if args.value_bytes else ""
     runs = []
     for _ in range(args.pairs):
         for mode in modes:
-            run = asyncio.run(measure(bootstrap, mode, args.rate, args.seconds))
+            run = asyncio.run(measure(bootstrap, mode, args.rate, args.seconds, args.value_bytes))
             runs.append(run)
             print(
-                f"latency floor, {mode:5} at {args.rate:,} ticks/s: p50 {run['p50_ms']} ms, "
-                f"p99 {run['p99_ms']} ms, p99.9 {run['p999_ms']} ms "
+                f"latency floor, {mode:5}{sized_note} at {args.rate:,} ticks/s: "
+                f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, p99.9 {run['p999_ms']} ms "
                 f"({run['outputs']:,} outputs, {run['batches']:,} batches)",
                 file=sys.stderr,
             )

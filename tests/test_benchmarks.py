@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from arbstream.config import load_config
+from arbstream.streams.batch import encode_values
 from arbstream.streams.engine import Engine
 from benchmarks import latency_floor, pipeline_bench, quix_peer, summary
 from benchmarks.workload import CONFIG_TOML, ticks
@@ -88,6 +89,36 @@ def test_the_latency_floor_relays_every_tick_in_each_mode(kafka_bootstrap: str, 
     assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
     assert run["batches"] >= 1
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+
+
+def test_the_latency_floor_carries_outputs_of_the_workers_size(kafka_bootstrap: str) -> None:
+    """``--value-bytes``: every output has that size and carries its tick's number, by
+    which the subscriber times it (a missing or misread output fails ``measure``)."""
+    run = asyncio.run(
+        latency_floor.measure(
+            kafka_bootstrap, "txn", rate=300, seconds=1.0,
+            value_bytes=latency_floor.WORKER_OUTPUT_BYTES,
+        )
+    )  # fmt: skip
+    assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
+    assert run["value_bytes"] == latency_floor.WORKER_OUTPUT_BYTES
+    output = latency_floor.sized(b"1234", latency_floor.WORKER_OUTPUT_BYTES)
+    assert len(output) == latency_floor.WORKER_OUTPUT_BYTES
+    assert orjson.loads(output)["ts"] == 1234
+    assert latency_floor.sized(b"1234", 0) == b"1234"
+
+
+def test_the_floors_output_size_is_the_workers_in_the_latency_benchmark(tmp_path: Path) -> None:
+    """WORKER_OUTPUT_BYTES is the mean size of what the engine writes for the latency
+    benchmark's ticks at its settings (within 5%): if the outputs grow or shrink, the
+    sized floor must follow."""
+    config_path, _ = pipeline_bench.deployment(tmp_path, spread_emit_ms=0)
+    engine = Engine(load_config(config_path))
+    values = list(ticks(5000, seed=11))
+    outputs = encode_values(engine, list(values), list(range(len(values))))
+    mean = sum(len(value) for _, _, value in outputs) / len(outputs)
+    assert len(outputs) > 3 * len(values)  # about four spreads per tick
+    assert mean == pytest.approx(latency_floor.WORKER_OUTPUT_BYTES, rel=0.05)
 
 
 def test_the_quix_peer_runs_in_its_own_venv(tmp_path: Path) -> None:
