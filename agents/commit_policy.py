@@ -17,6 +17,10 @@ The worker's rules (:data:`WORKER_RULES`):
   transaction, or on their own once the last commit is that old. Exactly once holds: a
   held batch that never commits is evaluated again from the committed state, with the
   same result.
+- **At least once, a batch's state rides with the next batch's outputs.** Its outputs
+  are acknowledged first; the commit leaves the partition holding the state as it
+  holds a quiet batch, and the next commit (the next batch's, or the hold's own after
+  ``hold_quiet_s``, or a stop's) writes it: one round trip per batch instead of two.
 - **The group's offset rides along at most every ``group_offsets_every_s``**, and on its
   own after ``group_offsets_idle_s`` without records: it is for lag monitoring only (the
   state holds the offset a partition resumes from), committed by the consumer once the
@@ -163,8 +167,10 @@ class CommitPolicy:
             return self._begin(Do.COMMIT_OFFSETS)
         return Do.WAIT
 
-    def committed(self, now: float) -> None:
-        """The commit in flight succeeded."""
+    def committed(self, now: float, state_due: bool = False) -> None:
+        """The commit in flight succeeded; ``state_due``: its outputs were acknowledged
+        and its state is still to be written (at least once, the state rides with the
+        next batch's outputs), so the partition holds it as it holds a quiet batch."""
         self._expect("a commit succeeded", Phase.COMMITTING, Phase.CLOSING)
         if self._commit is None:
             raise CommitPolicyError("a commit succeeded, but none was in flight")
@@ -180,9 +186,10 @@ class CommitPolicy:
             self.phase = Phase.CLOSED
         elif self.stop_asked_in_flight:
             self.phase = Phase.CLOSING  # what it held went with this commit
+            self._settle_held = state_due  # ...but for its own state
             self.stop_asked_in_flight = False
         else:
-            self.phase = Phase.IDLE
+            self.phase = Phase.HOLDING if state_due else Phase.IDLE
 
     def failed(self, failure: Failure) -> Do:
         """The batch or the commit in flight failed (nothing of it is committed)."""

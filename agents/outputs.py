@@ -70,6 +70,11 @@ class OutputBatches:
         self._full: list[tuple[BatchTarget, Any]] = []
         self._sent: list[tuple[BatchTarget, asyncio.Future[Any]]] = []
 
+    @property
+    def holding(self) -> bool:
+        """Records are collected and not sent yet."""
+        return bool(self._open or self._full)
+
     def keyed(self, topic: str, key: bytes, value: bytes) -> None:
         """A record placed by its key."""
         self.to(topic, self._placement(topic, key), key, value)

@@ -6,7 +6,10 @@ another's engine work, and a slow commit holds up only its own partition. The fe
 loop appends records to a partition's inbox; the task takes everything there as one
 batch and commits it: exactly once, as one transaction; at least once, its outputs
 first, acknowledged, then its state and offset in one record batch, which Kafka appends
-whole or not at all (docs/guarantees.md).
+whole or not at all (docs/guarantees.md). At least once, a batch's state is sent with
+the next batch's outputs (one round trip per batch, not two): it follows outputs already
+acknowledged, and when no batch follows, the partition holds it as it holds a quiet
+batch (below), for at most ``hold_quiet_s``.
 
 A quiet batch (no outputs: its spreads throttled, or an FX rate reaching a partition
 whose instruments do not use it) is held instead: its state and offset commit with the
@@ -58,10 +61,17 @@ class BatchDeliveryError(AgentError):
     """Kafka refused part of a batch's outputs; the transaction was aborted."""
 
     def __init__(
-        self, tp: TopicPartition, start: int, end: int, error: DeliveryError, state: bool = False
+        self,
+        tp: TopicPartition,
+        start: int,
+        end: int,
+        error: DeliveryError,
+        state: bool = False,
+        resume: int | None = None,
     ) -> None:
         """``state``: the outputs were acknowledged, and the state that follows them was
-        not (at least once)."""
+        not (at least once); ``resume``: where the committed state resumes, when it is
+        before ``start`` (at least once, a state not yet written)."""
         if state:
             message = (
                 f"partition {tp.partition}: the state of ticks offsets {start}-{end - 1} was "
@@ -75,6 +85,7 @@ class BatchDeliveryError(AgentError):
             )
         super().__init__(message)
         self.start = start
+        self.resume = start if resume is None else resume
         self.permanent = error.permanent
 
 
@@ -118,7 +129,7 @@ def stop_reason(error: Exception, refused: str | None, processor: PartitionProce
         # A rebuild would send the same records again, and skipping them would lose them.
         return AgentError(
             f"{error}. Kafka refuses it whatever the worker does, so the worker stops; once "
-            f"the cause is fixed, a worker resumes at ticks offset {error.start} of "
+            f"the cause is fixed, a worker resumes at ticks offset {error.resume} of "
             f"partition {p}"
         )
     return error
@@ -166,7 +177,13 @@ class PartitionProcessor:
         self.engine = loaded.engine
         self.producer = loaded.producer
         self.next_offset = loaded.next_offset  # the next record to evaluate
-        self._committed_offset = loaded.next_offset  # where the committed state resumes
+        # everything before it is committed, or (at least once) its outputs acknowledged
+        # and its state due
+        self._committed_offset = loaded.next_offset
+        self._durable_offset = loaded.next_offset  # where the written state resumes
+        # at least once: the state changes (and offset) of the last batch with outputs,
+        # acknowledged; written with the next commit
+        self._state_due: list[tuple[bytes, bytes | None]] | None = None
         self.policy = CommitPolicy(commit_policy.WORKER_RULES, time.monotonic())
         self.inbox: list[Any] = []
         self._state_topic = topics.state
@@ -186,6 +203,8 @@ class PartitionProcessor:
         self.engine = loaded.engine
         self.producer = loaded.producer
         self.next_offset = self._committed_offset = loaded.next_offset
+        self._durable_offset = loaded.next_offset
+        self._state_due = None  # evaluated again by the rebuilt engine
         self.inbox.clear()
         self._held.clear()  # evaluated again by the rebuilt engine
         self.policy.rebuilt(time.monotonic())
@@ -210,8 +229,8 @@ class PartitionProcessor:
 
     @property
     def uncommitted(self) -> tuple[int, int]:
-        """The ticks offsets evaluated but not committed: [start, end)."""
-        return self._committed_offset, self.next_offset
+        """The ticks offsets evaluated but not in the written state: [start, end)."""
+        return self._durable_offset, self.next_offset
 
     @property
     def closing(self) -> bool:
@@ -323,7 +342,7 @@ class PartitionProcessor:
         group's offset; or the group's offset alone."""
         next_offset = self.next_offset
         if do is Do.COMMIT_OFFSETS:
-            self._group_offset.want(next_offset)
+            self._group_offset.want(self._durable_offset)
             await self._group_offset.settled(SETTLE_TIMEOUT_S)
             self.policy.committed(time.monotonic())
             return
@@ -344,16 +363,12 @@ class PartitionProcessor:
             if transactional:
                 await self._flush(out, start)  # every send acknowledged, or no commit
             else:
-                # At least once: the outputs acknowledged before the state that follows
-                # them is written, so a crash between the two repeats outputs (with their
-                # seq) and never loses one; the state and offset in one record batch, so
-                # a crash while it is written leaves the state before or after, never a mix.
-                await self._flush(out, start)
-                out.whole(state, p, changes)
-                await self._flush(out, start, state=True)
+                await self._at_least_once(out, changes, start)
             t2 = time.perf_counter()
+        if transactional:
+            self._durable_offset = next_offset  # the transaction held the state
         if do is Do.COMMIT_WITH_OFFSETS:
-            self._group_offset.want(next_offset)
+            self._group_offset.want(self._durable_offset)
         # no phases for a transaction of held batches only: it ran no batch of its own
         times = (
             TransactionTimes(wait_s, t1 - t0, t2 - t1, time.perf_counter() - t2)
@@ -363,15 +378,59 @@ class PartitionProcessor:
         held, self._held = self._held, []
         self._metrics.committed(next_offset - start, times, timestamps, self.engine, held)
         self._committed_offset = next_offset
-        self.policy.committed(time.monotonic())
+        self.policy.committed(time.monotonic(), state_due=self._state_due is not None)
 
-    async def _flush(self, out: OutputBatches, start: int, state: bool = False) -> None:
-        """Send what ``out`` holds and wait until Kafka has acknowledged all of it
-        (``state``: the state alone, its outputs acknowledged before)."""
+    async def _at_least_once(
+        self, out: OutputBatches, changes: list[tuple[bytes, bytes | None]], start: int
+    ) -> None:
+        """Send ``out``'s outputs with the state due, and make this batch's state
+        (``changes``) due; with no outputs, write the state due, then this one.
+
+        Outputs are acknowledged before the state that follows them is written, so a
+        crash repeats outputs (with their seq) and never loses one. Each state is one
+        record batch, which Kafka appends whole: a crash while it is written leaves the
+        state before or after, never a mix. Two states are never sent together: Kafka
+        could refuse the first (too large) and append the second, which would resume
+        past the first's outputs' ticks as if it had been written."""
+        state, p = self._state_topic, self.tp.partition
+        due = self._state_due
+        if out.holding:
+            if due is not None:
+                out.whole(state, p, due)
+            await self._send_at_least_once(out, start)
+            if due is not None:
+                self._durable_offset = start
+            self._state_due = changes
+            return
+        if due is not None:
+            out.whole(state, p, due)
+            await self._send_at_least_once(out, start)
+            self._durable_offset = start
+            self._state_due = None
+        if self.next_offset > self._durable_offset or len(changes) > 1:
+            out.whole(state, p, changes)
+            await self._send_at_least_once(out, start)
+            self._durable_offset = self.next_offset
+
+    async def _send_at_least_once(self, out: OutputBatches, start: int) -> None:
+        """``out.flush``; a refusal names the ticks whose outputs or state it concerns,
+        and where the written state resumes."""
         try:
             await out.flush()
         except DeliveryError as exc:
-            raise BatchDeliveryError(self.tp, start, self.next_offset, exc, state) from exc
+            # a state refused: that of every batch since the written one
+            refused_state = exc.topic == self._state_topic
+            first = self._durable_offset if refused_state else start
+            raise BatchDeliveryError(
+                self.tp, first, self.next_offset, exc, refused_state, self._durable_offset
+            ) from exc
+
+    async def _flush(self, out: OutputBatches, start: int) -> None:
+        """Send what ``out`` holds and wait until Kafka has acknowledged all of it."""
+        try:
+            await out.flush()
+        except DeliveryError as exc:
+            raise BatchDeliveryError(self.tp, start, self.next_offset, exc) from exc
 
     def _unit(self) -> contextlib.AbstractAsyncContextManager[None]:
         """What one commit runs in: a transaction, or (at least once) nothing."""

@@ -35,11 +35,12 @@ one rule, with no case in which a kept engine could be stale.
 
 At least once, a partition's producer is idempotent but not transactional: each batch's
 outputs are sent and acknowledged, then its state changes and next offset are written
-as one record batch (Kafka appends it whole), and the group's offset is committed by the
-consumer. Outputs are visible as soon as they are acknowledged, with no transaction to
-wait for; a worker killed between the two writes leaves outputs whose state was not
-written, and the next owner produces them again, identical, with the same ``seq``
-(docs/guarantees.md: what a subscriber does about it).
+as one record batch (Kafka appends it whole), in the same request as the next batch's
+outputs, and the group's offset is committed by the consumer. Outputs are visible as
+soon as they are acknowledged, with no transaction to wait for; a worker killed before
+a batch's state is written leaves outputs whose state was not written, and the next
+owner produces them again, identical, with the same ``seq`` (docs/guarantees.md: what a
+subscriber does about it).
 
 Why not Faust's agents (the first design planned them): see the module docstring of
 benchmarks/naive_faust.py and the README. In short, Faust's stream delivers at most

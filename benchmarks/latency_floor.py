@@ -240,7 +240,7 @@ class RdkafkaRelay:
                 offset = m.offset()
                 if m.error() is not None or offset is None:
                     raise RuntimeError(f"rdkafka relay: {m.error()}")
-                value = sized(m.value(), self.value_bytes)
+                value = sized(m.value() or b"", self.value_bytes)
                 for j in range(OUTPUTS_PER_TICK):
                     producer.produce(out, value, partition=(offset * 4 + j) % 8)
             if self.transactional:

@@ -57,6 +57,34 @@ def test_a_batch_with_outputs_commits_and_takes_the_held_ones() -> None:
     assert policy.offsets_due  # the group's offset is behind now
 
 
+def test_a_state_still_due_after_a_commit_is_held_like_a_quiet_batch() -> None:
+    """At least once: the commit's outputs were acknowledged, its state was not written
+    yet; it rides with the next batch's commit, or commits on its own after the hold."""
+    policy = committing(now=100.0)
+    policy.committed(100.0, state_due=True)
+    assert policy.phase is Phase.HOLDING
+    assert policy.idle_wait(100.4) == pytest.approx(HOLD_S - 0.4)
+    assert policy.time_passed(100.0 + HOLD_S / 2) is Do.WAIT
+    assert policy.evaluated(False, 100.0 + HOLD_S / 2) is Do.HOLD  # a quiet batch joins it
+    assert policy.time_passed(100.0 + HOLD_S) in (Do.COMMIT, Do.COMMIT_WITH_OFFSETS)
+    policy.committed(100.0 + HOLD_S)  # the state written: nothing is due
+    assert policy.phase is Phase.IDLE
+    # the next batch with outputs takes it along instead
+    policy = committing(now=100.0)
+    policy.committed(100.0, state_due=True)
+    assert policy.evaluated(True, 100.1) in (Do.COMMIT, Do.COMMIT_WITH_OFFSETS)
+
+
+def test_a_stop_during_a_commit_that_leaves_a_state_due_settles_it() -> None:
+    policy = committing(now=100.0)
+    policy.stop()
+    policy.committed(100.1, state_due=True)
+    assert policy.phase is Phase.CLOSING
+    assert policy.settle() in (Do.COMMIT, Do.COMMIT_WITH_OFFSETS)
+    policy.committed(100.2)
+    assert policy.phase is Phase.CLOSED
+
+
 def test_a_quiet_batch_commits_once_the_last_commit_is_hold_quiet_s_old() -> None:
     policy = worker(100.0)
     assert policy.evaluated(False, 100.0 + HOLD_S) is not Do.HOLD
