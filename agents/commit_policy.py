@@ -53,7 +53,8 @@ class Phase(enum.Enum):
     """Where a partition's committed state stands against its evaluated one."""
 
     IDLE = "idle"  # everything evaluated is committed (the group's offset may be due)
-    HOLDING = "holding"  # quiet batches evaluated and not committed yet
+    # quiet batches evaluated and not committed yet, or (at least once) a state due
+    HOLDING = "holding"
     COMMITTING = "committing"  # a commit is in flight
     REBUILDING = "rebuilding"  # a commit failed: the engine is ahead of the committed state
     CLOSING = "closing"  # a stop was asked: what is due commits, then nothing more

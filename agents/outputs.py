@@ -119,9 +119,15 @@ class OutputBatches:
         failed as if they had not."""
         sent, self._sent = self._sent, []
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        failed = {
+            destination
+            for (destination, _), result in zip(sent, results, strict=True)
+            if isinstance(result, BaseException)
+        }
         for ((topic, p), _), result in zip(sent, results, strict=True):
             if isinstance(result, BaseException):
-                raise DeliveryError(topic, p, result) from result
+                acknowledged = frozenset(destination for destination, _ in sent) - failed
+                raise DeliveryError(topic, p, result, acknowledged) from result
 
     async def flush(self) -> None:
         """``send``, then ``delivered``."""
@@ -144,13 +150,21 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class DeliveryError(AgentError):
-    """Kafka did not acknowledge a record batch sent to ``topic`` partition ``partition``."""
+    """Kafka did not acknowledge a record batch sent to ``topic`` partition ``partition``;
+    ``acknowledged``: the destinations of the same flush whose batches all were."""
 
-    def __init__(self, topic: str, partition: int, cause: BaseException) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        cause: BaseException,
+        acknowledged: frozenset[BatchTarget] = frozenset(),
+    ) -> None:
         super().__init__(f"{topic}[{partition}]: {type(cause).__name__}: {cause}")
         self.topic = topic
         self.partition = partition
         self.cause = cause
+        self.acknowledged = acknowledged
 
     @property
     def permanent(self) -> bool:

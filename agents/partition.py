@@ -32,16 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import ProducerFenced
 
 from arbstream.agents import commit_policy
-from arbstream.agents.commit_policy import CommitPolicy, CommitPolicyError, Do, Failure
+from arbstream.agents.batch_failures import BatchDeliveryError, PartitionLostError
+from arbstream.agents.commit_policy import CommitPolicy, Do, Failure
 from arbstream.agents.errors import AgentError
 from arbstream.agents.group_offset import SETTLE_TIMEOUT_S, GroupOffset
 from arbstream.agents.kafka.aiokafka_private import transaction_error
 from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.metrics import BatchMetrics, TransactionTimes
-from arbstream.agents.outputs import DeliveryError, OutputBatches, WholeBatchError
+from arbstream.agents.outputs import DeliveryError, OutputBatches
 from arbstream.agents.routing import OutputPlacement
 from arbstream.agents.state_store import OFFSET_KEY
 from arbstream.streams.batch import Encoded, encode_values
@@ -51,88 +52,6 @@ log = logging.getLogger(__name__)
 
 #: How long a failed batch's abort may wait for the broker.
 ABORT_TIMEOUT_S = 5.0
-
-
-class PartitionLostError(AgentError):
-    """Another worker owns the partition now (this worker's producer was fenced)."""
-
-
-class BatchDeliveryError(AgentError):
-    """Kafka refused part of a batch's outputs; the transaction was aborted."""
-
-    def __init__(
-        self,
-        tp: TopicPartition,
-        start: int,
-        end: int,
-        error: DeliveryError,
-        state: bool = False,
-        resume: int | None = None,
-    ) -> None:
-        """``state``: the outputs were acknowledged, and the state that follows them was
-        not (at least once); ``resume``: where the committed state resumes, when it is
-        before ``start`` (at least once, a state not yet written)."""
-        if state:
-            message = (
-                f"partition {tp.partition}: the state of ticks offsets {start}-{end - 1} was "
-                f"not accepted ({error}); their outputs were, and are produced again, with "
-                "the same seq, from the state before them"
-            )
-        else:
-            message = (
-                f"partition {tp.partition}: the outputs of ticks offsets {start}-{end - 1} "
-                f"were not accepted ({error}); nothing of those ticks was committed"
-            )
-        super().__init__(message)
-        self.start = start
-        self.resume = start if resume is None else resume
-        self.permanent = error.permanent
-
-
-def failure_of(error: Exception, refused: bool) -> Failure:
-    """What kind of failure a batch's ``error`` is, for its commit policy; ``refused``:
-    it is (or was caused by) Kafka denying a right."""
-    if isinstance(error, PartitionLostError):
-        return Failure.FENCED
-    if isinstance(error, CommitPolicyError) or not isinstance(
-        error, (KafkaError, AgentError, OSError, TimeoutError)
-    ):
-        return Failure.DEFECT  # not a broker hiccup
-    if refused:
-        return Failure.REFUSED
-    if isinstance(error, BatchDeliveryError) and error.permanent:
-        return Failure.REJECTED
-    if isinstance(error, WholeBatchError):
-        return Failure.REJECTED  # the same state would not fit again
-    return Failure.TRANSIENT
-
-
-def stop_reason(error: Exception, refused: str | None, processor: PartitionProcessor) -> Exception:
-    """The error a worker stops with when a batch of ``processor`` failed with ``error``
-    (``refused``: the line saying which right Kafka denied): where to resume, once the
-    cause is fixed."""
-    p = processor.tp.partition
-    if refused is not None:
-        # A right lost while running: a rebuild would be refused the same way.
-        start, end = processor.uncommitted
-        if end > start:
-            return AgentError(
-                f"partition {p}: {refused}; nothing of ticks offsets {start}-{end - 1} was "
-                f"committed; once granted, a worker resumes at ticks offset {start} of "
-                f"partition {p}"
-            )
-        return AgentError(
-            f"partition {p}: {refused}; once granted, a worker resumes at ticks offset "
-            f"{start} of partition {p}"
-        )
-    if isinstance(error, BatchDeliveryError) and error.permanent:
-        # A rebuild would send the same records again, and skipping them would lose them.
-        return AgentError(
-            f"{error}. Kafka refuses it whatever the worker does, so the worker stops; once "
-            f"the cause is fixed, a worker resumes at ticks offset {error.resume} of "
-            f"partition {p}"
-        )
-    return error
 
 
 @dataclass(frozen=True)
@@ -397,32 +316,41 @@ class PartitionProcessor:
         if out.holding:
             if due is not None:
                 out.whole(state, p, due)
-            await self._send_at_least_once(out, start)
+            await self._send_at_least_once(out, start, start if due is not None else None)
             if due is not None:
                 self._durable_offset = start
             self._state_due = changes
             return
         if due is not None:
             out.whole(state, p, due)
-            await self._send_at_least_once(out, start)
+            await self._send_at_least_once(out, start, start)
             self._durable_offset = start
             self._state_due = None
         if self.next_offset > self._durable_offset or len(changes) > 1:
             out.whole(state, p, changes)
-            await self._send_at_least_once(out, start)
+            await self._send_at_least_once(out, start, self.next_offset)
             self._durable_offset = self.next_offset
 
-    async def _send_at_least_once(self, out: OutputBatches, start: int) -> None:
-        """``out.flush``; a refusal names the ticks whose outputs or state it concerns,
-        and where the written state resumes."""
+    async def _send_at_least_once(
+        self, out: OutputBatches, start: int, state_resumes: int | None
+    ) -> None:
+        """``out.flush``, where ``out`` holds a state resuming at ``state_resumes`` (None:
+        outputs only). A refusal names the ticks whose outputs or state it concerns, and
+        where the written state resumes: past the state sent with refused outputs, when
+        Kafka took that state."""
         try:
             await out.flush()
         except DeliveryError as exc:
-            # a state refused: that of every batch since the written one
-            refused_state = exc.topic == self._state_topic
-            first = self._durable_offset if refused_state else start
+            state = (self._state_topic, self.tp.partition)
+            if state_resumes is not None and state in exc.acknowledged:
+                self._durable_offset = state_resumes
+            if exc.topic == self._state_topic and state_resumes is not None:
+                # the ticks whose state it was; their outputs were acknowledged before
+                first, end, refused_state = self._durable_offset, state_resumes, True
+            else:
+                first, end, refused_state = start, self.next_offset, False
             raise BatchDeliveryError(
-                self.tp, first, self.next_offset, exc, refused_state, self._durable_offset
+                self.tp, first, end, exc, refused_state, self._durable_offset
             ) from exc
 
     async def _flush(self, out: OutputBatches, start: int) -> None:

@@ -35,8 +35,8 @@ one rule, with no case in which a kept engine could be stale.
 
 At least once, a partition's producer is idempotent but not transactional: each batch's
 outputs are sent and acknowledged, then its state changes and next offset are written
-as one record batch (Kafka appends it whole), in the same request as the next batch's
-outputs, and the group's offset is committed by the consumer. Outputs are visible as
+as one record batch (Kafka appends it whole), sent with the next batch's outputs, and
+the group's offset is committed by the consumer. Outputs are visible as
 soon as they are acknowledged, with no transaction to wait for; a worker killed before
 a batch's state is written leaves outputs whose state was not written, and the next
 owner produces them again, identical, with the same ``seq`` (docs/guarantees.md: what a
@@ -60,6 +60,7 @@ from collections.abc import Awaitable
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from arbstream.agents.batch_failures import failure_of, stop_reason
 from arbstream.agents.commit_policy import Do
 from arbstream.agents.errors import AgentError, KafkaRefusedError
 from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
@@ -70,7 +71,7 @@ from arbstream.agents.kafka.probe import BrokerWatch, broker_reachable, close_qu
 from arbstream.agents.kafka.topics import TICKS_MAX_MESSAGE_BYTES, Topics
 from arbstream.agents.metrics import BatchStats, WorkerMetrics, WorkerView
 from arbstream.agents.outputs import DeliveryError
-from arbstream.agents.partition import Commits, PartitionProcessor, failure_of, stop_reason
+from arbstream.agents.partition import Commits, PartitionProcessor
 from arbstream.agents.recovery import PartitionLoader
 from arbstream.agents.routing import OutputPlacement
 from arbstream.agents.settings import Deployment, WorkerSettings

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from arbstream.agents import outputs
+from arbstream.agents.batch_failures import failure_of
 from arbstream.agents.commit_policy import Failure
 from arbstream.agents.outputs import KeyPlacement, OutputBatches, WholeBatchError
-from arbstream.agents.partition import failure_of
 from arbstream.agents.state_store import OFFSET_KEY
 from arbstream.agents.worker import READY_MESSAGE
 from helpers.deployment import (
@@ -105,6 +105,19 @@ def test_refused_outputs_stop_the_worker_and_its_successor_loses_nothing(
     last = dep.refused_run(dep.topics.spreads, 100)
     assert "MessageSizeTooLargeError" in last and "resumes at ticks offset" in last, last
     dep.finish_with("again")
+    assert_resumes_where_it_said(last, dep.tmp / "again.log")
+
+
+def assert_resumes_where_it_said(last: str, successor_log: Path) -> None:
+    """The stop line's "resumes at ticks offset N of partition P" is where the successor
+    resumed partition P (its state may be a batch ahead of the refused outputs: the state
+    sent with them)."""
+    said = re.search(r"resumes at ticks offset (\d+) of partition (\d+)", last)
+    assert said, last
+    offset, partition = said.groups()
+    log = successor_log.read_text()
+    resumed = rf"partition {partition}: \d+ state entries, resuming at offset {offset}\b"
+    assert re.search(resumed, log), (last, [x for x in log.splitlines() if "resuming at" in x])
 
 
 def test_a_state_write_refused_after_its_outputs_repeats_them_with_their_seq(
@@ -127,6 +140,7 @@ def test_a_state_write_refused_after_its_outputs_repeats_them_with_their_seq(
     ), last
     dep.finish_with("again")
     assert dep.duplicates > 0  # the refused batches' outputs, dropped by (key, seq)
+    assert_resumes_where_it_said(last, dep.tmp / "again.log")
 
 
 def test_the_config_key_chooses_the_guarantee(kafka_bootstrap: str, tmp_path: Path) -> None:
