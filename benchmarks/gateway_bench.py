@@ -37,11 +37,11 @@ import orjson
 import websockets
 from aiokafka import AIOKafkaProducer
 
-from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
 from benchmarks.cleanup import drop_topics_now
-from benchmarks.kafka import bench_kafka
+from benchmarks.kafka import bench_kafka, ensure_led_topics
 from benchmarks.pipeline_bench import peak_rss_mib
 from benchmarks.stats import percentiles
 from benchmarks.workload import CONFIG_TOML
@@ -180,7 +180,7 @@ def main() -> None:
             re.sub(r"(?m)^topic_prefix = .*$", f'topic_prefix = "{prefix}"', CONFIG_TOML)
         )
         config = load_config(config_path)
-        asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+        asyncio.run(ensure_led_topics(bootstrap, config))
         with socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -11,6 +11,8 @@ from typing import Any
 
 from arbstream.agents.kafka.clients import KafkaClients
 from arbstream.agents.kafka.security import kafka_security
+from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.settings import Deployment
 
 
 def bench_kafka(bootstrap: str) -> KafkaClients:
@@ -45,3 +47,18 @@ async def wait_for_leaders(admin: Any, partitions: dict[str, int], timeout_s: fl
             missing = sorted(set(partitions) - ready)
             raise RuntimeError(f"topics without a leader after {timeout_s:.0f} s: {missing}")
         await asyncio.sleep(0.05)
+
+
+async def ensure_led_topics(bootstrap: str, config: Deployment) -> Topics:
+    """The deployment's topics, created where missing and each partition with a leader,
+    so that the first sends to them are not refused (aiokafka would log
+    NotLeaderForPartition and retry, a dozen lines a run)."""
+    kafka = bench_kafka(bootstrap)
+    topics = await ensure_topics(kafka, config)
+    admin = kafka.admin()
+    await admin.start()
+    try:
+        await wait_for_leaders(admin, dict.fromkeys(topics.all(), config.kafka.partitions))
+    finally:
+        await admin.close()
+    return topics

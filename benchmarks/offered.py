@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 #: Sends are paced in this many slices a second.
@@ -59,6 +60,13 @@ def collector_off() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def tick_ts(value: bytes) -> int:
+    """What an output and its tick share: the tick's ``ts`` (the worker's outputs, and
+    the latency floor's outputs of ``--value-bytes N``)."""
+    ts: int = orjson.loads(value)["ts"]
+    return ts
 
 
 async def time_receipts(

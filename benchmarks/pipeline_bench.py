@@ -52,13 +52,13 @@ from aiokafka.errors import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.produce import produce_lines, send_line
 from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
-from benchmarks.kafka import bench_kafka
-from benchmarks.offered import collector_off, paced, settled, time_receipts
+from benchmarks.kafka import bench_kafka, ensure_led_topics
+from benchmarks.offered import collector_off, paced, settled, tick_ts, time_receipts
 from benchmarks.quix_peer import QUIX_KAFKA_CONFIG
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
@@ -255,7 +255,7 @@ async def first_record_time(bootstrap: str, topic: str) -> float:
 def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") -> dict[str, Any]:
     config_path, config = deployment(tmp)
     topics = Topics(config.topic_prefix)
-    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+    asyncio.run(ensure_led_topics(bootstrap, config))
     asyncio.run(produce_lines(ticks(n), topics, bench_kafka(bootstrap)))
     ends = asyncio.run(end_offsets(bootstrap, topics.ticks, "read_uncommitted"))
     proc, _ = start_worker(config_path, mode, bootstrap, tmp / f"{mode}-throughput.log", profile)
@@ -310,7 +310,7 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
     latencies: list[float] = []
     stop = asyncio.Event()
     with collector_off():
-        receipts = time_receipts(consumer, sent, _tick_ts, latencies, stop)
+        receipts = time_receipts(consumer, sent, tick_ts, latencies, stop)
         reader = asyncio.create_task(receipts)
         await asyncio.sleep(1.0)  # the consumer is positioned before anything is sent
         partitions = sorted(await producer.partitions_for(topics.ticks))
@@ -333,16 +333,10 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
     return latencies
 
 
-def _tick_ts(value: bytes) -> int:
-    """What an output and its tick share: the tick's ``ts``."""
-    ts: int = orjson.loads(value)["ts"]
-    return ts
-
-
 def latency(bootstrap: str, tmp: Path, mode: str, rate: int, seconds: float) -> dict[str, Any]:
     config_path, config = deployment(tmp, spread_emit_ms=0)
     topics = Topics(config.topic_prefix)
-    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+    asyncio.run(ensure_led_topics(bootstrap, config))
     log = tmp / f"{mode}-latency.log"
     proc, port = start_worker(config_path, mode, bootstrap, log)
     phases = None

@@ -42,12 +42,12 @@ from typing import Any
 
 import orjson
 
-from arbstream.agents.kafka.topics import Topics, ensure_topics
+from arbstream.agents.kafka.topics import Topics
 from arbstream.agents.produce import produce_lines, send_line
 from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
-from benchmarks.kafka import bench_kafka
+from benchmarks.kafka import bench_kafka, ensure_led_topics
 from benchmarks.offered import collector_off, paced, settled
 from benchmarks.pipeline_bench import (
     committed_all,
@@ -161,7 +161,7 @@ def _joined_worker(
     deleted after."""
     path, config = _deployment(tmp, venues, instruments, partitions)
     topics = Topics(config.topic_prefix)
-    asyncio.run(ensure_topics(bench_kafka(bootstrap), config))
+    asyncio.run(ensure_led_topics(bootstrap, config))
     log = tmp / f"worker-{venues}-{instruments}-{partitions}.log"
     proc, port = start_worker(path, "batched", bootstrap, log)
     try:
