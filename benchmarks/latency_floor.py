@@ -4,7 +4,11 @@ A load generator sends ticks to a one-partition input topic at an offered rate, 
 ``read_committed`` subscriber times each output from its tick's send, both as
 ``pipeline_bench`` does (benchmarks/offered.py); between them a relay reads the ticks
 (read_committed) and writes four outputs per tick to an eight-partition topic. The
-relay is the worker without the engine, its state or its metrics, in five modes:
+relay is the worker without the engine, its state or its metrics, and like the worker
+it runs in a process of its own (``--relay``, started by :func:`measure`): in the
+measuring process it shared one event loop with the load generator and the subscriber,
+and on a busy machine that made the "floor" slower than the worker it was the floor of
+(2026-12-07). It has five modes:
 
 * ``plain``: an idempotent producer, no transactions (the floor of any Kafka pipeline
   from Python here);
@@ -14,6 +18,11 @@ relay is the worker without the engine, its state or its metrics, in five modes:
   markers of the previous commit (each still begins after the previous EndTxn returned);
 * ``rdkafka`` and ``rdkafka-txn``: ``plain`` and ``txn`` with librdkafka
   (confluent-kafka) in a thread of its own, to tell aiokafka's share from the broker's.
+
+As ``pipeline_bench`` times the worker, the first second of a run
+(``benchmarks.offered.WARM_UP_S``) is sent and not timed: a run starts on new topics,
+and its first outputs took 65-650 ms where the rest took 5-30 (2026-12-08; until then
+the floors counted them and the worker's runs did not).
 
 What the worker adds on top of ``txn`` is its own time; what ``txn`` adds on top of
 ``plain`` is the price of exactly once; ``plain`` is the machine's and the broker's.
@@ -34,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -49,7 +59,14 @@ from aiokafka.admin import NewTopic
 from arbstream.agents.kafka.aiokafka_private import shorten_first_partition_retry
 from benchmarks.cleanup import drop_topics
 from benchmarks.kafka import bench_kafka, wait_for_leaders
-from benchmarks.offered import collector_off, paced, settled, time_receipts
+from benchmarks.offered import (
+    WARM_UP_S,
+    collector_off,
+    paced,
+    settled,
+    tick_ts,
+    time_receipts,
+)
 from benchmarks.stats import percentiles
 
 MODES = ("plain", "txn", "txn2", "rdkafka", "rdkafka-txn")
@@ -70,13 +87,13 @@ def sized(value: bytes, size: int) -> bytes:
     return head + b"x" * max(0, size - len(head) - 2) + b'"}'
 
 
-def _ts_of(value: bytes) -> int:
-    ts: int = orjson.loads(value)["ts"]
-    return ts
+def _names(tag: str) -> tuple[str, str]:
+    """The input and output topics of the run ``tag``."""
+    return f"floor-in-{tag}", f"floor-out-{tag}"
 
 
 async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
-    names = (f"floor-in-{tag}", f"floor-out-{tag}")
+    names = _names(tag)
     admin = bench_kafka(bootstrap).admin()
     await admin.start()
     try:
@@ -89,7 +106,7 @@ async def _topics(bootstrap: str, tag: str) -> tuple[str, str]:
 
 class Relay:
     """Reads the input, writes ``OUTPUTS_PER_TICK`` records per tick, batch by batch
-    (aiokafka, in the measuring process's event loop, as the worker runs)."""
+    (aiokafka, in one event loop, as the worker runs)."""
 
     def __init__(
         self, bootstrap: str, tag: str, mode: str, topics: tuple[str, str], value_bytes: int = 0
@@ -250,18 +267,101 @@ class RdkafkaRelay:
             self.batches += 1
 
 
+RELAY_READY = b"relay: ready"
+
+
+def _relay_of(bootstrap: str, mode: str, tag: str, value_bytes: int) -> Relay | RdkafkaRelay:
+    topics = _names(tag)
+    if mode.startswith("rdkafka"):
+        return RdkafkaRelay(bootstrap, tag, mode, topics, value_bytes)
+    return Relay(bootstrap, tag, mode, topics, value_bytes)
+
+
+async def serve_relay(bootstrap: str, mode: str, tag: str, value_bytes: int) -> None:
+    """The relay process (``--relay``): relay until SIGTERM; print ``RELAY_READY`` once
+    the relay has its partition, and at the end its batch count as JSON."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    shorten_first_partition_retry()  # as the worker does
+    relay = _relay_of(bootstrap, mode, tag, value_bytes)
+    await relay.start()
+    tasks = [asyncio.create_task(c) for c in relay.tasks(stop)]
+    deadline = time.monotonic() + 30
+    while not relay.ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{mode}: the relay was not assigned its partition in 30 s")
+        await asyncio.sleep(0.05)
+    sys.stdout.buffer.write(RELAY_READY + b"\n")
+    sys.stdout.flush()
+    with collector_off():  # as the measuring process: a floor pauses for nothing
+        await stop.wait()
+        await asyncio.gather(*tasks)
+    await relay.stop()
+    sys.stdout.buffer.write(orjson.dumps({"batches": relay.batches}) + b"\n")
+    sys.stdout.flush()
+
+
+class RelayProcess:
+    """A relay in a process of its own (this module with ``--relay``), as the worker
+    runs in one: started, awaited until it holds its partition, stopped with SIGTERM."""
+
+    def __init__(self, bootstrap: str, mode: str, tag: str, value_bytes: int) -> None:
+        self.bootstrap, self.mode, self.tag, self.value_bytes = bootstrap, mode, tag, value_bytes
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.latency_floor", "--relay", self.mode,
+            "--tag", self.tag, "--value-bytes", str(self.value_bytes),
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "KAFKA_BOOTSTRAP": self.bootstrap},
+        )  # fmt: skip
+
+    async def ready(self, timeout_s: float) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(
+                f"{self.mode}: the relay process was not ready in {timeout_s:.0f} s"
+            ) from None
+        if line.strip() != RELAY_READY:
+            code = await self.proc.wait()
+            raise RuntimeError(
+                f"{self.mode}: the relay process exited ({code}) before it was ready"
+            )
+
+    async def stop(self) -> int:
+        """Stop the relay; its batch count."""
+        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(self.proc.communicate(), 60)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{self.mode}: the relay process exited {self.proc.returncode}")
+        batches: int = orjson.loads(out.splitlines()[-1])["batches"]
+        return batches
+
+    def kill(self) -> None:
+        """End the process if it is still running (a failed measurement)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
 async def measure(
-    bootstrap: str, mode: str, rate: int, seconds: float, value_bytes: int = 0
+    bootstrap: str,
+    mode: str,
+    rate: int,
+    seconds: float,
+    value_bytes: int = 0,
+    warm_up_s: float = WARM_UP_S,
 ) -> dict[str, Any]:
-    """One run: p50/p99 of send-to-subscriber for every output, and the counts; outputs
-    of ``value_bytes`` bytes each (0: the tick's value as sent)."""
+    """One run: p50/p99 of send-to-subscriber for every output of the ticks sent after
+    the first ``warm_up_s`` seconds, and the counts; outputs of ``value_bytes`` bytes
+    each (0: the tick's value as sent)."""
     tag = uuid.uuid4().hex[:8]
     topics = await _topics(bootstrap, tag)
-    relay: Relay | RdkafkaRelay
-    if mode.startswith("rdkafka"):
-        relay = RdkafkaRelay(bootstrap, tag, mode, topics, value_bytes)
-    else:
-        relay = Relay(bootstrap, tag, mode, topics, value_bytes)
+    relay = RelayProcess(bootstrap, mode, tag, value_bytes)
     subscriber = bench_kafka(bootstrap).consumer(
         topics[1],
         auto_offset_reset="earliest",
@@ -270,48 +370,57 @@ async def measure(
     )
     load = bench_kafka(bootstrap).producer(acks="all", linger_ms=0)
     await relay.start()
-    await subscriber.start()
-    await load.start()
-    sent_at: dict[int, float] = {}
-    latencies: list[float] = []
-    stop = asyncio.Event()
-    key_of = _ts_of if value_bytes > 0 else int
-    receipts = time_receipts(subscriber, sent_at, key_of, latencies, stop)
-    tasks = [asyncio.create_task(c) for c in (receipts, *relay.tasks(stop))]
-    deadline = time.monotonic() + 30
-    while not (relay.ready() and subscriber.assignment()):
-        if time.monotonic() > deadline:
-            waiting = "the relay" if not relay.ready() else "the subscriber"
-            raise RuntimeError(f"{mode}: {waiting} was not assigned its partitions in 30 s")
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # positioned, and the first fetches parked
-    n = 0
-    with collector_off():
-        pending: list[asyncio.Future[object]] = []
-        async for in_slice in paced(rate, seconds):
-            for _ in range(in_slice):
-                n += 1
-                sent_at[n] = time.time()
-                pending.append(await load.send(topics[0], str(n).encode()))
-            pending = settled(pending)
-        await asyncio.gather(*pending)
-        deadline = time.monotonic() + 10
-        while len(latencies) < n * OUTPUTS_PER_TICK and time.monotonic() < deadline:
+    try:
+        await subscriber.start()
+        await load.start()
+        sent_at: dict[int, float] = {}
+        latencies: list[float] = []
+        stop = asyncio.Event()
+        key_of = tick_ts if value_bytes > 0 else int
+        receipts = asyncio.create_task(time_receipts(subscriber, sent_at, key_of, latencies, stop))
+        await relay.ready(timeout_s=30)
+        deadline = time.monotonic() + 30
+        while not subscriber.assignment():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{mode}: the subscriber was not assigned its partitions in 30 s"
+                )
             await asyncio.sleep(0.1)
-        stop.set()
-        await asyncio.gather(*tasks)
-    await load.stop()
-    await subscriber.stop()
-    await relay.stop()
+        await asyncio.sleep(1.0)  # positioned, and the first fetches parked
+        n = 0
+        with collector_off():
+            pending: list[asyncio.Future[object]] = []
+            warm_until = time.time() + warm_up_s
+            async for in_slice in paced(rate, seconds):
+                for _ in range(in_slice):
+                    n += 1
+                    if time.time() >= warm_until:  # as pipeline_bench times the worker
+                        sent_at[n] = time.time()
+                    pending.append(await load.send(topics[0], str(n).encode()))
+                pending = settled(pending)
+            await asyncio.gather(*pending)
+            expected = len(sent_at) * OUTPUTS_PER_TICK
+            deadline = time.monotonic() + 10
+            while len(latencies) < expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            stop.set()
+            await receipts
+        await load.stop()
+        await subscriber.stop()
+        batches = await relay.stop()
+    finally:
+        relay.kill()
     await drop_topics(bootstrap, tag)
-    if len(latencies) != n * OUTPUTS_PER_TICK:
-        raise RuntimeError(f"{mode}: {len(latencies)} outputs of {n * OUTPUTS_PER_TICK}")
+    if len(latencies) != expected:
+        raise RuntimeError(f"{mode}: {len(latencies)} timed outputs of {expected}")
     counts = {
         "mode": mode,
         "rate": rate,
         "value_bytes": value_bytes,
+        "ticks": n,
+        "timed_ticks": len(sent_at),
         "outputs": len(latencies),
-        "batches": relay.batches,
+        "batches": batches,
     }
     return counts | percentiles(latencies)
 
@@ -329,11 +438,15 @@ def main() -> None:
         help=f"each output's size (0: the tick's number; the worker's: {WORKER_OUTPUT_BYTES})",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--relay", choices=MODES, help=argparse.SUPPRESS)  # measure()'s child
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     if not bootstrap:
         sys.exit("latency_floor: KAFKA_BOOTSTRAP is not set (run it with `make bench`)")
-    shorten_first_partition_retry()  # as the worker does
+    if args.relay:
+        asyncio.run(serve_relay(bootstrap, args.relay, args.tag, args.value_bytes))
+        return
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         sys.exit(f"latency_floor: --modes takes {', '.join(MODES)}")

@@ -23,6 +23,10 @@ from aiokafka import AIOKafkaConsumer
 
 #: Sends are paced in this many slices a second.
 SLICES_PER_S = 100
+#: The first seconds of a run are sent and not timed: a run's first sends meet clients,
+#: topics and a broker that have not yet carried this load, and in the latency floor
+#: they took 65-650 ms where the rest took 5-30 (2026-12-08).
+WARM_UP_S = 1.0
 
 
 async def paced(rate: int, seconds: float) -> AsyncIterator[int]:

@@ -58,7 +58,14 @@ from arbstream.config import Config, load_config
 from arbstream.supervisor import ChildProcess
 from benchmarks.cleanup import drop_topics_now
 from benchmarks.kafka import bench_kafka, ensure_led_topics
-from benchmarks.offered import collector_off, paced, settled, tick_ts, time_receipts
+from benchmarks.offered import (
+    WARM_UP_S,
+    collector_off,
+    paced,
+    settled,
+    tick_ts,
+    time_receipts,
+)
 from benchmarks.quix_peer import QUIX_KAFKA_CONFIG
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
 from benchmarks.stats import percentiles
@@ -315,7 +322,7 @@ async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float
         await asyncio.sleep(1.0)  # the consumer is positioned before anything is sent
         partitions = sorted(await producer.partitions_for(topics.ticks))
         source = ticks(int(rate * seconds) + 1000, seed=11)
-        warm_until = time.time() + 1.0
+        warm_until = time.time() + WARM_UP_S
         pending: list[asyncio.Future[object]] = []
         async for n in paced(rate, seconds):
             for _ in range(n):

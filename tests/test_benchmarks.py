@@ -83,12 +83,45 @@ def test_the_summary_table_says_which_targets_are_met() -> None:
 
 @pytest.mark.parametrize("mode", latency_floor.MODES)
 def test_the_latency_floor_relays_every_tick_in_each_mode(kafka_bootstrap: str, mode: str) -> None:
-    """A short run on the real broker: every output reaches the read_committed subscriber
-    (``measure`` raises otherwise) and each is timed."""
-    run = asyncio.run(latency_floor.measure(kafka_bootstrap, mode, rate=300, seconds=1.0))
+    """A short run on the real broker, its relay in a process of its own: every output
+    reaches the read_committed subscriber (``measure`` raises otherwise) and each is
+    timed."""
+    run = asyncio.run(
+        latency_floor.measure(kafka_bootstrap, mode, rate=300, seconds=1.0, warm_up_s=0)
+    )
+    assert run["ticks"] == run["timed_ticks"] == 300
     assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
-    assert run["batches"] >= 1
+    assert run["batches"] >= 1  # the relay process's own count, reported at its stop
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+
+
+def test_the_latency_floor_does_not_time_its_warm_up(kafka_bootstrap: str) -> None:
+    """The ticks of the first ``warm_up_s`` seconds are relayed and not timed, as
+    ``pipeline_bench`` times the worker: only the later ticks' outputs are samples."""
+    run = asyncio.run(
+        latency_floor.measure(kafka_bootstrap, "plain", rate=300, seconds=2.0, warm_up_s=1.0)
+    )
+    assert run["ticks"] == 600
+    assert 250 <= run["timed_ticks"] <= 350  # the second second's, give or take a slice
+    assert run["outputs"] == run["timed_ticks"] * latency_floor.OUTPUTS_PER_TICK
+
+
+def test_a_relay_process_that_fails_ends_the_measurement_with_its_reason() -> None:
+    """A relay that cannot start (here: no broker at that address) fails ``measure``
+    within its timeout, naming the mode, and leaves no process behind."""
+
+    async def start_and_wait() -> None:
+        relay = latency_floor.RelayProcess("127.0.0.1:1", "txn", "x", 0)
+        await relay.start()
+        try:
+            await relay.ready(timeout_s=60)
+        finally:
+            relay.kill()
+            assert relay.proc is not None
+            assert await relay.proc.wait() != 0
+
+    with pytest.raises(RuntimeError, match=r"txn: the relay process exited \(1\) before"):
+        asyncio.run(start_and_wait())
 
 
 def test_the_latency_floor_carries_outputs_of_the_workers_size(kafka_bootstrap: str) -> None:
@@ -97,7 +130,7 @@ def test_the_latency_floor_carries_outputs_of_the_workers_size(kafka_bootstrap: 
     run = asyncio.run(
         latency_floor.measure(
             kafka_bootstrap, "txn", rate=300, seconds=1.0,
-            value_bytes=latency_floor.WORKER_OUTPUT_BYTES,
+            value_bytes=latency_floor.WORKER_OUTPUT_BYTES, warm_up_s=0,
         )
     )  # fmt: skip
     assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
