@@ -63,6 +63,7 @@ from aiokafka.errors import KafkaError
 from arbstream.agents.batch_failures import failure_of, stop_reason
 from arbstream.agents.commit_policy import Do
 from arbstream.agents.errors import AgentError, KafkaRefusedError
+from arbstream.agents.heap import settle_heap
 from arbstream.agents.kafka.access import AUTHORIZATION_ERRORS, denial
 from arbstream.agents.kafka.aiokafka_private import bare_records, shorten_first_partition_retry
 from arbstream.agents.kafka.clients import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
@@ -414,6 +415,7 @@ class Worker:
             )
             self.processors[p] = processor
             processor.start(self._on_partition_error, self._taken)
+        settle_heap()  # the engines are built: no full collection walks them mid-batch
         self._consumer.resume(*[TopicPartition(self.topics.ticks, p) for p in mine])
         self.ready = self._has_run = True
         log.info("%s: partitions %s (%s)", READY_MESSAGE, mine, self.settings.guarantee)
