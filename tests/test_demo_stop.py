@@ -162,12 +162,15 @@ def test_sigterm_to_make_ends_every_process_of_the_demo(demo_run: DemoRun) -> No
 
 
 def test_timeout_make_demo_ends_every_process_of_the_demo(demo_run: DemoRun) -> None:
-    timeout = start(demo_run, "timeout", "25", "make", "demo")
-    status = timeout.wait(scaled(60))
+    # Long enough for the demo to have started everything first: 25 s was not, once,
+    # with the whole suite running beside it (2026-12-07).
+    seconds = str(round(scaled(45)))
+    timeout = start(demo_run, "timeout", seconds, "make", "demo")
+    status = timeout.wait(scaled(90))
     stopped_at = time.monotonic()
     assert status == 124, demo_run.log.read_text()[-3000:]
     assert b"demo: started" in demo_run.log.read_bytes(), demo_run.log.read_text()[-3000:]
-    demo_run.assert_all_gone(stopped_at, "timeout 25 make demo")
+    demo_run.assert_all_gone(stopped_at, f"timeout {seconds} make demo")
 
 
 def test_demo_stops_within_bounds_after_its_broker_was_killed(demo_run: DemoRun) -> None:
