@@ -151,7 +151,7 @@ def read_outputs(
     for at least ``counts[stream]`` of each (0 where absent) and lingering to catch extras
     (duplicates)."""
 
-    async def read_all() -> list[list[Record]]:
+    async def read_all() -> list[list[Record] | BaseException]:
         return list(
             await asyncio.gather(
                 *(
@@ -164,11 +164,20 @@ def read_outputs(
                         linger_s=linger_s,
                     )
                     for stream in OUTPUT_STREAMS
-                )
+                ),
+                return_exceptions=True,
             )
         )
 
-    outputs = dict(zip(OUTPUT_STREAMS, asyncio.run(read_all()), strict=True))
+    results = dict(zip(OUTPUT_STREAMS, asyncio.run(read_all()), strict=True))
+    failed = {s: r for s, r in results.items() if isinstance(r, BaseException)}
+    if failed:
+        # every stream's count, not the first to time out: which fell short tells a
+        # stuck partition (all short) from a lost record (one short)
+        raise AssertionError("; ".join(f"{s}: {r}" for s, r in failed.items())) from next(
+            iter(failed.values())
+        )
+    outputs = {s: r for s, r in results.items() if not isinstance(r, BaseException)}
     check_outputs(orjson.loads(r.value) for records in outputs.values() for r in records)
     return outputs
 
