@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from arbstream.agents import outputs
 from arbstream.agents.batch_failures import failure_of
@@ -207,3 +208,27 @@ def test_a_state_that_does_not_fit_one_record_batch_is_refused_for_what_it_is(
     asyncio.run(fill())
     error = WholeBatchError("arb.worker-state", 3, 50)
     assert failure_of(error, refused=False) is Failure.REJECTED  # the worker stops
+
+
+def test_a_small_state_batch_goes_raw_and_a_large_one_lz4_compressed() -> None:
+    """lz4 costs ten times the build of a small state batch, on the path of every batch;
+    a large one is compressed, to fit a state topic that takes 1 MiB batches."""
+
+    def codec_of(entries: list[tuple[bytes, bytes | None]]) -> int:
+        async def build() -> int:
+            producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")
+            out = OutputBatches(producer, placement=KeyPlacement({}))
+            out.whole("arb.worker-state", 3, entries)
+            ((_, batch),) = out._full
+            built = DefaultRecordBatch(bytes(batch._build()))
+            assert [r.key for r in built] == [key for key, _ in entries]  # all, in order
+            return int(built.compression_type)
+
+        return asyncio.run(build())
+
+    value = b'{"w":[1.5,2.5]}' * 100  # 1.5 KB of state per entry
+    limit = outputs.UNCOMPRESSED_WHOLE_BYTES
+    small = [(f"pair-{i:04}".encode(), value) for i in range(limit // (len(value) + 9))]
+    large = [(f"pair-{i:04}".encode(), value) for i in range(limit // (len(value) + 9) + 1)]
+    assert codec_of(small) == DefaultRecordBatch.CODEC_NONE
+    assert codec_of(large) == DefaultRecordBatch.CODEC_LZ4
