@@ -20,7 +20,7 @@ import pytest
 from arbstream.config import load_config
 from arbstream.streams.batch import encode_values
 from arbstream.streams.engine import Engine
-from benchmarks import latency_floor, pipeline_bench, quix_peer, summary
+from benchmarks import floor_relay, latency_floor, pipeline_bench, quix_peer, summary
 from benchmarks.workload import CONFIG_TOML, ticks
 
 CHILD_CODE = {"pipeline_bench.WORKER_CODE": pipeline_bench.WORKER_CODE}
@@ -104,7 +104,7 @@ def test_the_summary_table_says_which_targets_are_met() -> None:
     assert "quix" not in summary.table(results)
 
 
-@pytest.mark.parametrize("mode", latency_floor.MODES)
+@pytest.mark.parametrize("mode", floor_relay.MODES)
 def test_the_latency_floor_relays_every_tick_in_each_mode(kafka_bootstrap: str, mode: str) -> None:
     """A short run on the real broker, its relay in a process of its own: every output
     reaches the read_committed subscriber (``measure`` raises otherwise) and each is
@@ -113,7 +113,7 @@ def test_the_latency_floor_relays_every_tick_in_each_mode(kafka_bootstrap: str, 
         latency_floor.measure(kafka_bootstrap, mode, rate=300, seconds=1.0, warm_up_s=0)
     )
     assert run["ticks"] == run["timed_ticks"] == 300
-    assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
+    assert run["outputs"] == 300 * floor_relay.OUTPUTS_PER_TICK
     assert run["batches"] >= 1  # the relay process's own count, reported at its stop
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
 
@@ -126,7 +126,7 @@ def test_the_latency_floor_does_not_time_its_warm_up(kafka_bootstrap: str) -> No
     )
     assert run["ticks"] == 600
     assert 250 <= run["timed_ticks"] <= 350  # the second second's, give or take a slice
-    assert run["outputs"] == run["timed_ticks"] * latency_floor.OUTPUTS_PER_TICK
+    assert run["outputs"] == run["timed_ticks"] * floor_relay.OUTPUTS_PER_TICK
 
 
 def test_a_relay_process_that_fails_ends_the_measurement_with_its_reason() -> None:
@@ -134,7 +134,7 @@ def test_a_relay_process_that_fails_ends_the_measurement_with_its_reason() -> No
     within its timeout, naming the mode, and leaves no process behind."""
 
     async def start_and_wait() -> None:
-        relay = latency_floor.RelayProcess("127.0.0.1:1", "txn", "x", 0)
+        relay = floor_relay.RelayProcess("127.0.0.1:1", "txn", "x", 0)
         await relay.start()
         try:
             await relay.ready(timeout_s=60)
@@ -156,12 +156,12 @@ def test_the_latency_floor_carries_outputs_of_the_workers_size(kafka_bootstrap: 
             value_bytes=latency_floor.WORKER_OUTPUT_BYTES, warm_up_s=0,
         )
     )  # fmt: skip
-    assert run["outputs"] == 300 * latency_floor.OUTPUTS_PER_TICK
+    assert run["outputs"] == 300 * floor_relay.OUTPUTS_PER_TICK
     assert run["value_bytes"] == latency_floor.WORKER_OUTPUT_BYTES
-    output = latency_floor.sized(b"1234", latency_floor.WORKER_OUTPUT_BYTES)
+    output = floor_relay.sized(b"1234", latency_floor.WORKER_OUTPUT_BYTES)
     assert len(output) == latency_floor.WORKER_OUTPUT_BYTES
     assert orjson.loads(output)["ts"] == 1234
-    assert latency_floor.sized(b"1234", 0) == b"1234"
+    assert floor_relay.sized(b"1234", 0) == b"1234"
 
 
 def test_the_floors_output_size_is_the_workers_in_the_latency_benchmark(tmp_path: Path) -> None:
