@@ -3,7 +3,7 @@ out of the garbage collector's sight, so that its full collections do not stop a
 
 A worker's long-lived objects (modules, clients, engines and their state) are almost all
 it holds, and a full collection walks every one of them: in the latency benchmark each
-worker made two, of 27-31 ms each, one of them mid-run (2026-12-08), where a batch's
+worker made two, of 20-41 ms each, one of them mid-run (2026-12-08), where a batch's
 engine phase is 2 ms at the median. ``gc.freeze()`` moves every object the collector
 tracks to a permanent generation that no collection walks (the gc module documents it
 for servers that fork; the property is the same here), so once the heap is built the

@@ -20,9 +20,10 @@ installs), in the same run:
 Needs ``KAFKA_BOOTSTRAP`` (``make bench`` starts a broker). ``--agent`` picks the agents
 (``all``, the default, runs the four; ``both`` the worker and the naive agent).
 ``--guarantee`` picks the worker's (``batched``) guarantee, which the results name.
-``--profile`` also writes a cProfile of the batched worker's throughput run and prints its
-top functions. The naive agent and the quix peer have no transaction phases; the group
-whose commits end a throughput run is the agent's own (:func:`group_of`).
+``--latency-only`` and ``--throughput-only`` skip the other run. ``--profile`` also
+writes a cProfile of the batched worker's throughput run and prints its top functions.
+The naive agent and the quix peer have no transaction phases; the group whose commits
+end a throughput run is the agent's own (:func:`group_of`).
 """
 
 from __future__ import annotations
@@ -369,7 +370,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--latency-only", action="store_true", help="skip the throughput run")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--latency-only", action="store_true", help="skip the throughput run")
+    only.add_argument("--throughput-only", action="store_true", help="skip the latency run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--guarantee",
@@ -404,11 +407,11 @@ def main() -> None:
                 print(f"{mode}: throughput on {args.ticks:,} ticks ...", file=sys.stderr)
                 prof = profile if mode == "batched" else ""
                 tput = throughput(bootstrap, tmp, mode, args.ticks, prof)
-            print(f"{mode}: latency at {args.rate:,} ticks/s ...", file=sys.stderr)
-            results[mode] = {
-                "throughput": tput,
-                "latency": latency(bootstrap, tmp, mode, args.rate, args.seconds),
-            }
+            lat: dict[str, Any] = {}
+            if not args.throughput_only:
+                print(f"{mode}: latency at {args.rate:,} ticks/s ...", file=sys.stderr)
+                lat = latency(bootstrap, tmp, mode, args.rate, args.seconds)
+            results[mode] = {"throughput": tput, "latency": lat}
         if args.profile and Path(profile).exists():
             stats = pstats.Stats(profile)
             stats.sort_stats("tottime").print_stats(15)
@@ -431,10 +434,12 @@ def main() -> None:
                 f"  {mode:8} {t['ticks_per_s']:>8,} ticks/s ({t['ticks']:,} ticks in"
                 f" {t['seconds']} s, peak RSS {t['peak_rss_mib']} MiB)"
             )
-        print(
-            f"  {mode:8} at {lat['rate']:,} ticks/s: p50 {lat['p50_ms']} ms, p99"
-            f" {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms over {lat['outputs']:,} outputs"
-        )
+        if lat:
+            print(
+                f"  {mode:8} at {lat['rate']:,} ticks/s: p50 {lat['p50_ms']} ms, p99"
+                f" {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms over {lat['outputs']:,}"
+                " outputs"
+            )
         for phase, q in lat.get("phases", {}).items():
             print(
                 f"    transaction phase {phase:8} p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms"
