@@ -42,8 +42,7 @@ from arbstream.config import load_config
 from arbstream.supervisor import ChildProcess, arbstream_command
 from benchmarks.cleanup import drop_topics_now
 from benchmarks.kafka import bench_kafka, ensure_led_topics
-from benchmarks.pipeline_bench import peak_rss_mib
-from benchmarks.stats import percentiles
+from benchmarks.stats import peak_rss_mib, percentiles
 from benchmarks.workload import CONFIG_TOML
 
 TS = re.compile(rb'"ts":(\d+)')

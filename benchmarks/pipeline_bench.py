@@ -69,7 +69,7 @@ from benchmarks.offered import (
 )
 from benchmarks.quix_peer import QUIX_KAFKA_CONFIG
 from benchmarks.quix_peer import consumer_group as quix_consumer_group
-from benchmarks.stats import percentiles
+from benchmarks.stats import peak_rss_mib, percentiles
 from benchmarks.workload import CONFIG_TOML, ticks
 
 #: The output consumer's fetch_max_wait_ms (aiokafka's default is 500).
@@ -287,17 +287,6 @@ def throughput(bootstrap: str, tmp: Path, mode: str, n: int, profile: str = "") 
         "ticks_per_s": round(n / seconds),
         "peak_rss_mib": peak_mib,
     }
-
-
-def peak_rss_mib(pid: int) -> float | None:
-    """The process's peak resident memory (VmHWM), where /proc has it."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 async def offered_load(bootstrap: str, topics: Topics, rate: int, seconds: float) -> list[float]:

@@ -52,10 +52,10 @@ from benchmarks.offered import collector_off, paced, settled
 from benchmarks.pipeline_bench import (
     committed_all,
     end_offsets,
-    peak_rss_mib,
     phase_quantiles,
     start_worker,
 )
+from benchmarks.stats import peak_rss_mib
 from benchmarks.workload import KG, START_TS, fx_line, quote_line
 
 REPLAY_TICKS = 100_000

@@ -1,8 +1,10 @@
-"""Latency percentiles, computed one way for every benchmark (nearest rank, in ms)."""
+"""Figures computed one way for every benchmark: latency percentiles (nearest rank, in
+ms) and a child process's peak memory."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -26,3 +28,14 @@ def percentiles(samples: list[float]) -> dict[str, Any]:
         "p999_ms": pct(0.999),
         "max_ms": round(ordered[-1] * 1000, 2),
     }
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), where /proc has it."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
